@@ -1,0 +1,122 @@
+//! The `tilt.dev/v1alpha1` API types.
+//!
+//! Every piece of tilt-rs engine state is one of these objects, stored in the embedded API server and
+//! reconciled by a controller. Field names follow Go Tilt's JSON (camelCase) so that scripts and extensions
+//! written against Go Tilt keep working. All kinds are cluster-scoped.
+//!
+//! One module per kind holds its spec and status; types shared by several kinds (probes, triggers,
+//! disabling, registries, durations) have small modules of their own. Serialization follows Go's
+//! `encoding/json`: fields Go tags `omitempty` are left out when empty, the rest are always written, and
+//! Go's `metav1.Time`/`MicroTime` values are `Option`s left out when unset.
+//!
+//! This crate holds types only: no I/O, no behaviour beyond small constructors.
+
+#![warn(missing_docs)]
+// kube-derive takes one `printcolumn(...)` attribute per column, which clippy reads as duplicates.
+#![allow(clippy::duplicated_attributes)]
+
+mod gojson;
+
+pub mod cluster;
+pub mod cmd;
+pub mod cmdimage;
+pub mod configmap;
+pub mod disable;
+pub mod dockercompose;
+pub mod dockercomposelogstream;
+pub mod dockercomposeservice;
+pub mod dockerimage;
+pub mod duration;
+pub mod extension;
+pub mod extensionrepo;
+pub mod filewatch;
+pub mod imagemap;
+pub mod kubernetesapply;
+pub mod kubernetesdiscovery;
+pub mod liveupdate;
+pub mod objectselector;
+pub mod podlogstream;
+pub mod portforward;
+pub mod probe;
+pub mod registry;
+pub mod restarton;
+pub mod runtimestatus;
+pub mod session;
+pub mod tiltfile;
+pub mod togglebutton;
+pub mod uibutton;
+pub mod uicomponentlocation;
+pub mod uiresource;
+pub mod uisession;
+pub mod updatestatus;
+
+pub use cluster::*;
+pub use cmd::*;
+pub use cmdimage::*;
+pub use configmap::*;
+pub use disable::*;
+pub use dockercompose::*;
+pub use dockercomposelogstream::*;
+pub use dockercomposeservice::*;
+pub use dockerimage::*;
+pub use duration::*;
+pub use extension::*;
+pub use extensionrepo::*;
+pub use filewatch::*;
+pub use imagemap::*;
+pub use kubernetesapply::*;
+pub use kubernetesdiscovery::*;
+pub use liveupdate::*;
+pub use objectselector::*;
+pub use podlogstream::*;
+pub use portforward::*;
+pub use probe::*;
+pub use registry::*;
+pub use restarton::*;
+pub use runtimestatus::*;
+pub use session::*;
+pub use tiltfile::*;
+pub use togglebutton::*;
+pub use uibutton::*;
+pub use uicomponentlocation::*;
+pub use uiresource::*;
+pub use uisession::*;
+pub use updatestatus::*;
+
+/// The API group of every tilt kind.
+pub const GROUP: &str = "tilt.dev";
+/// The API version of every tilt kind.
+pub const VERSION: &str = "v1alpha1";
+/// `apiVersion` as written in objects.
+pub const API_VERSION: &str = "tilt.dev/v1alpha1";
+
+/// Calls `$m!(Type)` once for every kind in this crate, so registries (apiserver, CLI) stay in sync.
+///
+/// Every kind implements `kube::Resource` (cluster scope) and `kube::CustomResourceExt`.
+#[macro_export]
+macro_rules! for_each_kind {
+    ($m:ident) => {
+        $m!($crate::Cluster);
+        $m!($crate::Cmd);
+        $m!($crate::CmdImage);
+        $m!($crate::ConfigMap);
+        $m!($crate::DockerComposeLogStream);
+        $m!($crate::DockerComposeService);
+        $m!($crate::DockerImage);
+        $m!($crate::Extension);
+        $m!($crate::ExtensionRepo);
+        $m!($crate::FileWatch);
+        $m!($crate::ImageMap);
+        $m!($crate::KubernetesApply);
+        $m!($crate::KubernetesDiscovery);
+        $m!($crate::LiveUpdate);
+        $m!($crate::PodLogStream);
+        $m!($crate::PortForward);
+        $m!($crate::Session);
+        $m!($crate::Tiltfile);
+        $m!($crate::ToggleButton);
+        $m!($crate::UIButton);
+        $m!($crate::UIResource);
+        $m!($crate::UISession);
+    };
+}

@@ -1,0 +1,219 @@
+//! API errors and their Kubernetes `Status` bodies.
+
+use serde_json::{Value, json};
+
+/// One failing field of an Invalid (422) error.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Cause {
+    /// `FieldValueInvalid`, `FieldValueRequired`, `FieldValueNotSupported`, …
+    pub reason: &'static str,
+    /// What is wrong, for humans.
+    pub message: String,
+    /// The field's path, e.g. `spec.args`.
+    pub field: String,
+}
+
+/// An error answered as a `meta.k8s.io/v1 Status` with an HTTP code, as kube-apiserver does.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ApiError {
+    /// HTTP status code.
+    pub code: u16,
+    /// Machine-readable reason (`NotFound`, `AlreadyExists`, `Conflict`, `Invalid`, …).
+    pub reason: &'static str,
+    /// Human-readable message.
+    pub message: String,
+    /// `details.name`, `details.group`, `details.kind` and `details.causes`.
+    pub details: Option<Box<Details>>,
+}
+
+/// The `details` of a Status.
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct Details {
+    /// The object's name.
+    pub name: String,
+    /// The object's API group.
+    pub group: String,
+    /// The resource (plural) or kind.
+    pub kind: String,
+    /// Per-field causes.
+    pub causes: Vec<Cause>,
+    /// Seconds a client should wait before retrying.
+    pub retry_after_seconds: Option<u32>,
+}
+
+impl ApiError {
+    fn new(code: u16, reason: &'static str, message: impl Into<String>) -> Self {
+        ApiError { code, reason, message: message.into(), details: None }
+    }
+
+    fn with_details(mut self, group: &str, kind: &str, name: &str) -> Self {
+        self.details = Some(Box::new(Details {
+            name: name.to_string(),
+            group: group.to_string(),
+            kind: kind.to_string(),
+            ..Details::default()
+        }));
+        self
+    }
+
+    /// 400 BadRequest.
+    pub fn bad_request(message: impl Into<String>) -> Self {
+        Self::new(400, "BadRequest", message)
+    }
+
+    /// 401 Unauthorized.
+    pub fn unauthorized() -> Self {
+        Self::new(401, "Unauthorized", "Unauthorized")
+    }
+
+    /// 404 NotFound for an object.
+    pub fn not_found(group: &str, plural: &str, name: &str) -> Self {
+        Self::new(404, "NotFound", format!("{plural}.{group} \"{name}\" not found"))
+            .with_details(group, plural, name)
+    }
+
+    /// 404 NotFound for a path that names no resource.
+    pub fn no_route(path: &str) -> Self {
+        Self::new(404, "NotFound", format!("the server could not find the requested resource ({path})"))
+    }
+
+    /// 405 MethodNotAllowed.
+    pub fn method_not_allowed(method: &str, what: &str) -> Self {
+        Self::new(405, "MethodNotAllowed", format!("{method} is not supported on {what}"))
+    }
+
+    /// 406 NotAcceptable.
+    pub fn not_acceptable(accept: &str) -> Self {
+        Self::new(
+            406,
+            "NotAcceptable",
+            format!("only the following media types are accepted: application/json, application/yaml (asked for {accept})"),
+        )
+    }
+
+    /// 409 AlreadyExists.
+    pub fn already_exists(group: &str, plural: &str, name: &str) -> Self {
+        Self::new(409, "AlreadyExists", format!("{plural}.{group} \"{name}\" already exists"))
+            .with_details(group, plural, name)
+    }
+
+    /// 409 Conflict on a stale resourceVersion or failed precondition.
+    pub fn conflict(group: &str, plural: &str, name: &str, why: &str) -> Self {
+        Self::new(
+            409,
+            "Conflict",
+            format!("Operation cannot be fulfilled on {plural}.{group} \"{name}\": {why}"),
+        )
+        .with_details(group, plural, name)
+    }
+
+    /// 409 Conflict because the object changed since the client read it.
+    pub fn stale(group: &str, plural: &str, name: &str) -> Self {
+        Self::conflict(
+            group,
+            plural,
+            name,
+            "the object has been modified; please apply your changes to the latest version and try again",
+        )
+    }
+
+    /// 410 Gone: a watch or continue token from a compacted resourceVersion.
+    pub fn expired(message: impl Into<String>) -> Self {
+        Self::new(410, "Expired", message)
+    }
+
+    /// 413 RequestEntityTooLarge.
+    pub fn too_large(limit: usize) -> Self {
+        Self::new(413, "RequestEntityTooLarge", format!("the request body is larger than {limit} bytes"))
+    }
+
+    /// 415 UnsupportedMediaType.
+    pub fn unsupported_media_type(content_type: &str) -> Self {
+        Self::new(415, "UnsupportedMediaType", format!("the body of the request was in an unknown format - accepted media types include: application/json, application/yaml, application/merge-patch+json, application/json-patch+json, application/apply-patch+yaml (got {content_type:?})"))
+    }
+
+    /// 422 Invalid, naming every failing field.
+    pub fn invalid(group: &str, kind: &str, name: &str, causes: Vec<Cause>) -> Self {
+        let list = causes.iter().map(|c| format!("{}: {}", c.field, c.message)).collect::<Vec<_>>();
+        let message = if list.len() == 1 {
+            format!("{kind}.{group} \"{name}\" is invalid: {}", list[0])
+        } else {
+            format!("{kind}.{group} \"{name}\" is invalid: [{}]", list.join(", "))
+        };
+        let mut err = Self::new(422, "Invalid", message).with_details(group, kind, name);
+        if let Some(d) = err.details.as_mut() {
+            d.causes = causes;
+        }
+        err
+    }
+
+    /// 500 InternalError; only for bugs, never for bad input.
+    pub fn internal(message: impl Into<String>) -> Self {
+        Self::new(500, "InternalError", message)
+    }
+
+    /// The `Status` object.
+    pub fn to_status(&self) -> Value {
+        let mut status = json!({
+            "kind": "Status",
+            "apiVersion": "v1",
+            "metadata": {},
+            "status": "Failure",
+            "message": self.message,
+            "reason": self.reason,
+            "code": self.code,
+        });
+        if let Some(d) = &self.details {
+            let mut details = json!({});
+            if !d.name.is_empty() {
+                details["name"] = json!(d.name);
+            }
+            if !d.group.is_empty() {
+                details["group"] = json!(d.group);
+            }
+            if !d.kind.is_empty() {
+                details["kind"] = json!(d.kind);
+            }
+            if !d.causes.is_empty() {
+                details["causes"] = d
+                    .causes
+                    .iter()
+                    .map(|c| json!({"reason": c.reason, "message": c.message, "field": c.field}))
+                    .collect();
+            }
+            if let Some(s) = d.retry_after_seconds {
+                details["retryAfterSeconds"] = json!(s);
+            }
+            status["details"] = details;
+        }
+        status
+    }
+}
+
+impl std::fmt::Display for ApiError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{} ({})", self.message, self.code)
+    }
+}
+
+impl std::error::Error for ApiError {}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn invalid_names_fields() {
+        let err = ApiError::invalid(
+            "tilt.dev",
+            "Cmd",
+            "x",
+            vec![Cause { reason: "FieldValueInvalid", message: "bad".into(), field: "spec.args".into() }],
+        );
+        let s = err.to_status();
+        assert_eq!(s["code"], 422);
+        assert_eq!(s["reason"], "Invalid");
+        assert_eq!(s["details"]["causes"][0]["field"], "spec.args");
+        assert_eq!(s["message"], "Cmd.tilt.dev \"x\" is invalid: spec.args: bad");
+    }
+}

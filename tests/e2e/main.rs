@@ -1,0 +1,6 @@
+//! End-to-end tests: the real `tilt` binary, driven by kubectl, kube-rs and the Python client.
+
+mod common;
+mod kubectl;
+mod python;
+mod up;
