@@ -42,6 +42,23 @@ pub struct CmdSpec {
     /// Specifies how to disable this.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub disable_source: Option<DisableSource>,
+    /// What to do when the process exits on its own: `Never` (the default, as in Go Tilt), `OnFailure`
+    /// (restart after a non-zero exit) or `Always`. Restarts back off from 1 s up to 30 s.
+    /// tilt-rs addition; Go Tilt has no such field.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub restart_policy: Option<RestartPolicy>,
+}
+
+/// Whether a Cmd whose process exited on its own is started again.
+#[derive(Serialize, Deserialize, Clone, Copy, Debug, Default, PartialEq, Eq, JsonSchema)]
+pub enum RestartPolicy {
+    /// Leave it exited.
+    #[default]
+    Never,
+    /// Restart after a non-zero exit.
+    OnFailure,
+    /// Restart after any exit.
+    Always,
 }
 
 /// The observed state of a Cmd, modelled on a Kubernetes ContainerStatus.

@@ -19,6 +19,7 @@ mod gojson;
 
 pub mod cluster;
 pub mod cmd;
+pub mod yaml;
 pub mod cmdimage;
 pub mod configmap;
 pub mod disable;

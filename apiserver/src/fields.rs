@@ -195,6 +195,9 @@ pub fn set_managers(object: &mut Value, managers: &[Manager]) {
             e
         })
         .collect();
+    if !object["metadata"].is_object() && object.is_object() {
+        object["metadata"] = json!({});
+    }
     if let Some(meta) = object.get_mut("metadata").and_then(Value::as_object_mut) {
         if entries.is_empty() {
             meta.remove("managedFields");
@@ -320,6 +323,14 @@ pub fn apply(current: Option<&Value>, config: &Value, w: &Writer, force: bool) -
             .any(|m| !(m.manager == w.manager && m.operation == "Apply") && m.fields.iter().any(|f| overlaps(f, gone)));
         if !owned_by_other && !applied.iter().any(|p| overlaps(p, gone)) {
             remove(&mut result, gone);
+            // Maps left empty by the removal go too, unless the configuration still has them.
+            for depth in (1..gone.len()).rev() {
+                let parent = &gone[..depth];
+                let empty = get(&result, parent).and_then(Value::as_object).is_some_and(Map::is_empty);
+                if empty && get(config, parent).is_none() {
+                    remove(&mut result, parent);
+                }
+            }
         }
     }
     merge(&mut result, config);
@@ -354,6 +365,14 @@ mod tests {
         let b = apply(Some(&a), &json!({"metadata": {"name": "a"}, "spec": {"args": ["y"]}}), &w("m"), false).unwrap();
         assert_eq!(b["spec"], json!({"args": ["y"]}));
         assert_eq!(b["metadata"]["managedFields"][0]["manager"], "m");
+    }
+
+    #[test]
+    fn apply_prunes_maps_left_empty() {
+        let a = apply(None, &json!({"status": {"running": {"pid": 1}, "ready": true}}), &w("m"), false).unwrap();
+        let b = apply(Some(&a), &json!({"status": {"terminated": {"exitCode": 0}}}), &w("m"), false).unwrap();
+        assert_eq!(b["status"], json!({"terminated": {"exitCode": 0}}));
+        assert_eq!(managers(&b).len(), 1);
     }
 
     #[test]

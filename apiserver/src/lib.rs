@@ -11,7 +11,7 @@
 
 pub mod error;
 pub mod fields;
-mod http;
+pub mod http;
 pub mod kind;
 pub mod selector;
 pub mod store;
@@ -24,6 +24,7 @@ use serde_json::{Value, json};
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 
+pub use crate::http::{Body, Endpoint, EndpointFuture, bytes_response, error_response, json_response};
 pub use crate::kind::{Registry, ResourceKind};
 
 /// How to run the server.
@@ -118,6 +119,15 @@ fn random_token() -> String {
 impl ApiServer {
     /// Binds and starts serving `registry`'s kinds in the background.
     pub async fn start(registry: Registry, config: Config) -> Result<ApiServer, StartError> {
+        Self::start_with(registry, config, Vec::new()).await
+    }
+
+    /// Like [`ApiServer::start`], also serving each `(path prefix, endpoint)` (e.g. `/tilt/v1/logs`).
+    pub async fn start_with(
+        registry: Registry,
+        config: Config,
+        endpoints: Vec<(String, Endpoint)>,
+    ) -> Result<ApiServer, StartError> {
         let listener =
             TcpListener::bind(config.addr).await.map_err(|source| StartError::Bind { addr: config.addr, source })?;
         let addr = listener.local_addr().map_err(|source| StartError::Bind { addr: config.addr, source })?;
@@ -134,6 +144,7 @@ impl ApiServer {
             registry,
             token: token.clone(),
             body_limit: config.body_limit,
+            endpoints,
         });
         let shutdown = CancellationToken::new();
         let task = tokio::spawn(http::serve(state, listener, acceptor, shutdown.clone()));

@@ -361,3 +361,29 @@ async fn streaming_list_watcher_sees_initial_objects_and_changes() {
     }
     assert_eq!(seen, ["init s1", "done", "apply s2"]);
 }
+
+#[tokio::test]
+async fn server_side_apply_on_status_removes_fields_the_manager_stopped_sending() {
+    let (_server, client) = start(100).await;
+    let api: Api<Cmd> = Api::all(client);
+    api.create(&PostParams::default(), &cmd("st", &["x"])).await.unwrap();
+    let running = json!({"apiVersion": "tilt.dev/v1alpha1", "kind": "Cmd", "status": {"running": {"pid": 1}, "ready": true}});
+    api.patch_status("st", &PatchParams::apply("ctl").force(), &Patch::Apply(&running)).await.unwrap();
+    let done = json!({"apiVersion": "tilt.dev/v1alpha1", "kind": "Cmd", "status": {"terminated": {"pid": 1, "exitCode": 0}}});
+    let after = api.patch_status("st", &PatchParams::apply("ctl").force(), &Patch::Apply(&done)).await.unwrap();
+    let status = after.status.unwrap();
+    assert!(status.running.is_none() && !status.ready, "{status:?}");
+    assert_eq!(status.terminated.unwrap().exit_code, 0);
+    let managers = after.metadata.managed_fields.unwrap();
+    assert!(managers.iter().any(|m| m.manager.as_deref() == Some("ctl") && m.subresource.as_deref() == Some("status")));
+}
+
+#[tokio::test]
+async fn status_writes_never_create_objects() {
+    let (_server, client) = start(100).await;
+    let api: Api<Cmd> = Api::all(client);
+    let status = json!({"apiVersion": "tilt.dev/v1alpha1", "kind": "Cmd", "status": {"ready": true}});
+    let err = api.patch_status("ghost", &PatchParams::apply("ctl").force(), &Patch::Apply(&status)).await.unwrap_err();
+    assert!(matches!(err, kube::Error::Api(ref s) if s.code == 404), "{err:?}");
+    assert!(api.get_opt("ghost").await.unwrap().is_none());
+}

@@ -23,6 +23,32 @@ pub fn tilt_config_path() -> PathBuf {
     }
 }
 
+/// Where the instance using `context` writes its own kubeconfig: the default path for `tilt`, a
+/// per-port file (`config-<port>`) for a second instance, so it never overwrites the first's.
+pub fn own_config_path(context: &str) -> PathBuf {
+    let default = tilt_config_path();
+    match context.strip_prefix("tilt-") {
+        Some(port) if std::env::var_os("TILT_CONFIG").is_none() => default.with_file_name(format!("config-{port}")),
+        _ => default,
+    }
+}
+
+/// Reads the user's kubeconfig (or an empty one).
+pub fn read_user_kubeconfig() -> Result<Value> {
+    read_kubeconfig(&user_kubeconfig_path())
+}
+
+/// The name of the context whose cluster server is `https://127.0.0.1:<port>`, if any.
+pub fn context_for_port(config: &Value, port: u16) -> Option<String> {
+    let suffix = format!(":{port}");
+    let cluster = config["clusters"].as_array()?.iter().find(|c| {
+        c["cluster"]["server"].as_str().is_some_and(|s| s.trim_end_matches('/').ends_with(&suffix))
+    })?["name"]
+        .as_str()?
+        .to_string();
+    config["contexts"].as_array()?.iter().find(|c| c["context"]["cluster"] == cluster.as_str())?["name"].as_str().map(String::from)
+}
+
 /// The user's kubeconfig: the first file of `$KUBECONFIG`, else `~/.kube/config`.
 pub fn user_kubeconfig_path() -> PathBuf {
     if let Some(list) = std::env::var_os("KUBECONFIG")
@@ -79,7 +105,7 @@ fn write_atomic(path: &Path, contents: &str) -> Result<()> {
 }
 
 fn to_yaml(v: &Value) -> Result<String> {
-    serde_saphyr::to_string(v).context("encoding kubeconfig YAML")
+    tilt_apis::yaml::to_string(v).context("encoding kubeconfig YAML")
 }
 
 fn read_kubeconfig(path: &Path) -> Result<Value> {
@@ -138,7 +164,7 @@ pub fn context_name(our_server: &str, port: u16) -> Result<String> {
 /// Writes tilt's own kubeconfig and merges its cluster, user and context into the user's kubeconfig.
 /// Returns the paths written.
 pub fn install(tilt: &Value) -> Result<(PathBuf, PathBuf)> {
-    let own = tilt_config_path();
+    let own = own_config_path(tilt["current-context"].as_str().unwrap_or("tilt"));
     for path in [&own, &user_kubeconfig_path()] {
         if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
             fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;

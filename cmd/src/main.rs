@@ -1,8 +1,14 @@
 //! `tilt`: the command line. It parses flags and wires the libraries together; the work happens in the
 //! API server (`tilt-apiserver`), the controllers (`tilt-controllers`) and the Tiltfile loader (`tilt-config`).
 
+mod client;
+mod down;
 mod kubeconfig;
+mod loader;
+mod logs;
+mod trigger;
 mod up;
+mod view;
 
 use std::process::ExitCode;
 
@@ -19,8 +25,19 @@ struct Cli {
 enum Command {
     /// Start the API server and controllers, and run the Tiltfile's resources until interrupted.
     Up(up::UpArgs),
+    /// Like `up`, but exit 0 once every resource is ready, or 1 when one fails or the timeout passes.
+    Ci(up::CiArgs),
+    /// Delete everything the running `tilt up`'s Tiltfile declared (and stop it with `--stop`).
+    Down(down::DownArgs),
+    /// Print resource logs from the running `tilt up`.
+    Logs(logs::LogsArgs),
+    /// Run a resource's update (and restart its server) now.
+    Trigger(trigger::TriggerArgs),
     /// Print the version.
     Version,
+    /// Internal: the orphan reaper that `tilt up` starts (kills its process groups if tilt dies).
+    #[command(name = "__reaper", hide = true)]
+    Reaper,
 }
 
 fn main() -> ExitCode {
@@ -31,14 +48,24 @@ fn main() -> ExitCode {
         .with_writer(std::io::stderr)
         .init();
     let cli = Cli::parse();
+    let runtime = || tokio::runtime::Runtime::new().map_err(anyhow::Error::from);
     let result = match cli.command {
         Command::Version => {
             println!("tilt-rs v{}", env!("CARGO_PKG_VERSION"));
             Ok(())
         }
-        Command::Up(args) => tokio::runtime::Runtime::new()
-            .map_err(anyhow::Error::from)
-            .and_then(|rt| rt.block_on(up::up(args))),
+        Command::Reaper => {
+            tilt_controllers::cmd::reaper::serve(std::io::stdin().lock());
+            Ok(())
+        }
+        Command::Up(args) => runtime().and_then(|rt| rt.block_on(up::up(args))),
+        Command::Down(args) => runtime().and_then(|rt| rt.block_on(down::down(args))),
+        Command::Logs(args) => runtime().and_then(|rt| rt.block_on(logs::logs(args))),
+        Command::Trigger(args) => runtime().and_then(|rt| rt.block_on(trigger::trigger(args))),
+        Command::Ci(args) => match runtime().and_then(|rt| rt.block_on(up::ci(args))) {
+            Ok(code) => return code,
+            Err(e) => Err(e),
+        },
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

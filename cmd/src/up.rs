@@ -1,35 +1,79 @@
-//! `tilt up`: start the API server, publish how to reach it, declare the Tiltfile, run the controllers.
+//! `tilt up` and `tilt ci`: start the API server, publish how to reach it, declare the Tiltfile and the
+//! Session, and run the controllers — until interrupted (`up`) or until the Session says the run is done
+//! (`ci`).
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
 
 use anyhow::{Context, Result};
+use futures::StreamExt;
 use kube::api::{Api, Patch, PatchParams};
+use kube::runtime::{WatchStreamExt, watcher};
 use kube::config::{KubeConfigOptions, Kubeconfig};
-use tilt_apis::{Tiltfile, TiltfileSpec};
+use tilt_apis::{ExitCondition, Session, SessionSpec, Tiltfile, TiltfileSpec};
 use tilt_apiserver::{ApiServer, Config, Registry};
+use tilt_controllers::Services;
+use tilt_controllers::cmd::CmdConfig;
+use tilt_controllers::cmd::reaper::Reaper;
+use tilt_controllers::filewatch::FileWatchConfig;
+use tilt_controllers::logs::LogStore;
+use tilt_controllers::session::SESSION_NAME;
 use tokio_util::sync::CancellationToken;
 
 use crate::kubeconfig;
+use crate::loader::StarlarkLoader;
+use crate::view;
 
 /// The name Go Tilt gives the main Tiltfile object.
 pub const MAIN_TILTFILE: &str = "(Tiltfile)";
 
-/// Flags of `tilt up`.
+/// Flags shared by `tilt up` and `tilt ci`.
 #[derive(clap::Args)]
-pub struct UpArgs {
+pub struct RunArgs {
     /// Port of the API server (0: pick a free one).
     #[arg(long, env = "TILT_API_PORT", default_value_t = 0)]
     api_port: u16,
     /// Path to the Tiltfile.
     #[arg(short = 'f', long = "file", default_value = "Tiltfile")]
     file: PathBuf,
-    /// Stream logs instead of the live status view.
-    #[arg(long)]
-    stream: bool,
+    /// Quiet period after a burst of file changes before it counts as one change, in milliseconds.
+    #[arg(long, env = "TILT_FILE_DEBOUNCE_MS", default_value_t = 20)]
+    debounce_ms: u64,
     /// Arguments for the Tiltfile (after `--`).
     #[arg(last = true)]
     args: Vec<String>,
+}
+
+/// Flags of `tilt up`.
+#[derive(clap::Args)]
+pub struct UpArgs {
+    #[command(flatten)]
+    run: RunArgs,
+    /// Stream logs only, without resource status lines.
+    #[arg(long)]
+    stream: bool,
+}
+
+/// Flags of `tilt ci`.
+#[derive(clap::Args)]
+pub struct CiArgs {
+    #[command(flatten)]
+    run: RunArgs,
+    /// Give up (exit 1) after this long, e.g. `30s`, `10m`.
+    #[arg(long, default_value = "30m", value_parser = parse_duration)]
+    timeout: Duration,
+}
+
+/// Parses `90s`, `10m`, `1h`, `1h30m` (Go durations) or plain seconds.
+pub fn parse_duration(s: &str) -> Result<Duration, String> {
+    if let Ok(secs) = s.parse::<u64>() {
+        return Ok(Duration::from_secs(secs));
+    }
+    let span: jiff::Span = s.parse().map_err(|e| format!("invalid duration {s:?}: {e}"))?;
+    let signed = span.to_duration(jiff::SpanRelativeTo::days_are_24_hours()).map_err(|e| format!("invalid duration {s:?}: {e}"))?;
+    Duration::try_from(signed).map_err(|_| format!("invalid duration {s:?}: must be positive"))
 }
 
 async fn wait_for_signal() -> Result<&'static str> {
@@ -42,21 +86,57 @@ async fn wait_for_signal() -> Result<&'static str> {
     })
 }
 
-/// Prints a line; a closed stdout (`tilt up | head -1`) must not stop tilt.
-fn say(line: &str) {
-    use std::io::Write;
-    let mut out = std::io::stdout().lock();
-    let _ = writeln!(out, "{line}").and_then(|()| out.flush());
+/// How a run ended.
+enum Outcome {
+    /// SIGINT or SIGTERM.
+    Signal(&'static str),
+    /// The Session was deleted (`tilt down --stop`).
+    Stopped,
+    /// `tilt ci`: every resource is ready.
+    Succeeded,
+    /// `tilt ci`: something failed; the Session's error.
+    Failed(String),
+    /// `tilt ci`: `--timeout` passed; what was still pending.
+    TimedOut(String),
 }
 
-/// Runs `tilt up` until SIGINT or SIGTERM.
+/// Runs `tilt up` until SIGINT or SIGTERM (or `tilt down --stop`).
 pub async fn up(args: UpArgs) -> Result<()> {
+    run(args.run, ExitCondition::Manual, None, !args.stream).await.map(drop)
+}
+
+/// Runs `tilt ci`: exits 0 once every resource is ready, 1 when one fails or the timeout passes.
+pub async fn ci(args: CiArgs) -> Result<std::process::ExitCode> {
+    match run(args.run, ExitCondition::Ci, Some(args.timeout), true).await? {
+        Outcome::Succeeded => {
+            view::say("tilt ci: SUCCESS. All resources are ready.");
+            Ok(std::process::ExitCode::SUCCESS)
+        }
+        Outcome::Failed(e) => {
+            view::say(&format!("tilt ci: FAILED. {e}"));
+            Ok(std::process::ExitCode::FAILURE)
+        }
+        Outcome::TimedOut(pending) => {
+            view::say(&format!("tilt ci: TIMED OUT after {}. Still waiting: {pending}", humantime(args.timeout)));
+            Ok(std::process::ExitCode::FAILURE)
+        }
+        Outcome::Signal(_) | Outcome::Stopped => Ok(std::process::ExitCode::FAILURE),
+    }
+}
+
+fn humantime(d: Duration) -> String {
+    format!("{}s", d.as_secs())
+}
+
+async fn run(args: RunArgs, exit: ExitCondition, timeout: Option<Duration>, status_lines: bool) -> Result<Outcome> {
     let config = Config { addr: SocketAddr::from(([127, 0, 0, 1], args.api_port)), ..Config::default() };
-    let server = ApiServer::start(Registry::tilt(), config).await?;
+    let logs = Arc::new(LogStore::default());
+    let endpoints = vec![(crate::logs::LOGS_PATH.to_string(), crate::logs::endpoint(logs.clone()))];
+    let server = ApiServer::start_with(Registry::tilt(), config, endpoints).await?;
     let context = kubeconfig::context_name(&server.url(), server.addr().port())?;
     let tilt_config = server.kubeconfig(&context);
     let (own, user) = kubeconfig::install(&tilt_config)?;
-    say(&format!(
+    view::say(&format!(
         "tilt-rs API server on {} (kubectl --context {context}; kubeconfig {}, merged into {})",
         server.url(),
         own.display(),
@@ -76,16 +156,71 @@ pub async fn up(args: UpArgs) -> Result<()> {
         .patch(MAIN_TILTFILE, &PatchParams::apply("tilt").force(), &Patch::Apply(&tiltfile))
         .await
         .context("declaring the Tiltfile")?;
-    if !args.stream {
-        say(&format!("Tiltfile: {}", path.display()));
-    }
+    let session = Session::new(
+        SESSION_NAME,
+        SessionSpec { tiltfile_path: path.to_string_lossy().into_owned(), exit_condition: exit, ci: None },
+    );
+    Api::<Session>::all(client.clone())
+        .patch(SESSION_NAME, &PatchParams::apply("tilt").force(), &Patch::Apply(&session))
+        .await
+        .context("declaring the Session")?;
+
+    let exe = std::env::current_exe().context("locating the tilt binary")?;
+    let reaper = Arc::new(Reaper::spawn(&exe, &["__reaper"]).context("starting the orphan reaper")?);
+    let printer = tokio::spawn(view::print_logs(logs.clone()));
+    let statuses = status_lines.then(|| tokio::spawn(view::print_resources(client.clone())));
+    let default_dir = path.parent().map(|p| p.to_path_buf()).unwrap_or_else(|| PathBuf::from("/"));
+    let services = Services {
+        logs,
+        reaper: reaper.clone(),
+        cmd: CmdConfig { default_dir, ..CmdConfig::default() },
+        filewatch: FileWatchConfig { debounce: Duration::from_millis(args.debounce_ms), ..FileWatchConfig::default() },
+        loader: Arc::new(StarlarkLoader),
+    };
 
     let shutdown = CancellationToken::new();
-    let controllers = tokio::spawn(tilt_controllers::run(client, shutdown.clone()));
-    let signal = wait_for_signal().await?;
-    say(&format!("tilt-rs: {signal} received, shutting down"));
+    let controllers = tokio::spawn(tilt_controllers::run(client.clone(), shutdown.clone(), services));
+    let outcome = tokio::select! {
+        signal = wait_for_signal() => Outcome::Signal(signal?),
+        outcome = watch_session(client.clone()) => outcome,
+        _ = tokio::time::sleep(timeout.unwrap_or(Duration::MAX)), if timeout.is_some() => {
+            Outcome::TimedOut(view::pending_resources(&client).await)
+        }
+    };
+    match &outcome {
+        Outcome::Signal(s) => view::say(&format!("tilt-rs: {s} received, shutting down")),
+        Outcome::Stopped => view::say("tilt-rs: the session was deleted (tilt down --stop), shutting down"),
+        _ => {}
+    }
     shutdown.cancel();
-    let _ = tokio::time::timeout(std::time::Duration::from_secs(1), controllers).await;
+    // Controllers stop their processes (SIGTERM, then SIGKILL after a short grace) before returning.
+    let _ = tokio::time::timeout(Duration::from_millis(900), controllers).await;
+    reaper.close();
+    printer.abort();
+    if let Some(s) = statuses {
+        s.abort();
+    }
     server.shutdown().await;
-    Ok(())
+    Ok(outcome)
+}
+
+/// Follows the Session until it is done (ci) or deleted.
+async fn watch_session(client: kube::Client) -> Outcome {
+    let api: Api<Session> = Api::all(client);
+    let config = watcher::Config::default().fields(&format!("metadata.name={SESSION_NAME}"));
+    let mut events = watcher(api, config).default_backoff().boxed();
+    let mut seen = false;
+    while let Some(event) = events.next().await {
+        match event {
+            Ok(watcher::Event::Apply(s) | watcher::Event::InitApply(s)) => {
+                seen = true;
+                if let Some(status) = s.status.filter(|st| st.done) {
+                    return if status.error.is_empty() { Outcome::Succeeded } else { Outcome::Failed(status.error) };
+                }
+            }
+            Ok(watcher::Event::Delete(_)) if seen => return Outcome::Stopped,
+            _ => {}
+        }
+    }
+    std::future::pending().await
 }

@@ -5,15 +5,44 @@
 //! the embedded API server, does the work, and writes `status` back. Controllers share nothing but the
 //! API: one reacts to another's status changes by watching that object, never by calling it.
 
+pub mod cmd;
+pub mod filewatch;
+pub mod logs;
+pub mod session;
 pub mod tiltfile;
+pub mod uiresource;
+
+use std::sync::Arc;
 
 use kube::Client;
 use tokio_util::sync::CancellationToken;
 
-/// Runs every controller until `shutdown` is cancelled.
-pub async fn run(client: Client, shutdown: CancellationToken) {
-    tokio::join!(tiltfile::run(client.clone(), shutdown.clone()));
+/// What the controllers of one `tilt up` share besides the API: the log store, the orphan reaper and
+/// their settings.
+pub struct Services {
+    /// Every resource's log.
+    pub logs: Arc<logs::LogStore>,
+    /// Kills process groups if tilt dies.
+    pub reaper: Arc<cmd::reaper::Reaper>,
+    /// How Cmd processes are run.
+    pub cmd: cmd::CmdConfig,
+    /// How FileWatches debounce.
+    pub filewatch: filewatch::FileWatchConfig,
+    /// Evaluates Tiltfiles.
+    pub loader: Arc<dyn tiltfile::Loader>,
 }
+
+/// Runs every controller until `shutdown` is cancelled; returns once their processes are stopped.
+pub async fn run(client: Client, shutdown: CancellationToken, services: Services) {
+    tokio::join!(
+        tiltfile::run(client.clone(), shutdown.clone(), services.loader.clone(), services.logs.clone()),
+        filewatch::run(client.clone(), shutdown.clone(), services.filewatch.clone()),
+        uiresource::run(client.clone(), shutdown.clone()),
+        session::run(client.clone(), shutdown.clone()),
+        cmd::run(client.clone(), shutdown.clone(), services.logs.clone(), services.reaper.clone(), services.cmd.clone()),
+    );
+}
+
 
 /// A `MicroTime` for now.
 pub(crate) fn now_micro() -> k8s_openapi::apimachinery::pkg::apis::meta::v1::MicroTime {

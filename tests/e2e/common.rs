@@ -22,6 +22,11 @@ impl TiltUp {
 
     /// Starts `tilt up` in an existing temp HOME (whose kubeconfig a test may have prepared).
     pub fn start_in(home: tempfile::TempDir) -> TiltUp {
+        Self::start_with(home, &[])
+    }
+
+    /// Like `start_in`, with extra environment variables.
+    pub fn start_with(home: tempfile::TempDir, env: &[(&str, &str)]) -> TiltUp {
         let mut child = Command::new(env!("CARGO_BIN_EXE_tilt"))
             .args(["up", "--api-port", "0", "-f"])
             .arg(home.path().join("Tiltfile"))
@@ -30,6 +35,7 @@ impl TiltUp {
             .env_remove("TILT_CONFIG")
             .env_remove("TILT_API_PORT")
             .current_dir(home.path())
+            .envs(env.iter().copied())
             .stdout(Stdio::piped())
             .stderr(Stdio::inherit())
             .spawn()
@@ -142,6 +148,22 @@ where
     while Instant::now() < deadline {
         if check().await {
             return;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    panic!("timed out waiting for {what}");
+}
+
+/// Polls `check` every 20 ms for up to 10 s until it returns a value.
+pub async fn poll<T, F, Fut>(what: &str, mut check: F) -> T
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = Option<T>>,
+{
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while Instant::now() < deadline {
+        if let Some(v) = check().await {
+            return v;
         }
         tokio::time::sleep(Duration::from_millis(20)).await;
     }

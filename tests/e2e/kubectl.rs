@@ -61,7 +61,7 @@ fn get_apply_patch_edit_delete() {
     assert!(yaml.contains("watchedPaths:") && yaml.contains("kind: FileWatch"), "{yaml}");
     assert_eq!(tilt.kubectl_ok(&["get", "fw", "src", "-o", "jsonpath={.spec.watchedPaths[0]}"]), "/tmp/src");
     assert_eq!(tilt.kubectl_ok(&["get", "fw", "-l", "app=demo", "-o", "name"]).trim(), "filewatch.tilt.dev/src");
-    assert_eq!(tilt.kubectl_ok(&["get", "fw", "-l", "app!=demo", "-o", "name"]).trim(), "");
+    assert_eq!(tilt.kubectl_ok(&["get", "fw", "-l", "app,app!=demo", "-o", "name"]).trim(), "");
 
     let applied = tilt.kubectl_ok(&["apply", "--server-side", "-f", path]);
     assert!(applied.contains("serverside-applied"), "{applied}");

@@ -1,6 +1,8 @@
 //! End-to-end tests: the real `tilt` binary, driven by kubectl, kube-rs and the Python client.
 
+mod cli;
 mod common;
 mod kubectl;
 mod python;
+mod tiltfile;
 mod up;

@@ -6,7 +6,7 @@ use kube::api::Api;
 use serde_json::Value;
 use tilt_apis::Tiltfile;
 
-use crate::common::{TiltUp, eventually, kubeconfig_path};
+use crate::common::{TiltUp, eventually, kubeconfig_path, poll};
 
 #[tokio::test]
 async fn merges_a_tilt_context_without_touching_the_users_config() {
@@ -75,4 +75,86 @@ async fn missing_tiltfile_is_an_error_in_status_and_the_server_keeps_running() {
     assert!(tilt.kubectl_ok(&["get", "tiltfiles"]).contains("(Tiltfile)"));
     let took = tilt.stop();
     assert!(took < Duration::from_secs(2), "SIGTERM took {took:?}");
+}
+
+/// Live (non-zombie) processes in process group `pgid`.
+fn group_members(pgid: i32) -> Vec<i32> {
+    let mut out = Vec::new();
+    for entry in std::fs::read_dir("/proc").unwrap().flatten() {
+        let Ok(pid) = entry.file_name().to_string_lossy().parse::<i32>() else { continue };
+        let Ok(stat) = std::fs::read_to_string(format!("/proc/{pid}/stat")) else { continue };
+        // Fields after the parenthesized command: state, ppid, pgrp, …
+        let Some(rest) = stat.rsplit_once(')').map(|(_, r)| r.split_whitespace().collect::<Vec<_>>()) else { continue };
+        if rest.len() > 2 && rest[0] != "Z" && rest[2] == pgid.to_string() {
+            out.push(pid);
+        }
+    }
+    out
+}
+
+async fn start_server_cmd(tilt: &TiltUp, name: &str) -> i32 {
+    use kube::api::PostParams;
+    use tilt_apis::{Cmd, CmdSpec};
+    let api: Api<Cmd> = Api::all(tilt.client().await);
+    // A shell with two grandchildren, all ignoring SIGTERM.
+    let spec = CmdSpec {
+        args: vec!["sh".into(), "-c".into(), "trap '' TERM; sleep 300 & sleep 300 & wait".into()],
+        ..Default::default()
+    };
+    api.create(&PostParams::default(), &Cmd::new(name, spec)).await.unwrap();
+    poll("the Cmd to run", || async {
+        let r = api.get(name).await.ok()?.status?.running?;
+        (group_members(r.pid).len() >= 3).then_some(r.pid)
+    })
+    .await
+}
+
+async fn gone(pgid: i32) -> bool {
+    for _ in 0..100 {
+        if group_members(pgid).is_empty() {
+            return true;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    false
+}
+
+#[tokio::test]
+async fn sigkill_of_tilt_leaves_no_children_or_grandchildren() {
+    let tilt = TiltUp::start();
+    let a = start_server_cmd(&tilt, "a").await;
+    let b = start_server_cmd(&tilt, "b").await;
+    crate::common::signal(&tilt.child, "KILL");
+    assert!(gone(a).await, "group {a} survived: {:?}", group_members(a));
+    assert!(gone(b).await, "group {b} survived: {:?}", group_members(b));
+}
+
+#[tokio::test]
+async fn sigterm_of_tilt_stops_children_within_a_second() {
+    let mut tilt = TiltUp::start();
+    let a = start_server_cmd(&tilt, "a").await;
+    let took = tilt.stop();
+    assert!(took < Duration::from_secs(1), "tilt took {took:?} to exit");
+    assert!(group_members(a).is_empty(), "group {a} survived: {:?}", group_members(a));
+}
+
+/// The binary links starlark, which turns on serde_json's `arbitrary_precision`: YAML output must still
+/// write numbers as numbers.
+#[tokio::test]
+async fn yaml_output_has_native_numbers() {
+    use http_body_util::BodyExt;
+    let tilt = TiltUp::start();
+    let client = tilt.client().await;
+    let text = poll("the Tiltfile object as YAML", || async {
+        let req = http::Request::get("/apis/tilt.dev/v1alpha1/tiltfiles/(Tiltfile)")
+            .header("accept", "application/yaml")
+            .body(kube::client::Body::from(Vec::new()))
+            .unwrap();
+        let resp = client.send(req).await.unwrap();
+        let ok = resp.status().is_success();
+        let text = String::from_utf8(resp.into_body().collect().await.unwrap().to_bytes().to_vec()).unwrap();
+        ok.then_some(text)
+    })
+    .await;
+    assert!(text.contains("generation: 1\n") && !text.contains("serde_json"), "{text}");
 }

@@ -26,7 +26,14 @@ use crate::kind::{Registry, ResourceKind};
 use crate::store::{KindStore, Store};
 
 /// Response bodies: whole buffers or watch streams.
-pub(crate) type Body = UnsyncBoxBody<Bytes, Infallible>;
+pub type Body = UnsyncBoxBody<Bytes, Infallible>;
+
+/// The future an [`Endpoint`] returns.
+pub type EndpointFuture = std::pin::Pin<Box<dyn std::future::Future<Output = Response<Body>> + Send>>;
+
+/// A non-resource endpoint (e.g. logs) served behind the same TLS, token check and error handling.
+/// It receives the request head (method, path, query, headers).
+pub type Endpoint = Arc<dyn Fn(http::request::Parts) -> EndpointFuture + Send + Sync>;
 
 /// Everything a request handler can see.
 pub(crate) struct State {
@@ -35,6 +42,7 @@ pub(crate) struct State {
     pub token: String,
     pub body_limit: usize,
     pub openapi: openapi::Documents,
+    pub endpoints: Vec<(String, Endpoint)>,
 }
 
 /// Serves the API on `listener` (TLS with `tls`, or plain HTTP when `None`) until `shutdown` is cancelled.
@@ -97,7 +105,7 @@ async fn handle(state: &State, req: Request<Incoming>) -> Response<Body> {
 }
 
 /// The `Status` response for an error.
-pub(crate) fn error_response(err: &ApiError) -> Response<Body> {
+pub fn error_response(err: &ApiError) -> Response<Body> {
     json_response(StatusCode::from_u16(err.code).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR), &err.to_status())
 }
 
@@ -127,6 +135,10 @@ async fn route(state: &State, req: Request<Incoming>) -> Result<Response<Body>, 
         .map_err(|_| ApiError::bad_request(format!("the path {path:?} is not valid UTF-8 after percent-decoding")))?;
     let segments: Vec<&str> = decoded.iter().map(String::as_str).collect();
     let method = req.method().clone();
+    if let Some((_, endpoint)) = state.endpoints.iter().find(|(prefix, _)| path == *prefix || path.starts_with(&format!("{prefix}/"))) {
+        let (parts, _body) = req.into_parts();
+        return Ok(endpoint(parts).await);
+    }
     let read_only = || -> Result<(), ApiError> {
         if method == Method::GET || method == Method::HEAD {
             Ok(())
@@ -214,7 +226,7 @@ async fn read_body(req: Request<Incoming>, limit: usize) -> Result<Bytes, ApiErr
 }
 
 /// A whole-buffer response.
-pub(crate) fn bytes_response(code: StatusCode, content_type: &str, body: Bytes) -> Response<Body> {
+pub fn bytes_response(code: StatusCode, content_type: &str, body: Bytes) -> Response<Body> {
     let mut resp = Response::new(Full::new(body).boxed_unsync());
     *resp.status_mut() = code;
     resp.headers_mut()
@@ -223,7 +235,7 @@ pub(crate) fn bytes_response(code: StatusCode, content_type: &str, body: Bytes) 
 }
 
 /// A JSON response.
-pub(crate) fn json_response(code: StatusCode, value: &Value) -> Response<Body> {
+pub fn json_response(code: StatusCode, value: &Value) -> Response<Body> {
     bytes_response(code, "application/json", Bytes::from(serde_json::to_vec(value).expect("JSON values serialize")))
 }
 

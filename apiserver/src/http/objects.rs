@@ -427,7 +427,13 @@ impl<'a> Call<'a> {
             time: &time,
         };
         match operation {
-            Operation::Apply => {}
+            // Server-side apply computed the new field ownership; keep it whichever part was written.
+            Operation::Apply => match incoming["metadata"].get("managedFields") {
+                Some(m) => result["metadata"]["managedFields"] = m.clone(),
+                None => {
+                    result["metadata"].as_object_mut().map(|m| m.remove("managedFields"));
+                }
+            },
             Operation::Create | Operation::Update => {
                 if let Some(cur) = &current_value {
                     match cur["metadata"].get("managedFields") {
@@ -666,7 +672,8 @@ impl<'a> Call<'a> {
         for _ in 0..16 {
             let current = self.store.get(name);
             let Some(current) = current else {
-                let Kind::Apply(config) = &patch else { return Err(self.not_found(name)) };
+                // Only an apply to the main resource creates; a status write needs the object.
+                let (Kind::Apply(config), Target::Main) = (&patch, target) else { return Err(self.not_found(name)) };
                 let obj = self.apply_config(name, None, config, target)?;
                 let written = self.write(name, None, obj, Target::Main, Operation::Apply, Precondition::Absent, &mut warnings);
                 match written {
@@ -880,7 +887,7 @@ impl<'a> Call<'a> {
 }
 
 fn yaml_response(code: StatusCode, v: &Value) -> Result<Response<Body>, ApiError> {
-    let text = serde_saphyr::to_string(v).map_err(|e| ApiError::internal(format!("encoding YAML: {e}")))?;
+    let text = tilt_apis::yaml::to_string(v).map_err(|e| ApiError::internal(format!("encoding YAML: {e}")))?;
     Ok(bytes_response(code, "application/yaml", Bytes::from(text)))
 }
 

@@ -11,7 +11,7 @@ use http::{Response, StatusCode, header};
 use http_body::Frame;
 use http_body_util::{BodyExt, StreamBody};
 use serde_json::json;
-use tokio::sync::{broadcast, mpsc};
+use tokio::sync::broadcast;
 
 use super::objects::Call;
 use super::{Body, Format, table};
@@ -32,10 +32,16 @@ struct Watcher {
     fields: FieldSelector,
     format: Format,
     include_object: String,
-    bookmarks: bool,
-    tx: mpsc::Sender<Bytes>,
+    /// Encoded lines not yet handed to the connection.
+    pending: Vec<u8>,
     last_sent: u64,
+    live: Option<broadcast::Receiver<Arc<WatchEvent>>>,
+    deadline: tokio::time::Instant,
+    bookmarks: Option<tokio::time::Interval>,
 }
+
+/// Most live events folded into one chunk when a watcher is behind: fewer writes under load.
+const MAX_BATCH: usize = 64;
 
 pub(crate) async fn serve(call: Call<'_>, name: Option<String>) -> Result<Response<Body>, ApiError> {
     let from = match call.query.resource_version.as_deref() {
@@ -50,7 +56,6 @@ pub(crate) async fn serve(call: Call<'_>, name: Option<String>) -> Result<Respon
     }
     let timeout = call.query.timeout_seconds.map(Duration::from_secs).unwrap_or(DEFAULT_TIMEOUT);
     let send_initial = call.query.send_initial_events;
-    let (tx, rx) = mpsc::channel::<Bytes>(256);
     let mut w = Watcher {
         kind: call.kind.clone(),
         store: call.store.clone(),
@@ -58,39 +63,37 @@ pub(crate) async fn serve(call: Call<'_>, name: Option<String>) -> Result<Respon
         fields,
         format: call.format,
         include_object: call.query.include_object.clone(),
-        bookmarks: call.query.allow_bookmarks,
-        tx,
+        pending: Vec::new(),
         last_sent: 0,
+        live: None,
+        deadline: tokio::time::Instant::now() + timeout,
+        bookmarks: call.query.allow_bookmarks.then(|| {
+            let mut tick = tokio::time::interval(BOOKMARK_EVERY);
+            tick.reset();
+            tick
+        }),
     };
-    let start = call.store.watch(from, send_initial);
-    tokio::spawn(async move {
-        let _ = tokio::time::timeout(timeout, async {
-            match start {
-                Ok(start) => {
-                    w.last_sent = start.rv;
-                    for obj in &start.initial {
-                        if w.matches(obj) && !w.send(EventType::Added.as_str(), obj).await {
-                            return;
-                        }
-                    }
-                    if send_initial && !w.bookmark(start.rv, true).await {
-                        return;
-                    }
-                    for ev in start.replay {
-                        if !w.event(&ev).await {
-                            return;
-                        }
-                    }
-                    w.follow(start.live).await;
+    match call.store.watch(from, send_initial) {
+        Ok(start) => {
+            w.last_sent = start.rv;
+            for obj in &start.initial {
+                if w.matches(obj) {
+                    w.push(EventType::Added.as_str(), obj);
                 }
-                Err(StoreError::Expired { oldest }) => w.expired(from.unwrap_or(0), oldest).await,
-                Err(_) => {}
             }
-        })
-        .await;
-    });
+            if send_initial {
+                w.push_bookmark(start.rv, true);
+            }
+            for ev in start.replay {
+                w.push_event(&ev);
+            }
+            w.live = Some(start.live);
+        }
+        Err(StoreError::Expired { oldest }) => w.push_expired(from.unwrap_or(0), oldest),
+        Err(_) => {}
+    }
     let content_type = if call.format == Format::Table { "application/json;as=Table;v=v1;g=meta.k8s.io" } else { "application/json" };
-    let stream = futures::stream::unfold(rx, |mut rx| async move { rx.recv().await.map(|b| (Ok(Frame::data(b)), rx)) });
+    let stream = futures::stream::unfold(w, |mut w| async move { w.next().await.map(|b| (Ok(Frame::data(b)), w)) });
     let mut resp = Response::new(BodyExt::boxed_unsync(StreamBody::new(stream)));
     *resp.status_mut() = StatusCode::OK;
     resp.headers_mut().insert(header::CONTENT_TYPE, http::HeaderValue::from_static(content_type));
@@ -103,13 +106,9 @@ impl Watcher {
         (self.labels.is_empty() || self.labels.matches(&obj.labels)) && self.fields.matches(&obj.name)
     }
 
-    async fn write(&self, line: Vec<u8>) -> bool {
-        self.tx.send(Bytes::from(line)).await.is_ok()
-    }
-
-    /// Sends one event; false once the client is gone.
-    async fn send(&self, type_: &str, obj: &StoredObject) -> bool {
-        let mut line = Vec::with_capacity(obj.json.len() + 40);
+    /// Encodes one event line.
+    fn push(&mut self, type_: &str, obj: &StoredObject) {
+        let line = &mut self.pending;
         line.extend_from_slice(b"{\"type\":\"");
         line.extend_from_slice(type_.as_bytes());
         line.extend_from_slice(b"\",\"object\":");
@@ -126,74 +125,107 @@ impl Watcher {
             }
         }
         line.extend_from_slice(b"}\n");
-        self.write(line).await
     }
 
-    /// Sends an event, translated by the selectors: an object moving out of them is DELETED for this watcher.
-    async fn event(&mut self, ev: &WatchEvent) -> bool {
+    /// Encodes an event, translated by the selectors: an object moving out of them is DELETED for this
+    /// watcher, one moving in is ADDED.
+    fn push_event(&mut self, ev: &WatchEvent) {
         if ev.rv <= self.last_sent {
-            return true;
+            return;
         }
         self.last_sent = ev.rv;
         let now = self.matches(&ev.object);
         let before = ev.previous.as_deref().is_some_and(|p| self.matches(p));
         let type_ = match (ev.kind, before, now) {
             (EventType::Deleted, true, _) => EventType::Deleted,
-            (EventType::Deleted, false, _) => return true,
+            (EventType::Deleted, false, _) => return,
             (EventType::Modified, true, true) => EventType::Modified,
             (_, false, true) => EventType::Added,
             (EventType::Modified, true, false) => EventType::Deleted,
-            (_, _, false) => return true,
+            (_, _, false) => return,
             (EventType::Added, true, true) => EventType::Added,
         };
-        self.send(type_.as_str(), &ev.object).await
+        self.push(type_.as_str(), &ev.object);
     }
 
-    async fn bookmark(&self, rv: u64, initial_end: bool) -> bool {
+    fn push_line(&mut self, value: serde_json::Value) {
+        self.pending.extend_from_slice(&serde_json::to_vec(&value).expect("JSON values serialize"));
+        self.pending.push(b'\n');
+    }
+
+    fn push_bookmark(&mut self, rv: u64, initial_end: bool) {
         let mut meta = json!({"resourceVersion": rv.to_string()});
         if initial_end {
             meta["annotations"] = json!({"k8s.io/initial-events-end": "true"});
         }
         let obj = json!({"kind": self.kind.kind, "apiVersion": self.kind.api_version(), "metadata": meta});
-        let line = json!({"type": "BOOKMARK", "object": obj});
-        let mut bytes = serde_json::to_vec(&line).expect("JSON values serialize");
-        bytes.push(b'\n');
-        self.write(bytes).await
+        self.push_line(json!({"type": "BOOKMARK", "object": obj}));
     }
 
-    async fn expired(&self, asked: u64, oldest: u64) {
+    /// Encodes the 410 ERROR event and ends the watch.
+    fn push_expired(&mut self, asked: u64, oldest: u64) {
         let status = ApiError::expired(format!("too old resource version: {asked} ({oldest})")).to_status();
-        let mut bytes = serde_json::to_vec(&json!({"type": "ERROR", "object": status})).expect("JSON values serialize");
-        bytes.push(b'\n');
-        self.write(bytes).await;
+        self.push_line(json!({"type": "ERROR", "object": status}));
+        self.live = None;
     }
 
-    async fn follow(&mut self, mut live: broadcast::Receiver<Arc<WatchEvent>>) {
-        let mut tick = tokio::time::interval(BOOKMARK_EVERY);
-        tick.reset();
+    /// Handles one live-feed outcome; false when the watch must end.
+    fn receive(&mut self, received: Result<Arc<WatchEvent>, broadcast::error::RecvError>) -> bool {
+        match received {
+            Ok(ev) => self.push_event(&ev),
+            // Fell behind the feed: catch up from the history, or tell the client to relist.
+            Err(broadcast::error::RecvError::Lagged(_)) => match self.store.events_after(self.last_sent) {
+                Ok(events) => events.iter().for_each(|ev| self.push_event(ev)),
+                Err(StoreError::Expired { oldest }) => self.push_expired(self.last_sent, oldest),
+                Err(_) => return false,
+            },
+            Err(_) => return false,
+        }
+        true
+    }
+
+    /// The next chunk of lines, waiting for events; `None` ends the response.
+    async fn next(&mut self) -> Option<Bytes> {
         loop {
+            if !self.pending.is_empty() {
+                return Some(Bytes::from(std::mem::take(&mut self.pending)));
+            }
+            let live = self.live.as_mut()?;
+            let tick = async {
+                match self.bookmarks.as_mut() {
+                    Some(t) => {
+                        t.tick().await;
+                    }
+                    None => std::future::pending().await,
+                }
+            };
             tokio::select! {
-                received = live.recv() => match received {
-                    Ok(ev) => if !self.event(&ev).await { return },
-                    Err(broadcast::error::RecvError::Lagged(_)) => {
-                        match self.store.events_after(self.last_sent) {
-                            Ok(events) => for ev in events {
-                                if !self.event(&ev).await { return }
-                            },
-                            Err(StoreError::Expired { oldest }) => return self.expired(self.last_sent, oldest).await,
-                            Err(_) => return,
+                received = live.recv() => {
+                    if !self.receive(received) {
+                        return None;
+                    }
+                    // Fold whatever else is already queued into the same chunk.
+                    for _ in 1..MAX_BATCH {
+                        let Some(live) = self.live.as_mut() else { break };
+                        match live.try_recv() {
+                            Ok(ev) => self.push_event(&ev),
+                            Err(broadcast::error::TryRecvError::Lagged(n)) => {
+                                if !self.receive(Err(broadcast::error::RecvError::Lagged(n))) {
+                                    return None;
+                                }
+                            }
+                            Err(_) => break,
                         }
                     }
-                    Err(broadcast::error::RecvError::Closed) => return,
-                },
-                _ = tick.tick(), if self.bookmarks => {
+                }
+                _ = tokio::time::sleep_until(self.deadline) => return None,
+                _ = tick => {
                     let (last_event, clock) = self.store.bookmark_point();
                     if last_event <= self.last_sent {
                         self.last_sent = clock.max(self.last_sent);
-                        if !self.bookmark(self.last_sent, false).await { return }
+                        self.push_bookmark(self.last_sent, false);
                     }
                 }
-                _ = self.tx.closed() => return,
             }
         }
     }

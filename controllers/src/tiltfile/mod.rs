@@ -1,68 +1,239 @@
-//! The Tiltfile controller: loads the Tiltfile named by each `Tiltfile` object and reports the outcome in
-//! its status. Until Starlark evaluation lands, a Tiltfile that exists is reported as not loadable (with
-//! the reason), and a missing one as missing; either way the server and other objects keep running.
+//! The Tiltfile controller: evaluates each `Tiltfile` object and reconciles the set of objects it declares.
+//!
+//! Evaluation is injected as a [`Loader`] (the Starlark implementation lives in the `tilt-config` crate, so
+//! this crate builds without it). After a successful load the declared objects are applied with
+//! server-side apply (unchanged objects are untouched: the server keeps their version), and objects a
+//! previous load declared but this one does not are deleted. A failed load changes nothing but the status,
+//! so running resources are left alone. The files the Tiltfile read are watched through a FileWatch named
+//! `configs:<tiltfile>`; its events re-run the load.
 
-use std::path::Path;
-use std::sync::Arc;
+use std::collections::{BTreeSet, HashMap};
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use futures::StreamExt;
-use kube::api::{Api, Patch, PatchParams};
+use jiff::Timestamp;
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::MicroTime;
+use kube::api::{Api, ApiResource, DeleteParams, DynamicObject, ListParams, Patch, PatchParams};
 use kube::runtime::controller::{Action, Controller};
+use kube::runtime::reflector::ObjectRef;
 use kube::runtime::watcher;
 use kube::{Client, ResourceExt};
-use serde_json::json;
-use tilt_apis::{Tiltfile, TiltfileStateTerminated, TiltfileStatus};
+use serde_json::{Value, json};
+use tilt_apis::{FileWatch, FileWatchSpec, Tiltfile, TiltfileStateRunning, TiltfileStateTerminated, TiltfileStatus};
 use tokio_util::sync::CancellationToken;
 
-/// The field manager of this controller's status writes.
+use crate::logs::LogStore;
+
+/// The field manager of this controller's writes.
 pub const MANAGER: &str = "tilt-tiltfile-controller";
+/// Label on every object a Tiltfile declares (value: [`OWNER_VALUE`]).
+pub const OWNER_LABEL: &str = "tilt.dev/owner";
+/// Value of [`OWNER_LABEL`].
+pub const OWNER_VALUE: &str = "tiltfile";
+
+/// What evaluating a Tiltfile produced.
+#[derive(Debug, Clone, Default)]
+pub struct LoadResult {
+    /// The declared objects (apiVersion, kind, metadata, spec), when the load succeeded.
+    pub objects: Vec<Value>,
+    /// Every file the evaluation read, to watch for changes (also on failure).
+    pub files: Vec<PathBuf>,
+    /// Lines the Tiltfile printed.
+    pub output: Vec<String>,
+    /// The error (a Starlark traceback), when it failed.
+    pub error: Option<String>,
+}
+
+/// Evaluates Tiltfiles. Runs on a blocking thread: it may run `local()` commands.
+pub trait Loader: Send + Sync + 'static {
+    /// Evaluates the Tiltfile at `path` with `args`.
+    fn load(&self, path: &std::path::Path, args: &[String]) -> LoadResult;
+}
 
 /// Errors of one reconcile; retried.
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
-    /// The API refused a write.
-    #[error("writing Tiltfile status: {0}")]
+    /// The API refused a read or write.
+    #[error("Tiltfile controller API call failed: {0}")]
     Api(#[from] kube::Error),
+    /// A declared object has no usable apiVersion/kind/name.
+    #[error("the Tiltfile declared an invalid object: {0}")]
+    Object(String),
 }
 
 /// What a reconcile needs.
 pub struct Ctx {
-    /// The API client.
-    pub client: Client,
+    client: Client,
+    loader: Arc<dyn Loader>,
+    logs: Arc<LogStore>,
+    /// Per Tiltfile: the spec and config-file trigger time of the last load.
+    loaded: Mutex<HashMap<String, (tilt_apis::TiltfileSpec, Option<Timestamp>)>>,
 }
 
-/// Why the Tiltfile at `path` cannot be loaded.
-pub fn load_error(path: &str) -> String {
-    if path.is_empty() {
-        "Tiltfile object has no spec.path".to_string()
-    } else if !Path::new(path).is_file() {
-        format!("No Tiltfile found at path {path:?}. Check out https://docs.tilt.dev/tutorial.html")
-    } else {
-        format!("Tiltfile {path:?} was not loaded: Starlark evaluation is not supported by this tilt-rs build yet")
+impl Ctx {
+    /// A controller context.
+    pub fn new(client: Client, loader: Arc<dyn Loader>, logs: Arc<LogStore>) -> Self {
+        Ctx { client, loader, logs, loaded: Mutex::new(HashMap::new()) }
     }
 }
 
-/// Writes the load outcome into status, once per distinct outcome.
-pub async fn reconcile(tf: Arc<Tiltfile>, ctx: Arc<Ctx>) -> Result<Action, Error> {
-    let error = load_error(&tf.spec.path);
-    let current = tf.status.as_ref().and_then(|s| s.terminated.as_ref()).map(|t| t.error.as_str());
-    if current == Some(error.as_str()) {
-        return Ok(Action::await_change());
+/// The FileWatch that covers a Tiltfile's inputs.
+pub fn configs_name(tiltfile: &str) -> String {
+    format!("configs:{tiltfile}")
+}
+
+/// The kinds a Tiltfile may declare, for deleting what it no longer declares.
+fn declarable() -> Vec<ApiResource> {
+    let mut out = Vec::new();
+    macro_rules! add {
+        ($t:ty) => {
+            out.push(ApiResource::erase::<$t>(&()));
+        };
     }
-    let now = crate::now_micro();
-    let status = TiltfileStatus {
-        terminated: Some(TiltfileStateTerminated {
-            error,
-            started_at: Some(now.clone()),
-            finished_at: Some(now),
-            ..Default::default()
-        }),
-        ..Default::default()
-    };
-    let api: Api<Tiltfile> = Api::all(ctx.client.clone());
+    tilt_apis::for_each_kind!(add);
+    out
+}
+
+fn api_resource_of(obj: &Value, kinds: &[ApiResource]) -> Result<ApiResource, Error> {
+    let api_version = obj["apiVersion"].as_str().unwrap_or_default();
+    let kind = obj["kind"].as_str().unwrap_or_default();
+    kinds
+        .iter()
+        .find(|k| k.api_version == api_version && k.kind == kind)
+        .cloned()
+        .ok_or_else(|| Error::Object(format!("unknown kind {api_version}/{kind}")))
+}
+
+/// Applies `objects` and deletes owned objects that are no longer declared.
+async fn reconcile_objects(client: &Client, objects: &[Value]) -> Result<(), Error> {
+    let kinds = declarable();
+    let mut declared: BTreeSet<(String, String)> = BTreeSet::new();
+    for obj in objects {
+        let ar = api_resource_of(obj, &kinds)?;
+        let name = obj["metadata"]["name"].as_str().filter(|n| !n.is_empty()).ok_or_else(|| Error::Object(obj.to_string()))?;
+        let mut obj = obj.clone();
+        obj["metadata"]["labels"][OWNER_LABEL] = json!(OWNER_VALUE);
+        let api: Api<DynamicObject> = Api::all_with(client.clone(), &ar);
+        api.patch(name, &PatchParams::apply(MANAGER).force(), &Patch::Apply(&obj)).await?;
+        declared.insert((ar.kind.clone(), name.to_string()));
+    }
+    let owned = ListParams::default().labels(&format!("{OWNER_LABEL}={OWNER_VALUE}"));
+    for ar in &kinds {
+        let api: Api<DynamicObject> = Api::all_with(client.clone(), ar);
+        for obj in api.list(&owned).await? {
+            let name = obj.name_any();
+            if !declared.contains(&(ar.kind.clone(), name.clone())) {
+                match api.delete(&name, &DeleteParams::default()).await {
+                    Ok(_) => {}
+                    Err(kube::Error::Api(e)) if e.code == 404 => {}
+                    Err(e) => return Err(e.into()),
+                }
+            }
+        }
+    }
+    Ok(())
+}
+
+/// Deletes every object a Tiltfile declared (`tilt down`). Returns how many were deleted.
+pub async fn delete_declared(client: &Client) -> Result<usize, kube::Error> {
+    let owned = ListParams::default().labels(&format!("{OWNER_LABEL}={OWNER_VALUE}"));
+    let mut n = 0;
+    for ar in declarable() {
+        let api: Api<DynamicObject> = Api::all_with(client.clone(), &ar);
+        for obj in api.list(&owned).await? {
+            match api.delete(&obj.name_any(), &DeleteParams::default()).await {
+                Ok(_) => n += 1,
+                Err(kube::Error::Api(e)) if e.code == 404 => {}
+                Err(e) => return Err(e),
+            }
+        }
+    }
+    Ok(n)
+}
+
+fn micro(t: Timestamp) -> MicroTime {
+    MicroTime(t)
+}
+
+async fn write_status(api: &Api<Tiltfile>, name: &str, status: TiltfileStatus) -> Result<(), kube::Error> {
     let patch = json!({"apiVersion": tilt_apis::API_VERSION, "kind": "Tiltfile", "status": status});
-    api.patch_status(&tf.name_any(), &PatchParams::apply(MANAGER).force(), &Patch::Apply(&patch)).await?;
+    api.patch_status(name, &PatchParams::apply(MANAGER).force(), &Patch::Apply(&patch)).await.map(drop)
+}
+
+/// Loads the Tiltfile when its spec or one of its files changed, and reconciles what it declares.
+pub async fn reconcile(tf: Arc<Tiltfile>, ctx: Arc<Ctx>) -> Result<Action, Error> {
+    let name = tf.name_any();
+    let fws: Api<FileWatch> = Api::all(ctx.client.clone());
+    let trigger = fws
+        .get_opt(&configs_name(&name))
+        .await?
+        .and_then(|fw| fw.status)
+        .and_then(|s| s.last_event_time)
+        .map(|t| t.0);
+    let last = ctx.loaded.lock().unwrap_or_else(|e| e.into_inner()).get(&name).cloned();
+    if let Some((spec, seen)) = &last
+        && *spec == tf.spec && (trigger.is_none() || trigger <= *seen) {
+            return Ok(Action::await_change());
+        }
+    let api: Api<Tiltfile> = Api::all(ctx.client.clone());
+    let started = Timestamp::now();
+    write_status(
+        &api,
+        &name,
+        TiltfileStatus {
+            running: Some(TiltfileStateRunning { reasons: vec!["CONFIG_CHANGED".into()], started_at: Some(micro(started)) }),
+            ..Default::default()
+        },
+    )
+    .await?;
+    let loader = ctx.loader.clone();
+    let path = PathBuf::from(&tf.spec.path);
+    let args = tf.spec.args.clone();
+    let result = tokio::task::spawn_blocking(move || loader.load(&path, &args))
+        .await
+        .unwrap_or_else(|e| LoadResult { error: Some(format!("the Tiltfile loader crashed: {e}")), ..Default::default() });
+    for line in &result.output {
+        ctx.logs.append(&name, "tiltfile", line);
+    }
+    // Watch what was read even when the load failed, so fixing the file re-runs it.
+    let mut files: Vec<String> = result.files.iter().map(|f| f.to_string_lossy().into_owned()).collect();
+    if !files.contains(&tf.spec.path) && !tf.spec.path.is_empty() {
+        files.push(tf.spec.path.clone());
+    }
+    files.sort();
+    files.dedup();
+    let watch = FileWatch::new(&configs_name(&name), FileWatchSpec { watched_paths: files, ..Default::default() });
+    let mut watch = serde_json::to_value(&watch).map_err(|e| Error::Object(e.to_string()))?;
+    watch["metadata"]["labels"] = json!({"tilt.dev/tiltfile": "configs"});
+    fws.patch(&configs_name(&name), &PatchParams::apply(MANAGER).force(), &Patch::Apply(&watch)).await?;
+
+    let error = match &result.error {
+        Some(e) => Some(e.clone()),
+        None => reconcile_objects(&ctx.client, &result.objects).await.err().map(|e| e.to_string()),
+    };
+    if let Some(e) = &error {
+        for line in e.lines() {
+            ctx.logs.append(&name, "tiltfile", line);
+        }
+    }
+    write_status(
+        &api,
+        &name,
+        TiltfileStatus {
+            terminated: Some(TiltfileStateTerminated {
+                reasons: vec!["CONFIG_CHANGED".into()],
+                error: error.unwrap_or_default(),
+                started_at: Some(micro(started)),
+                finished_at: Some(micro(Timestamp::now())),
+                ..Default::default()
+            }),
+            ..Default::default()
+        },
+    )
+    .await?;
+    ctx.loaded.lock().unwrap_or_else(|e| e.into_inner()).insert(name, (tf.spec.clone(), trigger.or(Some(started))));
     Ok(Action::await_change())
 }
 
@@ -72,30 +243,15 @@ fn error_policy(_tf: Arc<Tiltfile>, err: &Error, _ctx: Arc<Ctx>) -> Action {
 }
 
 /// Runs the controller until `shutdown` is cancelled.
-pub async fn run(client: Client, shutdown: CancellationToken) {
+pub async fn run(client: Client, shutdown: CancellationToken, loader: Arc<dyn Loader>, logs: Arc<LogStore>) {
     let api: Api<Tiltfile> = Api::all(client.clone());
+    let configs = watcher::Config::default().labels("tilt.dev/tiltfile=configs");
     Controller::new(api, watcher::Config::default())
+        .watches(Api::<FileWatch>::all(client.clone()), configs, |fw| {
+            fw.name_any().strip_prefix("configs:").map(ObjectRef::<Tiltfile>::new).into_iter()
+        })
         .graceful_shutdown_on(async move { shutdown.cancelled().await })
-        .run(reconcile, error_policy, Arc::new(Ctx { client }))
+        .run(reconcile, error_policy, Arc::new(Ctx::new(client, loader, logs)))
         .for_each(|_| async {})
         .await;
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn load_errors_say_why() {
-        assert!(load_error("/definitely/not/here/Tiltfile").contains("No Tiltfile found"));
-        let f = tempfile_path();
-        assert!(load_error(&f).contains("not supported"));
-        assert!(load_error("").contains("no spec.path"));
-    }
-
-    fn tempfile_path() -> String {
-        let p = std::env::temp_dir().join(format!("tilt-rs-test-{}-Tiltfile", std::process::id()));
-        std::fs::write(&p, "print('hi')\n").unwrap();
-        p.to_string_lossy().into_owned()
-    }
 }

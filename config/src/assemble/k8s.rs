@@ -1,0 +1,673 @@
+//! Kubernetes resources: grouping `k8s_yaml()` objects into resources the way Go Tilt does, and their objects.
+//!
+//! Grouping: every object with a container image is a workload and gets its own resource, named by the
+//! shortest unique of `name`, `name:kind`, `name:kind:namespace`, `name:kind:namespace:group` (lowercase).
+//! Services whose selector matches a workload's pod template labels (same namespace) join that workload.
+//! Objects with a pod template but no image are grouped by their name. `k8s_resource()` calls then configure,
+//! rename or create (`new_name` + `objects`) resources. What is left goes to the `uncategorized` resource.
+//!
+//! Objects per resource: UIResource and trigger UIButton as for every resource, a KubernetesApply `NAME`
+//! (the YAML, the ImageMaps it uses, port forwards), and for each `docker_build` image it uses an ImageMap
+//! (named after the image, e.g. `gcr.io_foo`), a FileWatch `image:IMAGEMAP` on the build context (both
+//! created once, with the first resource that uses the image) and a DockerImage `NAME:IMAGEMAP`.
+
+use std::collections::{HashMap, HashSet};
+
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::LabelSelector;
+use serde_json::Value;
+use tilt_apis::{
+    DockerImageSpec, FileWatchSpec, Forward, IgnoreDef, ImageMapOverrideArgs,
+    ImageMapOverrideCommand, ImageMapSpec, KubernetesApplySpec, KubernetesDiscoveryStrategy,
+    KubernetesDiscoveryTemplateSpec, PodLogStreamTemplateSpec, PortForwardTemplateSpec,
+    RestartOnSpec,
+};
+
+use super::{
+    AUTO_INIT_ANNOTATION, Assembly, DISABLED_ANNOTATION, LINKS_ANNOTATION, Meta,
+    PORT_FORWARDS_ANNOTATION, RESOURCE_DEPS_ANNOTATION, TRIGGER_MODE_ANNOTATION, UNCATEGORIZED,
+    merge_ignores, object, path_string, resource_head_objects, sanitize_name, trigger_button_name,
+};
+use crate::builtins::k8s::{Entity, ImageDecl, ImageRef, K8sState};
+use crate::state::TriggerMode;
+use crate::yaml;
+
+/// Sidecar containers whose logs Go Tilt leaves out.
+const IGNORED_LOG_CONTAINERS: [&str; 4] =
+    ["istio-init", "istio-proxy", "linkerd-proxy", "linkerd-init"];
+
+/// The Kubernetes resources and images of a Tiltfile.
+pub(crate) struct K8sPlan {
+    /// Resources in order (workloads, then `k8s_resource(new_name=…)` groups).
+    pub resources: Vec<K8sResource>,
+    /// Objects of no workload.
+    pub uncategorized: Option<K8sResource>,
+    /// `docker_build()` images.
+    pub images: Vec<PlannedImage>,
+    /// Messages for the output.
+    pub warnings: Vec<String>,
+}
+
+/// A `docker_build()` image with its API names.
+pub(crate) struct PlannedImage {
+    decl: ImageDecl,
+    reference: ImageRef,
+    /// ImageMap name.
+    image_map: String,
+    /// The first resource that uses it; its ImageMap and FileWatch carry that resource's labels.
+    owner: Option<String>,
+}
+
+/// One Kubernetes resource.
+#[derive(Default)]
+pub(crate) struct K8sResource {
+    /// Resource name.
+    pub name: String,
+    entities: Vec<Entity>,
+    port_forwards: Vec<Forward>,
+    extra_selectors: Vec<Vec<(String, String)>>,
+    trigger_mode: Option<TriggerMode>,
+    auto_init: bool,
+    /// Declared `resource_deps`.
+    pub resource_deps: Vec<String>,
+    links: Vec<(String, String)>,
+    labels: Vec<String>,
+    discovery_strategy: String,
+    /// Indexes into [`K8sPlan::images`] of the images its objects use.
+    images: Vec<usize>,
+}
+
+impl K8sResource {
+    fn new(name: &str) -> K8sResource {
+        K8sResource {
+            name: name.to_owned(),
+            auto_init: true,
+            ..K8sResource::default()
+        }
+    }
+}
+
+/// Groups the recorded objects into resources and applies `k8s_resource()` options.
+pub(crate) fn plan(state: &K8sState, local_names: &HashSet<String>) -> anyhow::Result<K8sPlan> {
+    let mut unresourced: Vec<Entity> = state.entities.clone();
+    let mut resources: Vec<K8sResource> = Vec::new();
+    let taken = |resources: &[K8sResource], name: &str| -> anyhow::Result<()> {
+        if local_names.contains(name) || resources.iter().any(|r| r.name == name) {
+            anyhow::bail!("k8s_resource named {name:?} already exists");
+        }
+        Ok(())
+    };
+
+    // Workloads: objects that run containers with images.
+    let (workloads, rest): (Vec<Entity>, Vec<Entity>) = unresourced
+        .into_iter()
+        .partition(|e| !container_images(e).is_empty());
+    unresourced = rest;
+    for (workload, name) in workloads.iter().zip(unique_names(&workloads)) {
+        taken(&resources, &name)?;
+        let mut r = K8sResource::new(&name);
+        r.entities.push(workload.clone());
+        r.entities
+            .extend(take_matching_services(workload, &mut unresourced));
+        resources.push(r);
+    }
+    // Pod templates without images, grouped by name.
+    let templated: Vec<Entity> = unresourced
+        .iter()
+        .filter(|e| !pod_templates(e).is_empty())
+        .cloned()
+        .collect();
+    for e in templated {
+        let Some(pos) = unresourced.iter().position(|u| *u == e) else {
+            continue;
+        };
+        let e = unresourced.remove(pos);
+        let matches = take_matching_services(&e, &mut unresourced);
+        let index = match resources.iter().position(|r| r.name == e.name()) {
+            Some(i) => i,
+            None => {
+                taken(&resources, e.name())?;
+                resources.push(K8sResource::new(e.name()));
+                resources.len() - 1
+            }
+        };
+        resources[index].entities.push(e);
+        resources[index].entities.extend(matches);
+    }
+
+    for opts in &state.resource_options {
+        if opts.manually_grouped {
+            taken(&resources, &opts.new_name)?;
+            resources.push(K8sResource::new(&opts.new_name));
+        }
+        let Some(index) = resources.iter().position(|r| r.name == opts.workload) else {
+            let known: Vec<&str> = resources.iter().map(|r| r.name.as_str()).collect();
+            anyhow::bail!(
+                "{}: k8s_resource specified unknown resource {:?}. known k8s resources: {}",
+                opts.position,
+                opts.workload,
+                known.join(", ")
+            );
+        };
+        if !opts.new_name.is_empty() && opts.new_name != resources[index].name {
+            taken(&resources, &opts.new_name).map_err(|e| {
+                anyhow::anyhow!(
+                    "{}: k8s_resource specified to rename {:?} to {:?}: {e}",
+                    opts.position,
+                    resources[index].name,
+                    opts.new_name
+                )
+            })?;
+            resources[index].name = opts.new_name.clone();
+        }
+        for fragment in &opts.objects {
+            let entity = find_fragment(fragment, &resources, &unresourced)?;
+            let Some(pos) = unresourced.iter().position(|u| *u == entity) else {
+                let remaining: Vec<String> = unresourced
+                    .iter()
+                    .map(|e| format!("{:?}", e.full_name()))
+                    .collect();
+                anyhow::bail!(
+                    "No object identified by the fragment {fragment:?} could be found in remaining YAML. Valid \
+                     remaining fragments are: {}",
+                    remaining.join(", ")
+                );
+            };
+            resources[index].entities.push(unresourced.remove(pos));
+        }
+        let r = &mut resources[index];
+        r.port_forwards.extend(opts.port_forwards.iter().cloned());
+        r.extra_selectors
+            .extend(opts.extra_pod_selectors.iter().cloned());
+        if opts.trigger_mode.is_some() {
+            r.trigger_mode = opts.trigger_mode;
+        }
+        if let Some(auto_init) = opts.auto_init {
+            r.auto_init = auto_init;
+        }
+        r.resource_deps.extend(opts.resource_deps.iter().cloned());
+        r.links.extend(opts.links.iter().cloned());
+        for label in &opts.labels {
+            if !r.labels.contains(label) {
+                r.labels.push(label.clone());
+            }
+        }
+        if !opts.discovery_strategy.is_empty() {
+            r.discovery_strategy = opts.discovery_strategy.clone();
+        }
+    }
+
+    let mut images: Vec<PlannedImage> = state
+        .images
+        .iter()
+        .map(|decl| {
+            let reference = ImageRef::parse(&decl.ref_)?;
+            let image_map = sanitize_name(&reference.familiar());
+            Ok(PlannedImage {
+                decl: decl.clone(),
+                reference,
+                image_map,
+                owner: None,
+            })
+        })
+        .collect::<anyhow::Result<_>>()?;
+    let mut uncategorized = (!unresourced.is_empty()).then(|| {
+        let mut r = K8sResource::new(UNCATEGORIZED);
+        r.entities = unresourced;
+        r
+    });
+    link_images(
+        resources.iter_mut().chain(uncategorized.iter_mut()),
+        &mut images,
+    );
+    let warnings = images
+        .iter()
+        .filter(|image| image.owner.is_none())
+        .map(|image| {
+            format!(
+                "Image not used in any deploy config: {:?}. Did you mean to use it in a k8s_yaml() object?",
+                image.reference.familiar()
+            )
+        })
+        .collect();
+    Ok(K8sPlan {
+        resources,
+        uncategorized,
+        images,
+        warnings,
+    })
+}
+
+/// Records which images each resource uses (and each image's first user).
+fn link_images<'a>(
+    resources: impl Iterator<Item = &'a mut K8sResource>,
+    images: &mut [PlannedImage],
+) {
+    for r in resources {
+        let uses: Vec<(String, bool)> = r
+            .entities
+            .iter()
+            .flat_map(|e| {
+                let images = container_images(e).into_iter().map(|i| (i, false));
+                images.chain(env_var_values(e).into_iter().map(|v| (v, true)))
+            })
+            .collect();
+        for (reference, in_env) in uses {
+            push_image_use(r, images, &reference, in_env);
+        }
+    }
+}
+
+/// Adds the image matching `reference` (if any) to `r`.
+fn push_image_use(r: &mut K8sResource, images: &mut [PlannedImage], reference: &str, in_env: bool) {
+    let Ok(used) = ImageRef::parse(reference) else {
+        return;
+    };
+    for (index, image) in images.iter_mut().enumerate() {
+        if in_env && !image.decl.match_in_env_vars {
+            continue;
+        }
+        let same_name = image.reference.name() == used.name();
+        let tag_ok = image.reference.tag.is_none() || image.reference.tag == used.tag;
+        if same_name && tag_ok && !r.images.contains(&index) {
+            r.images.push(index);
+            image.owner.get_or_insert_with(|| r.name.clone());
+        }
+    }
+}
+
+/// Go Tilt's `UniqueNames(workloads, 1)`: the shortest candidate name no other workload wants.
+fn unique_names(entities: &[Entity]) -> Vec<String> {
+    let mut counts: HashMap<String, usize> = HashMap::new();
+    for e in entities {
+        for name in e.potential_names() {
+            *counts.entry(name).or_default() += 1;
+        }
+    }
+    entities
+        .iter()
+        .enumerate()
+        .map(|(i, e)| {
+            let names = e.potential_names();
+            names
+                .iter()
+                .find(|n| counts[*n] == 1)
+                .cloned()
+                .unwrap_or_else(|| format!("{}:{i}", names.last().cloned().unwrap_or_default()))
+        })
+        .collect()
+}
+
+/// The single object a `k8s_resource(objects=…)` fragment (`name[:kind[:namespace[:group]]]`) names.
+fn find_fragment(
+    fragment: &str,
+    resources: &[K8sResource],
+    unresourced: &[Entity],
+) -> anyhow::Result<Entity> {
+    let wanted = fragment.to_lowercase();
+    let all: Vec<&Entity> = resources
+        .iter()
+        .flat_map(|r| r.entities.iter())
+        .chain(unresourced.iter())
+        .collect();
+    let matches: Vec<&Entity> = all
+        .iter()
+        .copied()
+        .filter(|e| e.potential_names().contains(&wanted))
+        .collect();
+    match matches.as_slice() {
+        [one] => Ok((*one).clone()),
+        [] => {
+            let possible: Vec<String> =
+                all.iter().map(|e| format!("{:?}", e.full_name())).collect();
+            anyhow::bail!(
+                "No object identified by the fragment {fragment:?} could be found. Possible objects are: {}",
+                possible.join(", ")
+            )
+        }
+        many => {
+            let names: Vec<String> = many
+                .iter()
+                .map(|e| format!("{:?}", e.full_name()))
+                .collect();
+            anyhow::bail!(
+                "{fragment:?} is not a unique fragment. Objects that match {fragment:?} are {}",
+                names.join(", ")
+            )
+        }
+    }
+}
+
+/// Pod templates of an object: `(labels, pod spec)` pairs.
+fn pod_templates(e: &Entity) -> Vec<(&serde_json::Map<String, Value>, &Value)> {
+    static EMPTY: std::sync::OnceLock<serde_json::Map<String, Value>> = std::sync::OnceLock::new();
+    fn labels_of(template: &Value) -> &serde_json::Map<String, Value> {
+        let empty = EMPTY.get_or_init(serde_json::Map::new);
+        template
+            .pointer("/metadata/labels")
+            .and_then(Value::as_object)
+            .unwrap_or(empty)
+    }
+    let mut out = Vec::new();
+    if e.kind() == "Pod" {
+        if let Some(spec) = e.obj.get("spec") {
+            out.push((labels_of(&e.obj), spec));
+        }
+        return out;
+    }
+    for pointer in ["/spec/template", "/spec/jobTemplate/spec/template"] {
+        if let Some(template) = e.obj.pointer(pointer)
+            && let Some(spec) = template
+                .get("spec")
+                .filter(|s| s.get("containers").is_some())
+        {
+            out.push((labels_of(template), spec));
+        }
+    }
+    out
+}
+
+/// Images of every container and init container of an object's pod templates.
+fn container_images(e: &Entity) -> Vec<String> {
+    let mut out = Vec::new();
+    for (_, spec) in pod_templates(e) {
+        for list in ["initContainers", "containers"] {
+            for c in spec
+                .get(list)
+                .and_then(Value::as_array)
+                .into_iter()
+                .flatten()
+            {
+                if let Some(image) = c.get("image").and_then(Value::as_str) {
+                    out.push(image.to_owned());
+                }
+            }
+        }
+    }
+    out
+}
+
+/// Values of the containers' environment variables (for `match_in_env_vars`).
+fn env_var_values(e: &Entity) -> Vec<String> {
+    let mut out = Vec::new();
+    for (_, spec) in pod_templates(e) {
+        for list in ["initContainers", "containers"] {
+            for c in spec
+                .get(list)
+                .and_then(Value::as_array)
+                .into_iter()
+                .flatten()
+            {
+                for env in c.get("env").and_then(Value::as_array).into_iter().flatten() {
+                    if let Some(v) = env.get("value").and_then(Value::as_str) {
+                        out.push(v.to_owned());
+                    }
+                }
+            }
+        }
+    }
+    out
+}
+
+/// Removes from `candidates` the Services in `workload`'s namespace whose selector matches one of its pod
+/// templates, and returns them.
+fn take_matching_services(workload: &Entity, candidates: &mut Vec<Entity>) -> Vec<Entity> {
+    let templates: Vec<serde_json::Map<String, Value>> = pod_templates(workload)
+        .into_iter()
+        .map(|(labels, _)| labels.clone())
+        .collect();
+    let mut taken = Vec::new();
+    let mut i = 0;
+    while i < candidates.len() {
+        let c = &candidates[i];
+        let selector = c.obj.pointer("/spec/selector").and_then(Value::as_object);
+        let matches = c.kind() == "Service"
+            && c.namespace() == workload.namespace()
+            && selector.is_some_and(|sel| {
+                !sel.is_empty()
+                    && templates
+                        .iter()
+                        .any(|labels| sel.iter().all(|(k, v)| labels.get(k) == Some(v)))
+            });
+        if matches {
+            taken.push(candidates.remove(i));
+        } else {
+            i += 1;
+        }
+    }
+    taken
+}
+
+/// Apply order of kinds (Go Tilt's, from kustomize): namespaces and CRDs first; unknown kinds last.
+fn kind_order(kind: &str) -> i32 {
+    const ORDER_FIRST: [&str; 22] = [
+        "Namespace",
+        "ResourceQuota",
+        "StorageClass",
+        "CustomResourceDefinition",
+        "MutatingWebhookConfiguration",
+        "ServiceAccount",
+        "PodSecurityPolicy",
+        "Role",
+        "ClusterRole",
+        "RoleBinding",
+        "ClusterRoleBinding",
+        "PersistentVolume",
+        "PersistentVolumeClaim",
+        "ConfigMap",
+        "Secret",
+        "Service",
+        "LimitRange",
+        "PriorityClass",
+        "Deployment",
+        "StatefulSet",
+        "CronJob",
+        "PodDisruptionBudget",
+    ];
+    ORDER_FIRST
+        .iter()
+        .position(|k| *k == kind)
+        .map_or(0, |i| i as i32 - ORDER_FIRST.len() as i32)
+}
+
+/// Appends the objects of Kubernetes resource `r` to `out`.
+pub(crate) fn objects(
+    ctx: &Assembly<'_>,
+    plan: &K8sPlan,
+    r: &K8sResource,
+    out: &mut Vec<Value>,
+) -> anyhow::Result<()> {
+    let name = r.name.as_str();
+    let meta = Meta::for_resource(name, &r.labels);
+    let mut ui_meta = meta.clone();
+    let notes = &mut ui_meta.annotations;
+    if !r.port_forwards.is_empty() {
+        notes.insert(
+            PORT_FORWARDS_ANNOTATION.to_owned(),
+            serde_json::to_string(&r.port_forwards)?,
+        );
+    }
+    let deps = ctx.deps_of(name);
+    if !deps.is_empty() {
+        notes.insert(
+            RESOURCE_DEPS_ANNOTATION.to_owned(),
+            serde_json::to_string(&deps)?,
+        );
+    }
+    if r.trigger_mode.unwrap_or(ctx.default_trigger) == TriggerMode::Manual {
+        notes.insert(TRIGGER_MODE_ANNOTATION.to_owned(), "manual".to_owned());
+    }
+    if !r.auto_init {
+        notes.insert(AUTO_INIT_ANNOTATION.to_owned(), "false".to_owned());
+    }
+    if !r.links.is_empty() {
+        let links: Vec<Value> = r
+            .links
+            .iter()
+            .map(|(url, n)| serde_json::json!({"url": url, "name": n}))
+            .collect();
+        notes.insert(LINKS_ANNOTATION.to_owned(), Value::Array(links).to_string());
+    }
+    if !ctx.is_enabled(name) {
+        ui_meta
+            .annotations
+            .insert(DISABLED_ANNOTATION.to_owned(), "true".to_owned());
+        return resource_head_objects(name, &meta, &ui_meta, out);
+    }
+    resource_head_objects(name, &meta, &ui_meta, out)?;
+
+    let mut image_maps = Vec::new();
+    for &index in &r.images {
+        let image = &plan.images[index];
+        image_maps.push(image.image_map.clone());
+        if image.owner.as_deref() == Some(name) {
+            image_objects(ctx, image, &meta, out)?;
+        }
+        let spec = docker_image_spec(image);
+        out.push(object(
+            "DockerImage",
+            &sanitize_name(&format!("{name}:{}", image.image_map)),
+            &meta,
+            spec,
+        )?);
+    }
+
+    let mut entities: Vec<(usize, &Entity)> = r.entities.iter().enumerate().collect();
+    entities.sort_by_key(|(i, e)| (kind_order(e.kind()), *i));
+    let docs: Vec<Value> = entities.iter().map(|(_, e)| e.obj.clone()).collect();
+    let extra_selectors: Vec<LabelSelector> = r
+        .extra_selectors
+        .iter()
+        .map(|labels| LabelSelector {
+            match_labels: Some(labels.iter().cloned().collect()),
+            match_expressions: None,
+        })
+        .collect();
+    let spec = KubernetesApplySpec {
+        yaml: yaml::to_yaml_stream(&docs)?,
+        image_maps,
+        kubernetes_discovery_template_spec: (!extra_selectors.is_empty())
+            .then_some(KubernetesDiscoveryTemplateSpec { extra_selectors }),
+        port_forward_template_spec: (!r.port_forwards.is_empty()).then(|| {
+            PortForwardTemplateSpec {
+                forwards: r.port_forwards.clone(),
+            }
+        }),
+        pod_log_stream_template_spec: Some(PodLogStreamTemplateSpec {
+            ignore_containers: IGNORED_LOG_CONTAINERS.map(String::from).to_vec(),
+            ..PodLogStreamTemplateSpec::default()
+        }),
+        discovery_strategy: match r.discovery_strategy.as_str() {
+            "default" => Some(KubernetesDiscoveryStrategy::Default),
+            "selectors-only" => Some(KubernetesDiscoveryStrategy::SelectorsOnly),
+            _ => None,
+        },
+        restart_on: Some(RestartOnSpec {
+            ui_buttons: vec![trigger_button_name(name)],
+            ..RestartOnSpec::default()
+        }),
+        cluster: "default".to_owned(),
+        ..KubernetesApplySpec::default()
+    };
+    out.push(object("KubernetesApply", name, &meta, spec)?);
+    Ok(())
+}
+
+/// The ImageMap and the context FileWatch of an image, created once.
+fn image_objects(
+    ctx: &Assembly<'_>,
+    image: &PlannedImage,
+    meta: &Meta,
+    out: &mut Vec<Value>,
+) -> anyhow::Result<()> {
+    let d = &image.decl;
+    let spec = ImageMapSpec {
+        selector: image.reference.familiar(),
+        match_exact: image.reference.tag.is_some(),
+        match_in_env_vars: d.match_in_env_vars,
+        override_command: (!d.entrypoint.is_empty()).then(|| ImageMapOverrideCommand {
+            command: d.entrypoint.clone(),
+        }),
+        override_args: d
+            .container_args
+            .clone()
+            .map(|args| ImageMapOverrideArgs { args }),
+    };
+    out.push(object("ImageMap", &image.image_map, meta, spec)?);
+
+    let mut ignores = context_ignores(d);
+    if let Some(dockerfile) = &d.dockerfile_path {
+        // The Tiltfile reads the Dockerfile; the image build must not race it on changes.
+        ignores.push(IgnoreDef {
+            base_path: path_string(dockerfile),
+            patterns: Vec::new(),
+        });
+    }
+    ignores.extend(ctx.global_ignores.iter().cloned());
+    let spec = FileWatchSpec {
+        watched_paths: vec![path_string(&d.context)],
+        ignores,
+        disable_source: None,
+    };
+    out.push(object(
+        "FileWatch",
+        &format!("image:{}", image.image_map),
+        meta,
+        spec,
+    )?);
+    Ok(())
+}
+
+/// What the build leaves out of the context: the Tiltfile, `.git`, `.dockerignore`, `ignore=` and `only=`.
+fn context_ignores(d: &ImageDecl) -> Vec<IgnoreDef> {
+    let mut out = vec![IgnoreDef {
+        base_path: path_string(&d.tiltfile_path),
+        patterns: Vec::new(),
+    }];
+    let git = d.context.join(".git");
+    if git.exists() {
+        out.push(IgnoreDef {
+            base_path: path_string(&git),
+            patterns: Vec::new(),
+        });
+    }
+    let only: Vec<String> = if d.only.is_empty() {
+        Vec::new()
+    } else {
+        std::iter::once("**".to_owned())
+            .chain(d.only.iter().map(|o| format!("!{o}")))
+            .collect()
+    };
+    out.extend(merge_ignores([
+        (d.context.clone(), d.dockerignore.clone()),
+        (d.context.clone(), d.ignores.clone()),
+    ]));
+    if !only.is_empty() {
+        out.push(IgnoreDef {
+            base_path: path_string(&d.context),
+            patterns: only,
+        });
+    }
+    out
+}
+
+/// The build of an image.
+fn docker_image_spec(image: &PlannedImage) -> DockerImageSpec {
+    let d = &image.decl;
+    DockerImageSpec {
+        ref_: image.reference.familiar(),
+        dockerfile_contents: d.dockerfile_contents.clone(),
+        context: path_string(&d.context),
+        context_ignores: context_ignores(d),
+        args: d.build_args.clone(),
+        target: d.target.clone(),
+        ssh_agent_configs: d.ssh.clone(),
+        secrets: d.secrets.clone(),
+        network: d.network.clone(),
+        pull: d.pull,
+        cache_from: d.cache_from.clone(),
+        platform: d.platform.clone(),
+        extra_tags: d.extra_tags.clone(),
+        extra_hosts: d.extra_hosts.clone(),
+        ..DockerImageSpec::default()
+    }
+}

@@ -1,0 +1,148 @@
+//! Objects of a `local_resource`: UIResource `NAME`, UIButton `NAME:trigger`, FileWatch `local:NAME` (when it
+//! has deps), Cmd `NAME:update` (with `cmd`) and Cmd `NAME:serve` (with `serve_cmd`).
+//!
+//! The update Cmd restarts on the FileWatch (in auto trigger mode) and on the button; it waits for the
+//! `resource_deps` UIResources and, with `auto_init=False`, for a click. The serve Cmd restarts whenever the
+//! update Cmd succeeds again (or, without one, on the FileWatch and the button) and starts after it.
+
+use serde_json::Value;
+use tilt_apis::{CmdSpec, FileWatchSpec, RestartOnSpec, StartOnSpec};
+
+use super::{
+    Assembly, DISABLED_ANNOTATION, LINKS_ANNOTATION, Meta, merge_ignores, object, path_string,
+};
+use super::{resource_head_objects, trigger_button_name};
+use crate::state::{LocalResource, TriggerMode};
+
+/// Name of the FileWatch of local resource `name`.
+pub(crate) fn file_watch_name(name: &str) -> String {
+    format!("local:{name}")
+}
+
+/// Name of the update Cmd of local resource `name`.
+pub(crate) fn update_cmd_name(name: &str) -> String {
+    format!("{name}:update")
+}
+
+/// Name of the serve Cmd of local resource `name`.
+pub(crate) fn serve_cmd_name(name: &str) -> String {
+    format!("{name}:serve")
+}
+
+/// Appends the objects of `r` to `out`.
+pub(crate) fn objects(
+    ctx: &Assembly<'_>,
+    r: &LocalResource,
+    out: &mut Vec<Value>,
+) -> anyhow::Result<()> {
+    let name = r.name.as_str();
+    let meta = Meta::for_resource(name, &r.labels);
+    let mut ui_meta = meta.clone();
+    if !r.links.is_empty() {
+        let links: Vec<Value> = r
+            .links
+            .iter()
+            .map(|(url, n)| serde_json::json!({"url": url, "name": n}))
+            .collect();
+        ui_meta
+            .annotations
+            .insert(LINKS_ANNOTATION.to_owned(), Value::Array(links).to_string());
+    }
+    if !ctx.is_enabled(name) {
+        ui_meta
+            .annotations
+            .insert(DISABLED_ANNOTATION.to_owned(), "true".to_owned());
+        return resource_head_objects(name, &meta, &ui_meta, out);
+    }
+    resource_head_objects(name, &meta, &ui_meta, out)?;
+
+    let button = trigger_button_name(name);
+    let auto = r.trigger_mode.unwrap_or(ctx.default_trigger) == TriggerMode::Auto;
+    let resource_deps = ctx.deps_of(name);
+    let has_watch = !r.deps.is_empty();
+    if has_watch {
+        let ignores = merge_ignores(
+            std::iter::once((r.base_dir.clone(), r.ignores.clone())).chain(
+                ctx.global_ignores
+                    .iter()
+                    .map(|d| (d.base_path.clone().into(), d.patterns.clone())),
+            ),
+        );
+        let spec = FileWatchSpec {
+            watched_paths: r.deps.clone(),
+            ignores,
+            disable_source: None,
+        };
+        out.push(object("FileWatch", &file_watch_name(name), &meta, spec)?);
+    }
+    let watch_restarts = has_watch && auto;
+    let manual_start = if r.auto_init {
+        Vec::new()
+    } else {
+        vec![button.clone()]
+    };
+
+    if !r.update.is_empty() {
+        let spec = CmdSpec {
+            args: r.update.argv.clone(),
+            dir: path_string(&r.update.dir),
+            env: r.update.env.clone(),
+            restart_on: Some(RestartOnSpec {
+                file_watches: if watch_restarts {
+                    vec![file_watch_name(name)]
+                } else {
+                    Vec::new()
+                },
+                ui_buttons: vec![button.clone()],
+                cmds: Vec::new(),
+            }),
+            start_on: start_on(Vec::new(), resource_deps.clone(), manual_start.clone()),
+            ..CmdSpec::default()
+        };
+        out.push(object("Cmd", &update_cmd_name(name), &meta, spec)?);
+    }
+    if !r.serve.is_empty() {
+        let has_update = !r.update.is_empty();
+        let update_cmds = if has_update {
+            vec![update_cmd_name(name)]
+        } else {
+            Vec::new()
+        };
+        let spec = CmdSpec {
+            args: r.serve.argv.clone(),
+            dir: path_string(&r.serve.dir),
+            env: r.serve.env.clone(),
+            readiness_probe: r.readiness_probe.clone(),
+            restart_on: Some(RestartOnSpec {
+                file_watches: if watch_restarts && !has_update {
+                    vec![file_watch_name(name)]
+                } else {
+                    Vec::new()
+                },
+                ui_buttons: vec![button.clone()],
+                cmds: update_cmds.clone(),
+            }),
+            start_on: start_on(update_cmds, resource_deps, manual_start),
+            ..CmdSpec::default()
+        };
+        out.push(object("Cmd", &serve_cmd_name(name), &meta, spec)?);
+    }
+    Ok(())
+}
+
+/// A `startOn`, or `None` when there is nothing to wait for.
+fn start_on(
+    cmds: Vec<String>,
+    ui_resources: Vec<String>,
+    ui_buttons: Vec<String>,
+) -> Option<StartOnSpec> {
+    if cmds.is_empty() && ui_resources.is_empty() && ui_buttons.is_empty() {
+        return None;
+    }
+    Some(StartOnSpec {
+        start_after: None,
+        ui_buttons,
+        cmds,
+        ui_resources,
+    })
+}

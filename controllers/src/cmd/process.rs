@@ -1,0 +1,200 @@
+//! One Cmd process: spawned in its own process group with its output in the log store, and stopped
+//! gracefully (SIGTERM to the whole group, a bounded wait, then SIGKILL) before anything replaces it.
+//!
+//! We use tokio's `Command` with std's `process_group(0)` rather than process-wrap's group child, whose
+//! `wait` also waits for every other member of the group: a server's leftover background children would
+//! then hide that the server itself exited.
+
+use std::path::Path;
+use std::process::{ExitStatus, Stdio};
+use std::sync::Arc;
+use std::time::Duration;
+
+use nix::sys::signal::{Signal, killpg};
+use nix::unistd::Pid;
+use tilt_apis::CmdSpec;
+use tokio::io::{AsyncBufReadExt, AsyncRead, BufReader};
+use tokio::process::Child;
+
+use crate::logs::LogStore;
+
+/// A spawned process group.
+pub struct ProcessGroup {
+    /// The leader's pid, which is also the group id.
+    pub pid: i32,
+    child: Child,
+}
+
+/// Why a process could not be started.
+#[derive(Debug, thiserror::Error)]
+pub enum SpawnError {
+    /// `spec.args` is empty.
+    #[error("spec.args is empty: nothing to run")]
+    NoArgs,
+    /// The OS refused (no such file, not executable, bad directory, …).
+    #[error("failed to start {program:?}: {source}")]
+    Os {
+        /// The program.
+        program: String,
+        /// The cause.
+        source: std::io::Error,
+    },
+}
+
+/// Streams `reader` into `logs` line by line (lossy UTF-8, so binary output cannot stop the copy).
+fn copy_lines(reader: impl AsyncRead + Unpin + Send + 'static, logs: Arc<LogStore>, resource: String, source: String) {
+    tokio::spawn(async move {
+        let mut reader = BufReader::new(reader);
+        let mut buf = Vec::new();
+        loop {
+            buf.clear();
+            match reader.read_until(b'\n', &mut buf).await {
+                Ok(0) | Err(_) => break,
+                Ok(_) => {
+                    while buf.last().is_some_and(|b| *b == b'\n' || *b == b'\r') {
+                        buf.pop();
+                    }
+                    logs.append(&resource, &source, &String::from_utf8_lossy(&buf));
+                }
+            }
+        }
+    });
+}
+
+impl ProcessGroup {
+    /// Starts `spec.args` in `spec.dir` (else `default_dir`) with `spec.env` over tilt's environment, in a
+    /// new process group, with stdout and stderr going to `logs` under `resource`.
+    pub fn spawn(
+        spec: &CmdSpec,
+        default_dir: &Path,
+        logs: &Arc<LogStore>,
+        resource: &str,
+        source: &str,
+    ) -> Result<ProcessGroup, SpawnError> {
+        let (program, args) = spec.args.split_first().ok_or(SpawnError::NoArgs)?;
+        let mut cmd = tokio::process::Command::new(program);
+        cmd.args(args)
+            .current_dir(if spec.dir.is_empty() { default_dir } else { Path::new(&spec.dir) })
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .process_group(0);
+        for kv in &spec.env {
+            match kv.split_once('=') {
+                Some((k, v)) => cmd.env(k, v),
+                None => cmd.env(kv, ""),
+            };
+        }
+        let parent = std::process::id();
+        // SAFETY: only async-signal-safe calls (prctl, getppid) between fork and exec.
+        unsafe {
+            cmd.pre_exec(move || {
+                if libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL) != 0 {
+                    return Err(std::io::Error::last_os_error());
+                }
+                // tilt died between fork and prctl: do not start an orphan.
+                if libc::getppid() as u32 != parent {
+                    return Err(std::io::Error::other("tilt exited while starting the process"));
+                }
+                Ok(())
+            });
+        }
+        let mut child = cmd.spawn().map_err(|source| SpawnError::Os { program: program.clone(), source })?;
+        let pid = child.id().map(|p| p as i32).unwrap_or(0);
+        if let Some(out) = child.stdout.take() {
+            copy_lines(out, logs.clone(), resource.to_string(), source.to_string());
+        }
+        if let Some(err) = child.stderr.take() {
+            copy_lines(err, logs.clone(), resource.to_string(), source.to_string());
+        }
+        Ok(ProcessGroup { pid, child })
+    }
+
+    /// Waits for the leader to exit, then kills whatever it left behind in its group.
+    pub async fn wait(&mut self) -> std::io::Result<ExitStatus> {
+        let status = self.child.wait().await;
+        self.kill_group();
+        status
+    }
+
+    fn kill_group(&self) {
+        if self.pid > 0 {
+            // ESRCH (nobody left) is the normal case.
+            let _ = killpg(Pid::from_raw(self.pid), Signal::SIGKILL);
+        }
+    }
+
+    /// SIGTERM to the group, up to `grace` for the leader to exit, then SIGKILL to the group.
+    pub async fn terminate(&mut self, grace: Duration) -> std::io::Result<ExitStatus> {
+        if self.pid > 0 {
+            let _ = killpg(Pid::from_raw(self.pid), Signal::SIGTERM);
+        }
+        match tokio::time::timeout(grace, self.child.wait()).await {
+            Ok(status) => {
+                self.kill_group();
+                status
+            }
+            Err(_) => {
+                self.kill_group();
+                self.child.wait().await
+            }
+        }
+    }
+}
+
+/// The exit code of `status`, as a shell would report it (128 + signal for a killed process).
+pub fn exit_code(status: &ExitStatus) -> i32 {
+    use std::os::unix::process::ExitStatusExt;
+    status.code().unwrap_or_else(|| 128 + status.signal().unwrap_or(0))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn spec(args: &[&str]) -> CmdSpec {
+        CmdSpec { args: args.iter().map(|s| s.to_string()).collect(), ..Default::default() }
+    }
+
+    #[tokio::test]
+    async fn output_reaches_the_log_store_and_env_is_set() {
+        let logs = Arc::new(LogStore::default());
+        let mut s = spec(&["sh", "-c", "echo out $GREETING; echo err >&2; exit 3"]);
+        s.env = vec!["GREETING=hi".into()];
+        let mut p = ProcessGroup::spawn(&s, Path::new("/"), &logs, "r", "cmd/r").unwrap();
+        let status = p.wait().await.unwrap();
+        assert_eq!(exit_code(&status), 3);
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        let mut texts: Vec<String> = logs.lines(&[], 0).into_iter().map(|l| l.text).collect();
+        texts.sort();
+        assert_eq!(texts, ["err", "out hi"]);
+    }
+
+    #[tokio::test]
+    async fn terminate_kills_a_process_that_ignores_sigterm_and_its_children() {
+        let logs = Arc::new(LogStore::default());
+        let s = spec(&["sh", "-c", "trap '' TERM; sleep 30 & echo $!; wait"]);
+        let mut p = ProcessGroup::spawn(&s, Path::new("/"), &logs, "r", "cmd/r").unwrap();
+        tokio::time::sleep(Duration::from_millis(200)).await;
+        let grandchild: i32 = logs.lines(&[], 0)[0].text.parse().unwrap();
+        let start = std::time::Instant::now();
+        let status = p.terminate(Duration::from_millis(300)).await.unwrap();
+        assert!(start.elapsed() >= Duration::from_millis(300));
+        assert_eq!(exit_code(&status), 128 + 9);
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        let alive = nix::sys::signal::kill(Pid::from_raw(grandchild), None).is_ok()
+            && !std::fs::read_to_string(format!("/proc/{grandchild}/stat")).unwrap_or_default().contains(") Z");
+        assert!(!alive, "the grandchild was killed with its group");
+    }
+
+    #[test]
+    fn missing_binary_is_a_clear_error() {
+        let logs = Arc::new(LogStore::default());
+        let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+        let err = rt
+            .block_on(async { ProcessGroup::spawn(&spec(&["/no/such/binary"]), Path::new("/"), &logs, "r", "c").err() })
+            .unwrap();
+        assert!(err.to_string().contains("/no/such/binary"), "{err}");
+        assert!(err.to_string().contains("No such file"), "{err}");
+    }
+}

@@ -1,0 +1,135 @@
+//! `LogStore`: the bounded, in-memory log of every resource, written by controllers (process output, build
+//! output, pod logs) and read by `tilt logs` and the terminal view.
+//!
+//! Each resource has its own byte budget, so one chatty resource can never push out another's lines. Lines
+//! carry a global sequence number, so followers resume without gaps or duplicates.
+
+use std::collections::{HashMap, VecDeque};
+use std::sync::Mutex;
+
+use jiff::Timestamp;
+use serde::{Deserialize, Serialize};
+use tokio::sync::broadcast;
+
+/// Default byte budget per resource.
+pub const DEFAULT_BYTES_PER_RESOURCE: usize = 2 * 1024 * 1024;
+
+/// One line of output.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct LogLine {
+    /// Position in the store, increasing across all resources.
+    pub seq: u64,
+    /// When the line was received.
+    pub time: Timestamp,
+    /// The resource (manifest) the line belongs to.
+    pub resource: String,
+    /// The object that produced it, e.g. `cmd/api:serve`.
+    pub source: String,
+    /// The text, without its trailing newline.
+    pub text: String,
+}
+
+struct Resource {
+    lines: VecDeque<LogLine>,
+    bytes: usize,
+}
+
+struct Inner {
+    resources: HashMap<String, Resource>,
+    next_seq: u64,
+}
+
+/// Per-resource bounded logs with a live feed.
+pub struct LogStore {
+    budget: usize,
+    inner: Mutex<Inner>,
+    feed: broadcast::Sender<LogLine>,
+}
+
+impl Default for LogStore {
+    fn default() -> Self {
+        Self::new(DEFAULT_BYTES_PER_RESOURCE)
+    }
+}
+
+impl LogStore {
+    /// A store keeping at most `bytes_per_resource` bytes of text per resource.
+    pub fn new(bytes_per_resource: usize) -> Self {
+        let (feed, _) = broadcast::channel(4096);
+        LogStore {
+            budget: bytes_per_resource.max(1),
+            inner: Mutex::new(Inner { resources: HashMap::new(), next_seq: 1 }),
+            feed,
+        }
+    }
+
+    /// Appends one line.
+    pub fn append(&self, resource: &str, source: &str, text: &str) {
+        let line = {
+            let mut inner = self.inner.lock().unwrap_or_else(|e| e.into_inner());
+            let seq = inner.next_seq;
+            inner.next_seq += 1;
+            let line = LogLine {
+                seq,
+                time: Timestamp::now(),
+                resource: resource.to_string(),
+                source: source.to_string(),
+                text: text.to_string(),
+            };
+            let r = inner
+                .resources
+                .entry(resource.to_string())
+                .or_insert_with(|| Resource { lines: VecDeque::new(), bytes: 0 });
+            r.bytes += line.text.len();
+            r.lines.push_back(line.clone());
+            while r.bytes > self.budget && r.lines.len() > 1 {
+                if let Some(old) = r.lines.pop_front() {
+                    r.bytes -= old.text.len();
+                }
+            }
+            line
+        };
+        let _ = self.feed.send(line);
+    }
+
+    /// Stored lines with `seq > after` of the given resources (all when empty), in order.
+    pub fn lines(&self, resources: &[String], after: u64) -> Vec<LogLine> {
+        let inner = self.inner.lock().unwrap_or_else(|e| e.into_inner());
+        let mut out: Vec<LogLine> = inner
+            .resources
+            .iter()
+            .filter(|(name, _)| resources.is_empty() || resources.contains(name))
+            .flat_map(|(_, r)| r.lines.iter().filter(|l| l.seq > after).cloned())
+            .collect();
+        out.sort_by_key(|l| l.seq);
+        out
+    }
+
+    /// Live lines appended from now on.
+    pub fn subscribe(&self) -> broadcast::Receiver<LogLine> {
+        self.feed.subscribe()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_chatty_resource_cannot_push_out_another() {
+        let store = LogStore::new(100);
+        store.append("quiet", "cmd/q", "hello");
+        for i in 0..1000 {
+            store.append("chatty", "cmd/c", &format!("line {i:04} ........"));
+        }
+        let quiet = store.lines(&["quiet".into()], 0);
+        assert_eq!(quiet.len(), 1);
+        let chatty = store.lines(&["chatty".into()], 0);
+        assert!(chatty.iter().map(|l| l.text.len()).sum::<usize>() <= 100);
+        assert_eq!(chatty.last().unwrap().text, "line 0999 ........");
+        let all = store.lines(&[], 0);
+        assert!(all.windows(2).all(|w| w[0].seq < w[1].seq));
+        let after = store.lines(&[], all[all.len() - 2].seq);
+        assert_eq!(after.len(), 1);
+    }
+}

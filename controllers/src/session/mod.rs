@@ -1,0 +1,147 @@
+//! The Session controller: one Session per `tilt up`/`tilt ci`, whose status lists every target (a Cmd
+//! of a resource) and, under the `ci` exit condition, says when the run is done and why it failed —
+//! which is all `tilt ci` waits for.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use futures::StreamExt;
+use kube::api::{Api, ListParams, Patch, PatchParams};
+use kube::runtime::controller::{Action, Controller};
+use kube::runtime::reflector::ObjectRef;
+use kube::runtime::watcher;
+use kube::{Client, ResourceExt};
+use serde_json::json;
+use tilt_apis::{
+    Cmd, ExitCondition, Session, SessionStatus, Target, TargetState, TargetStateActive, TargetStateTerminated,
+    TargetStateWaiting, TargetType, Tiltfile, UIResource,
+};
+use tokio_util::sync::CancellationToken;
+
+use crate::cmd::STOPPED_REASON;
+use crate::uiresource::RESOURCE_LABEL;
+
+/// The field manager of this controller's status writes.
+pub const MANAGER: &str = "tilt-session-controller";
+/// The name of the session of this `tilt up`, as in Go Tilt.
+pub const SESSION_NAME: &str = "Tiltfile";
+
+/// Errors of one reconcile; retried.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// The API refused a read or write.
+    #[error("Session controller API call failed: {0}")]
+    Api(#[from] kube::Error),
+}
+
+/// What a reconcile needs.
+pub struct Ctx {
+    /// The API client.
+    pub client: Client,
+}
+
+fn target(cmd: &Cmd) -> Option<Target> {
+    let name = cmd.name_any();
+    let resource = cmd.labels().get(RESOURCE_LABEL)?.clone();
+    let server = name.ends_with(":serve");
+    let s = cmd.status.clone().unwrap_or_default();
+    let state = if let Some(r) = &s.running {
+        TargetState { active: Some(TargetStateActive { start_time: r.started_at.clone(), ready: s.ready, last_ready_time: None }), ..Default::default() }
+    } else if let Some(t) = s.terminated.as_ref().filter(|t| t.reason != STOPPED_REASON) {
+        let failed = t.exit_code != 0 || !t.reason.is_empty() || server;
+        TargetState {
+            terminated: Some(TargetStateTerminated {
+                start_time: t.started_at.clone(),
+                finish_time: t.finished_at.clone(),
+                error: if failed {
+                    if t.reason.is_empty() { format!("exited with code {}", t.exit_code) } else { t.reason.clone() }
+                } else {
+                    String::new()
+                },
+                grace_status: None,
+            }),
+            ..Default::default()
+        }
+    } else {
+        let reason = s.waiting.map(|w| w.reason).unwrap_or_else(|| "waiting to start".into());
+        TargetState { waiting: Some(TargetStateWaiting { wait_reason: reason }), ..Default::default() }
+    };
+    Some(Target {
+        name,
+        type_: if server { TargetType::Server } else { TargetType::Job },
+        resources: vec![resource],
+        state,
+    })
+}
+
+fn is_ready(r: &UIResource) -> bool {
+    r.status.as_ref().is_some_and(|s| s.conditions.iter().any(|c| c.type_ == "Ready" && c.status == "True"))
+}
+
+/// Computes the session status from the Tiltfile, the resources and their Cmds.
+pub fn summarize(session: &Session, tiltfiles: &[Tiltfile], resources: &[UIResource], cmds: &[Cmd]) -> SessionStatus {
+    let mut targets: Vec<Target> = cmds.iter().filter_map(target).collect();
+    targets.sort_by(|a, b| a.name.cmp(&b.name));
+    let previous = session.status.clone().unwrap_or_default();
+    let tiltfile_error = tiltfiles
+        .iter()
+        .filter_map(|t| t.status.as_ref()?.terminated.as_ref().map(|term| (t.name_any(), term.error.clone())))
+        .find(|(_, e)| !e.is_empty());
+    let loaded = tiltfiles.iter().all(|t| t.status.as_ref().is_some_and(|s| s.terminated.is_some()));
+    let target_error = targets
+        .iter()
+        .find_map(|t| t.state.terminated.as_ref().filter(|term| !term.error.is_empty()).map(|term| (t.resources[0].clone(), term.error.clone())));
+    let (done, error) = match session.spec.exit_condition {
+        ExitCondition::Manual => (false, String::new()),
+        ExitCondition::Ci => {
+            if let Some((name, e)) = tiltfile_error {
+                (true, format!("{name}: {e}"))
+            } else if let Some((resource, e)) = target_error {
+                (true, format!("{resource}: {e}"))
+            } else if loaded && !tiltfiles.is_empty() && resources.iter().all(is_ready) {
+                (true, String::new())
+            } else {
+                (false, String::new())
+            }
+        }
+    };
+    SessionStatus { targets, done, error, ..previous }
+}
+
+/// Recomputes the session status.
+pub async fn reconcile(session: Arc<Session>, ctx: Arc<Ctx>) -> Result<Action, Error> {
+    let all = ListParams::default();
+    let tiltfiles = Api::<Tiltfile>::all(ctx.client.clone()).list(&all).await?.items;
+    let resources = Api::<UIResource>::all(ctx.client.clone()).list(&all).await?.items;
+    let cmds = Api::<Cmd>::all(ctx.client.clone()).list(&all).await?.items;
+    let previous = session.status.clone().unwrap_or_default();
+    let status = summarize(&session, &tiltfiles, &resources, &cmds);
+    if status == previous {
+        return Ok(Action::await_change());
+    }
+    let patch = json!({"apiVersion": tilt_apis::API_VERSION, "kind": "Session", "status": status});
+    Api::<Session>::all(ctx.client.clone())
+        .patch_status(&session.name_any(), &PatchParams::apply(MANAGER).force(), &Patch::Apply(&patch))
+        .await?;
+    Ok(Action::await_change())
+}
+
+fn error_policy(_s: Arc<Session>, err: &Error, _ctx: Arc<Ctx>) -> Action {
+    tracing::warn!(%err, "Session reconcile failed");
+    Action::requeue(Duration::from_millis(500))
+}
+
+/// Runs the controller until `shutdown` is cancelled.
+pub async fn run(client: Client, shutdown: CancellationToken) {
+    let session = || std::iter::once(ObjectRef::<Session>::new(SESSION_NAME));
+    Controller::new(Api::<Session>::all(client.clone()), watcher::Config::default())
+        // A burst of Cmd/UIResource changes is summarized once.
+        .with_config(kube::runtime::controller::Config::default().debounce(Duration::from_millis(10)))
+        .watches(Api::<Cmd>::all(client.clone()), watcher::Config::default(), move |_| session())
+        .watches(Api::<UIResource>::all(client.clone()), watcher::Config::default(), move |_| session())
+        .watches(Api::<Tiltfile>::all(client.clone()), watcher::Config::default(), move |_| session())
+        .graceful_shutdown_on(async move { shutdown.cancelled().await })
+        .run(reconcile, error_policy, Arc::new(Ctx { client }))
+        .for_each(|_| async {})
+        .await;
+}
