@@ -212,15 +212,15 @@ fn overlaps(a: &[String], b: &[String]) -> bool {
 }
 
 /// Who wrote, how and when.
-pub struct Writer<'a> {
+pub struct Writer {
     /// The field manager.
-    pub manager: &'a str,
+    pub manager: String,
     /// `status` or empty.
-    pub subresource: &'a str,
+    pub subresource: String,
     /// The object's API version.
-    pub api_version: &'a str,
+    pub api_version: String,
     /// RFC 3339 time of the write.
-    pub time: &'a str,
+    pub time: String,
 }
 
 fn entry<'m>(managers: &'m mut Vec<Manager>, w: &Writer, operation: &str) -> &'m mut Manager {
@@ -239,8 +239,8 @@ fn entry<'m>(managers: &'m mut Vec<Manager>, w: &Writer, operation: &str) -> &'m
             managers.len() - 1
         });
     let m = &mut managers[i];
-    m.time = w.time.to_string();
-    m.api_version = w.api_version.to_string();
+    m.time = w.time.clone();
+    m.api_version = w.api_version.clone();
     m
 }
 
@@ -347,8 +347,13 @@ pub fn apply(current: Option<&Value>, config: &Value, w: &Writer, force: bool) -
 mod tests {
     use super::*;
 
-    fn w(manager: &str) -> Writer<'_> {
-        Writer { manager, subresource: "", api_version: "tilt.dev/v1alpha1", time: "2026-01-01T00:00:00Z" }
+    fn w(manager: &str) -> Writer {
+        Writer {
+            manager: manager.into(),
+            subresource: String::new(),
+            api_version: "tilt.dev/v1alpha1".into(),
+            time: "2026-01-01T00:00:00Z".into(),
+        }
     }
 
     #[test]

@@ -201,3 +201,38 @@ fn tilt_down_without_tilt_up_says_so() {
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(err.contains("no tilt up found") && err.contains("tilt up"), "{err}");
 }
+
+/// A burst of 1,000 writes restarts the server exactly once, and the new process sees the final content.
+#[tokio::test]
+async fn a_burst_of_writes_restarts_the_server_once_with_the_final_content() {
+    let home = tempfile::tempdir().unwrap();
+    std::fs::create_dir_all(home.path().join("src")).unwrap();
+    std::fs::write(home.path().join("src/data"), "0").unwrap();
+    std::fs::write(
+        home.path().join("Tiltfile"),
+        "local_resource('srv', serve_cmd='echo started $(cat src/data); exec sleep 300', deps=['src'])\n",
+    )
+    .unwrap();
+    // A generous debounce: the burst below is written by a test process that may be descheduled on a
+    // loaded CI machine, and a pause longer than the debounce legitimately splits a burst.
+    let tilt = TiltUp::start_with(home, &[("TILT_FILE_DEBOUNCE_MS", "200")]);
+    let cmds: Api<Cmd> = Api::all(tilt.client().await);
+    let logs = || {
+        let out = Command::new(env!("CARGO_BIN_EXE_tilt"))
+            .args(["logs", "srv"])
+            .env("HOME", tilt.home.path())
+            .env_remove("TILT_CONFIG")
+            .output()
+            .unwrap();
+        String::from_utf8_lossy(&out.stdout).lines().filter(|l| l.contains("started")).map(String::from).collect::<Vec<_>>()
+    };
+    eventually("the first start", || async { logs() == ["srv │ started 0"] }).await;
+    let first = serve_pid(&cmds, "srv:serve").await.unwrap();
+    for i in 1..=1000 {
+        std::fs::write(tilt.home.path().join("src/data"), i.to_string()).unwrap();
+    }
+    eventually("the restart", || async { serve_pid(&cmds, "srv:serve").await.is_some_and(|p| p != first) && logs().len() == 2 })
+        .await;
+    tokio::time::sleep(Duration::from_millis(800)).await;
+    assert_eq!(logs(), ["srv │ started 0", "srv │ started 1000"], "exactly one restart, with the final content");
+}

@@ -273,6 +273,16 @@ impl<'a> Call<'a> {
         })
     }
 
+    /// Who is writing, for managedFields.
+    fn writer(&self, target: Target) -> Writer {
+        Writer {
+            manager: self.manager(),
+            subresource: if target == Target::Status { "status".into() } else { String::new() },
+            api_version: self.kind.api_version(),
+            time: now(),
+        }
+    }
+
     fn media_type(&self) -> String {
         self.content_type.split(';').next().unwrap_or_default().trim().to_ascii_lowercase()
     }
@@ -417,15 +427,7 @@ impl<'a> Call<'a> {
                 let generation = cur["metadata"]["generation"].as_i64().unwrap_or(0) + 1;
                 result["metadata"]["generation"] = json!(generation);
             }
-        let time = now();
-        let api_version = self.kind.api_version();
-        let manager = self.manager();
-        let writer = Writer {
-            manager: &manager,
-            subresource: if target == Target::Status { "status" } else { "" },
-            api_version: &api_version,
-            time: &time,
-        };
+        let writer = self.writer(target);
         match operation {
             // Server-side apply computed the new field ownership; keep it whichever part was written.
             Operation::Apply => match incoming["metadata"].get("managedFields") {
@@ -731,15 +733,7 @@ impl<'a> Call<'a> {
                 m.remove("status");
             }
         }
-        let time = now();
-        let api_version = self.kind.api_version();
-        let manager = self.manager();
-        let writer = Writer {
-            manager: &manager,
-            subresource: if target == Target::Status { "status" } else { "" },
-            api_version: &api_version,
-            time: &time,
-        };
+        let writer = self.writer(target);
         fields::apply(current, &config, &writer, self.query.force).map_err(|conflicts| {
             let list: Vec<String> = conflicts.iter().map(|c| format!("conflict with \"{}\": {}", c.manager, c.field)).collect();
             let mut err = ApiError::conflict(
