@@ -1,11 +1,16 @@
 //! `tilt`: the command line. It parses flags and wires the libraries together; the work happens in the
 //! API server (`tilt-apiserver`), the controllers (`tilt-controllers`) and the Tiltfile loader (`tilt-config`).
 
+mod args;
 mod client;
+mod doctor;
 mod down;
+mod dump;
+mod enable;
 mod kubeconfig;
 mod loader;
 mod logs;
+mod resources;
 mod trigger;
 mod up;
 mod view;
@@ -33,6 +38,18 @@ enum Command {
     Logs(logs::LogsArgs),
     /// Run a resource's update (and restart its server) now.
     Trigger(trigger::TriggerArgs),
+    /// Enable resources: `tilt enable NAME…`, `--all`, `--only NAME…` or `--labels L`.
+    Enable(enable::EnableArgs),
+    /// Disable resources: `tilt disable NAME…`, `--all` or `--labels L`.
+    Disable(enable::DisableArgs),
+    /// Change the running Tiltfile's arguments: `tilt args -- …` (or edit them, or `--clear`).
+    Args(args::ArgsArgs),
+    /// Print the running `tilt up`'s state as JSON: `engine` (every object) or `webview` (the UI's).
+    Dump(dump::DumpArgs),
+    /// Print what tilt sees: version, kubeconfig and cluster, Docker, the running `tilt up`.
+    Doctor(doctor::DoctorArgs),
+    #[command(flatten)]
+    Resources(resources::Command),
     /// Print the version.
     Version,
     /// Internal: the orphan reaper that `tilt up` starts (kills its process groups if tilt dies).
@@ -62,6 +79,12 @@ fn main() -> ExitCode {
         Command::Down(args) => runtime().and_then(|rt| rt.block_on(down::down(args))),
         Command::Logs(args) => runtime().and_then(|rt| rt.block_on(logs::logs(args))),
         Command::Trigger(args) => runtime().and_then(|rt| rt.block_on(trigger::trigger(args))),
+        Command::Enable(args) => return resources::exit(enable::enable(args)),
+        Command::Disable(args) => return resources::exit(enable::disable(args)),
+        Command::Args(a) => return resources::exit(args::args(a)),
+        Command::Dump(args) => return resources::exit(dump::dump(args)),
+        Command::Doctor(args) => return resources::exit(doctor::doctor(args)),
+        Command::Resources(command) => return resources::run(command),
         Command::Ci(args) => match runtime().and_then(|rt| rt.block_on(up::ci(args))) {
             Ok(code) => return code,
             Err(e) => Err(e),

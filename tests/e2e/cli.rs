@@ -11,13 +11,7 @@ use tilt_apis::Cmd;
 use crate::common::{TiltUp, eventually};
 
 fn tilt(up: &TiltUp, args: &[&str]) -> Output {
-    tilt_command(up, args).output().unwrap()
-}
-
-fn tilt_command(up: &TiltUp, args: &[&str]) -> Command {
-    let mut c = Command::new(env!("CARGO_BIN_EXE_tilt"));
-    c.args(args).env("HOME", up.home.path()).env("KUBECONFIG", up.kubeconfig()).env_remove("TILT_CONFIG");
-    c
+    up.tilt_command(args).output().unwrap()
 }
 
 fn stdout(out: &Output) -> String {
@@ -25,15 +19,9 @@ fn stdout(out: &Output) -> String {
     String::from_utf8_lossy(&out.stdout).into_owned()
 }
 
-fn start(tiltfile: &str) -> TiltUp {
-    let home = tempfile::tempdir().unwrap();
-    std::fs::write(home.path().join("Tiltfile"), tiltfile).unwrap();
-    TiltUp::start_in(home)
-}
-
 #[tokio::test]
 async fn logs_filter_tail_json_and_follow() {
-    let up = start(
+    let up = TiltUp::with_tiltfile(
         "local_resource('a', serve_cmd='echo a1; echo a2; echo a3; sleep 300')\nlocal_resource('b', cmd='echo from-b')\n",
     );
     let cmds: Api<Cmd> = Api::all(up.client().await);
@@ -51,7 +39,7 @@ async fn logs_filter_tail_json_and_follow() {
     assert!(line["time"].is_string() && line["seq"].is_u64());
 
     // -f streams a line written after it started.
-    let mut follow = tilt_command(&up, &["logs", "-f", "b"]).stdout(Stdio::piped()).spawn().unwrap();
+    let mut follow = up.tilt_command(&["logs", "-f", "b"]).stdout(Stdio::piped()).spawn().unwrap();
     let reader = BufReader::new(follow.stdout.take().unwrap());
     let lines = std::thread::spawn(move || reader.lines().map_while(Result::ok).take(2).collect::<Vec<_>>());
     tokio::time::sleep(Duration::from_millis(500)).await;
@@ -76,7 +64,7 @@ fn clear_errors_without_tilt_up_and_for_unknown_resources() {
         .unwrap();
     assert!(String::from_utf8_lossy(&out.stderr).contains("no tilt up found on port 1"), "{}", String::from_utf8_lossy(&out.stderr));
 
-    let up = start("local_resource('a', cmd='true')\n");
+    let up = TiltUp::with_tiltfile("local_resource('a', cmd='true')\n");
     let out = tilt(&up, &["trigger", "nope"]);
     assert!(!out.status.success());
     assert!(String::from_utf8_lossy(&out.stderr).contains("no resource named \"nope\""));

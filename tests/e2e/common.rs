@@ -52,6 +52,24 @@ impl TiltUp {
         TiltUp { home, child, url }
     }
 
+    /// Starts `tilt up` on a Tiltfile with this text, in a fresh temp HOME.
+    pub fn with_tiltfile(tiltfile: &str) -> TiltUp {
+        let home = tempfile::tempdir().unwrap();
+        std::fs::write(home.path().join("Tiltfile"), tiltfile).unwrap();
+        Self::start_in(home)
+    }
+
+    /// A `tilt` client command (logs, get, down, …) aimed at this instance.
+    pub fn tilt_command(&self, args: &[&str]) -> Command {
+        let mut c = Command::new(env!("CARGO_BIN_EXE_tilt"));
+        c.args(args)
+            .env("HOME", self.home.path())
+            .env("KUBECONFIG", self.kubeconfig())
+            .env_remove("TILT_CONFIG")
+            .env_remove("DOCKER_HOST");
+        c
+    }
+
     pub fn kubeconfig(&self) -> PathBuf {
         kubeconfig_path(self.home.path())
     }

@@ -4,5 +4,6 @@ mod cli;
 mod common;
 mod kubectl;
 mod python;
+mod resources;
 mod tiltfile;
 mod up;

@@ -161,30 +161,18 @@ fn tilt_ci_succeeds_fails_and_times_out_with_a_reason() {
 
 #[tokio::test]
 async fn tilt_down_deletes_what_the_tiltfile_declared_and_can_stop_tilt_up() {
-    let home = tempfile::tempdir().unwrap();
-    std::fs::write(home.path().join("Tiltfile"), "local_resource('srv', serve_cmd='sleep 300')\n").unwrap();
-    let mut tilt = TiltUp::start_in(home);
+    let mut tilt = TiltUp::with_tiltfile("local_resource('srv', serve_cmd='sleep 300')\n");
     let cmds: Api<Cmd> = Api::all(tilt.client().await);
     eventually("srv to run", || async { serve_pid(&cmds, "srv:serve").await.is_some() }).await;
     let pid = serve_pid(&cmds, "srv:serve").await.unwrap();
-    let down = |args: &[&str]| {
-        Command::new(env!("CARGO_BIN_EXE_tilt"))
-            .arg("down")
-            .args(args)
-            .env("HOME", tilt.home.path())
-            .env("KUBECONFIG", tilt.kubeconfig())
-            .env_remove("TILT_CONFIG")
-            .output()
-            .unwrap()
-    };
-    let out = down(&[]);
+    let out = tilt.tilt_command(&["down"]).output().unwrap();
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
     eventually("the Cmd to be deleted", || async { cmds.get_opt("srv:serve").await.unwrap().is_none() }).await;
     eventually("its process to stop", || async {
         std::fs::read_to_string(format!("/proc/{pid}/stat")).map_or(true, |s| s.contains(") Z "))
     })
     .await;
-    let out = down(&["--stop"]);
+    let out = tilt.tilt_command(&["down", "--stop"]).output().unwrap();
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
     let deadline = Instant::now() + Duration::from_secs(5);
     while tilt.child.try_wait().unwrap().is_none() && Instant::now() < deadline {
@@ -218,12 +206,7 @@ async fn a_burst_of_writes_restarts_the_server_once_with_the_final_content() {
     let tilt = TiltUp::start_with(home, &[("TILT_FILE_DEBOUNCE_MS", "200")]);
     let cmds: Api<Cmd> = Api::all(tilt.client().await);
     let logs = || {
-        let out = Command::new(env!("CARGO_BIN_EXE_tilt"))
-            .args(["logs", "srv"])
-            .env("HOME", tilt.home.path())
-            .env_remove("TILT_CONFIG")
-            .output()
-            .unwrap();
+        let out = tilt.tilt_command(&["logs", "srv"]).output().unwrap();
         String::from_utf8_lossy(&out.stdout).lines().filter(|l| l.contains("started")).map(String::from).collect::<Vec<_>>()
     };
     eventually("the first start", || async { logs() == ["srv │ started 0"] }).await;

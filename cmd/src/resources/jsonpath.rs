@@ -38,7 +38,8 @@ impl Template {
                 break;
             };
             push_text(stack.last_mut().expect("stack"), &rest[..open]);
-            let close = open + action_end(&rest[open..]).ok_or_else(|| anyhow::anyhow!("unclosed action in template {text:?}"))?;
+            let close =
+                open + action_end(&rest[open..]).ok_or_else(|| anyhow::anyhow!("unclosed action in template {text:?}"))?;
             let action = rest[open + 1..close].trim();
             rest = &rest[close + 1..];
             if let Some(path) = action.strip_prefix("range ") {

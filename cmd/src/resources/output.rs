@@ -4,7 +4,7 @@
 //!
 //! Tables come from the server (`Accept: application/json;as=Table;v=v1;g=meta.k8s.io`, as kubectl asks),
 //! so each kind's columns are defined once, next to its type. Text tables are laid out like kubectl's
-//! tabwriter (cells padded by 3, at least 10 wide, the last column unpadded). JSON is indented by four
+//! tabwriter (cells padded by 3, at least 6 wide, the last column unpadded). JSON is indented by four
 //! spaces and lists are wrapped in a `v1 List`, as kubectl does; `metadata.managedFields` is left out
 //! unless asked for.
 
@@ -12,8 +12,7 @@ use std::fmt::Write as _;
 use std::str::FromStr;
 
 use anyhow::{Context, Result, bail};
-use serde::ser::{SerializeMap, SerializeSeq};
-use serde::{Deserialize, Serialize, Serializer};
+use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 
 use super::jsonpath::Template;
@@ -160,29 +159,22 @@ pub struct TextTable {
 }
 
 /// kubectl's tabwriter settings: minimum cell width and padding.
-const MIN_WIDTH: usize = 10;
+const MIN_WIDTH: usize = 6;
 const PADDING: usize = 3;
 
 impl TextTable {
     /// Column widths (padding included) that fit the header and every row.
     pub fn widths(&self) -> Vec<usize> {
-        let mut widths = vec![0; self.header.len()];
-        for row in std::iter::once(&self.header).chain(&self.rows) {
-            for (i, cell) in row.iter().enumerate() {
-                if i >= widths.len() {
-                    widths.push(0);
-                }
-                widths[i] = widths[i].max((cell.chars().count() + PADDING).max(MIN_WIDTH));
-            }
-        }
-        widths
+        widths(std::iter::once(&self.header).chain(&self.rows))
     }
 
-    /// The table as text, one line per row, the header first unless `no_headers`.
+    /// The table as text, one line per row, the header first unless `no_headers` (then the header
+    /// does not widen the columns either).
     pub fn render(&self, no_headers: bool) -> String {
-        let widths = self.widths();
+        let with_header = !no_headers && !self.header.is_empty();
+        let widths = if with_header { self.widths() } else { widths(&self.rows) };
         let mut out = String::new();
-        if !no_headers && !self.header.is_empty() {
+        if with_header {
             out.push_str(&render_row(&self.header, &widths));
         }
         for row in &self.rows {
@@ -190,6 +182,20 @@ impl TextTable {
         }
         out
     }
+}
+
+/// Like Go's tabwriter: a row's last cell is not aligned, so it does not widen its column.
+fn widths<'a>(rows: impl IntoIterator<Item = &'a Vec<String>>) -> Vec<usize> {
+    let mut widths: Vec<usize> = Vec::new();
+    for row in rows {
+        for (i, cell) in row.iter().enumerate().take(row.len().saturating_sub(1)) {
+            if i >= widths.len() {
+                widths.push(0);
+            }
+            widths[i] = widths[i].max((cell.chars().count() + PADDING).max(MIN_WIDTH));
+        }
+    }
+    widths
 }
 
 /// One line of cells padded to `widths` (cells wider than their column push the rest right).
@@ -270,6 +276,16 @@ impl Printer {
         table.render(self.no_headers)
     }
 
+    /// Renders one table per kind as kubectl does: separated by a blank line, or, without headers, as
+    /// one run of lines whose columns line up across kinds.
+    pub fn render_tables(&self, tables: &[TextTable]) -> String {
+        if self.no_headers {
+            let rows = tables.iter().flat_map(|t| t.rows.iter().cloned()).collect();
+            return TextTable { header: Vec::new(), rows }.render(true);
+        }
+        tables.iter().map(|t| t.render(false)).collect::<Vec<_>>().join("\n")
+    }
+
     /// Prints `objects` in a non-table format: as one object when `single`, else as a `List`.
     /// (The table formats print a NAME column here; `get` uses the server's tables instead.)
     pub fn objects(&self, objects: &[Value], single: bool) -> Result<String> {
@@ -316,10 +332,17 @@ impl Printer {
     }
 }
 
-/// A cell as kubectl prints it.
+/// Writes `text` to stdout as is; a closed stdout (`tilt get cmds | head -1`) is not an error.
+pub fn emit(text: &str) {
+    use std::io::Write;
+    let mut out = std::io::stdout().lock();
+    let _ = out.write_all(text.as_bytes()).and_then(|()| out.flush());
+}
+
+/// A cell as kubectl prints it (nothing for null).
 fn cell_text(value: &Value) -> String {
     match value {
-        Value::Null => "<none>".into(),
+        Value::Null => String::new(),
         other => super::jsonpath::plain(other),
     }
 }
@@ -343,7 +366,11 @@ pub fn custom_columns(cols: &[(String, Template)], objects: &[Value]) -> Result<
             cols.iter()
                 .map(|(_, t)| {
                     let values = t.values(o)?;
-                    Ok(if values.is_empty() { "<none>".into() } else { values.iter().map(go_format).collect::<Vec<_>>().join(",") })
+                    Ok(if values.is_empty() {
+                        "<none>".into()
+                    } else {
+                        values.iter().map(go_format).collect::<Vec<_>>().join(",")
+                    })
                 })
                 .collect::<Result<Vec<String>>>()
         })
@@ -357,7 +384,9 @@ pub fn go_format(value: &Value) -> String {
         Value::Null => "<nil>".into(),
         Value::String(s) => s.clone(),
         Value::Array(items) => format!("[{}]", items.iter().map(go_format).collect::<Vec<_>>().join(" ")),
-        Value::Object(map) => format!("map[{}]", map.iter().map(|(k, v)| format!("{k}:{}", go_format(v))).collect::<Vec<_>>().join(" ")),
+        Value::Object(map) => {
+            format!("map[{}]", map.iter().map(|(k, v)| format!("{k}:{}", go_format(v))).collect::<Vec<_>>().join(" "))
+        }
         other => other.to_string(),
     }
 }
@@ -373,7 +402,7 @@ pub fn qualified_name(object: &Value) -> String {
 }
 
 /// `kind.group` of an object, e.g. `cmd.tilt.dev` (just `kind` in the core group).
-pub fn kind_group(object: &Value) -> String {
+fn kind_group(object: &Value) -> String {
     let kind = object["kind"].as_str().unwrap_or_default().to_lowercase();
     match object["apiVersion"].as_str().and_then(|v| v.split_once('/')) {
         Some((group, _)) => format!("{kind}.{group}"),
@@ -389,45 +418,9 @@ pub fn to_json(value: &Value) -> String {
     String::from_utf8(out).expect("serde_json writes UTF-8")
 }
 
-/// Serializes a `serde_json::Value` with numbers as native YAML numbers.
-///
-/// The workspace enables serde_json's `arbitrary_precision` (through starlark), under which a `Number`
-/// serializes through any non-JSON serializer as a private one-entry map. (`tilt-config` has the same
-/// wrapper, crate-private.)
-struct YamlValue<'a>(&'a Value);
-
-impl Serialize for YamlValue<'_> {
-    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
-        match self.0 {
-            Value::Null => serializer.serialize_unit(),
-            Value::Bool(b) => serializer.serialize_bool(*b),
-            Value::Number(n) => match (n.as_i64(), n.as_u64()) {
-                (Some(i), _) => serializer.serialize_i64(i),
-                (_, Some(u)) => serializer.serialize_u64(u),
-                _ => serializer.serialize_f64(n.as_f64().unwrap_or(f64::NAN)),
-            },
-            Value::String(s) => serializer.serialize_str(s),
-            Value::Array(items) => {
-                let mut seq = serializer.serialize_seq(Some(items.len()))?;
-                for item in items {
-                    seq.serialize_element(&YamlValue(item))?;
-                }
-                seq.end()
-            }
-            Value::Object(map) => {
-                let mut out = serializer.serialize_map(Some(map.len()))?;
-                for (k, v) in map {
-                    out.serialize_entry(k, &YamlValue(v))?;
-                }
-                out.end()
-            }
-        }
-    }
-}
-
 /// One YAML document.
 pub fn to_yaml(value: &Value) -> Result<String> {
-    serde_saphyr::to_string(&YamlValue(value)).context("encoding YAML")
+    tilt_apis::yaml::to_string(value).context("encoding YAML")
 }
 
 /// Reads manifests: JSON (an object or array) or a YAML stream; `List` objects are expanded into their
@@ -446,7 +439,9 @@ pub fn parse_manifests(text: &str) -> Result<Vec<Value>> {
     for doc in docs {
         match doc {
             Value::Null => {}
-            Value::Object(ref map) if map.get("kind").and_then(Value::as_str).is_some_and(|k| k.ends_with("List")) && map.contains_key("items") => {
+            Value::Object(ref map)
+                if map.get("kind").and_then(Value::as_str).is_some_and(|k| k.ends_with("List")) && map.contains_key("items") =>
+            {
                 out.extend(map["items"].as_array().cloned().unwrap_or_default());
             }
             Value::Object(_) => out.push(doc),
@@ -478,7 +473,9 @@ mod tests {
     fn formats_parse() {
         assert_eq!("json".parse::<Format>().unwrap(), Format::Json);
         assert!(matches!("jsonpath={.a}".parse::<Format>().unwrap(), Format::JsonPath(_)));
-        assert!(matches!("custom-columns=N:.metadata.name,A:{.spec.args}".parse::<Format>().unwrap(), Format::CustomColumns(c) if c.len() == 2));
+        assert!(
+            matches!("custom-columns=N:.metadata.name,A:{.spec.args}".parse::<Format>().unwrap(), Format::CustomColumns(c) if c.len() == 2)
+        );
         assert!("custom-columns=N".parse::<Format>().is_err());
         assert!("xml".parse::<Format>().unwrap_err().contains("allowed formats"));
     }
@@ -486,8 +483,22 @@ mod tests {
     #[test]
     fn tables_align_like_kubectl() {
         let t = TextTable { header: vec!["NAME".into(), "CREATED AT".into()], rows: vec![vec!["a:serve".into(), "2026".into()]] };
-        assert_eq!(t.render(false), "NAME       CREATED AT\na:serve    2026\n");
-        assert_eq!(t.render(true), "a:serve    2026\n");
+        assert_eq!(t.render(false), "NAME      CREATED AT\na:serve   2026\n");
+        assert_eq!(t.render(true), "a:serve   2026\n");
+        let tiny = TextTable { header: vec!["NAMESPACED".into(), "K".into()], rows: vec![vec!["false".into(), "x".into()]] };
+        assert_eq!(tiny.render(true), "false   x\n", "without headers, only the rows set the widths");
+        let narrow = TextTable { header: vec!["A".into(), "B".into()], rows: vec![vec!["x".into(), "y".into()]] };
+        assert_eq!(narrow.render(false), "A     B\nx     y\n", "cells are at least 6 wide");
+        let ragged = [
+            t.clone(),
+            TextTable { header: vec!["NAME".into()], rows: vec![vec!["long-name-x".into(), "1".into(), "2".into()]] },
+        ];
+        let mut p = printer("table");
+        assert_eq!(p.render_tables(&ragged), "NAME      CREATED AT\na:serve   2026\n\nNAME\nlong-name-x   1     2\n");
+        p.no_headers = true;
+        assert_eq!(p.render_tables(&ragged), "a:serve       2026\nlong-name-x   1     2\n", "one alignment across kinds");
+        let longer = TextTable { header: t.header.clone(), rows: vec![vec!["b:update".into(), "2026".into()]] };
+        assert_eq!(longer.render(false), "NAME       CREATED AT\nb:update   2026\n", "as kubectl lays out `get cmds`");
     }
 
     #[test]
@@ -502,7 +513,8 @@ mod tests {
         let mut wide = printer("wide");
         wide.show_labels = true;
         let t = wide.text_table(&table, None);
-        assert_eq!((t.header.as_slice(), t.rows[0].as_slice()), (&["NAME", "ARGS", "LABELS"][..], &["a", "[x]", "k=v"][..]));
+        assert_eq!(t.header, ["NAME", "ARGS", "LABELS"]);
+        assert_eq!(t.rows, [["a", "[x]", "k=v"]]);
     }
 
     #[test]
@@ -513,13 +525,13 @@ mod tests {
         let list: Value = serde_json::from_str(&printer("json").objects(&objs, false).unwrap()).unwrap();
         assert_eq!((list["kind"].as_str(), list["items"].as_array().map(Vec::len)), (Some("List"), Some(2)));
         let yaml = printer("yaml").objects(&objs[..1], true).unwrap();
-        assert!(yaml.contains("n: 2") && yaml.contains("- sh"), "{yaml}");
+        assert!(yaml.contains("\"n\": 2") && yaml.contains("- sh"), "{yaml}");
         assert_eq!(parse_manifests(&yaml).unwrap()[0]["spec"]["n"], 2);
         assert_eq!(printer("name").objects(&objs, false).unwrap(), "cmd.tilt.dev/a\ncmd.tilt.dev/b\n");
         assert_eq!(printer("jsonpath={.items[*].metadata.name}").objects(&objs, false).unwrap(), "a b");
         assert_eq!(
             printer("custom-columns=NAME:.metadata.name,ARGS:.spec.args,X:.nope").objects(&objs, false).unwrap(),
-            "NAME      ARGS         X\na         [sh -c x]    <none>\nb         [sh -c x]    <none>\n"
+            "NAME   ARGS        X\na      [sh -c x]   <none>\nb      [sh -c x]   <none>\n"
         );
     }
 
