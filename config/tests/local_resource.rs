@@ -88,6 +88,7 @@ watch_settings(ignore=['**/node_modules'])
                 "env": ["GOFLAGS=-mod=mod"],
                 "restartOn": {"fileWatches": ["local:api"], "uiButtons": ["api:trigger"]},
                 "startOn": {"uiResources": ["db"]},
+                "disableSource": {"configMap": {"name": "api-disable", "key": "isDisabled"}},
             },
         })
     );
@@ -111,6 +112,7 @@ watch_settings(ignore=['**/node_modules'])
                 },
                 "restartOn": {"uiButtons": ["api:trigger"], "cmds": ["api:update"]},
                 "startOn": {"cmds": ["api:update"], "uiResources": ["db"]},
+                "disableSource": {"configMap": {"name": "api-disable", "key": "isDisabled"}},
             },
         })
     );
@@ -120,6 +122,7 @@ watch_settings(ignore=['**/node_modules'])
             "args": ["sh", "-c", "./run-db.sh"],
             "dir": format!("{dir}/db"),
             "restartOn": {"uiButtons": ["db:trigger"]},
+            "disableSource": {"configMap": {"name": "db-disable", "key": "isDisabled"}},
         })
     );
 }

@@ -1,16 +1,17 @@
 //! The FileWatch controller against a real API server: events in status, debouncing, ignores and
 //! `.tiltignore` pruned before any inotify watch, chmod-only changes, errors and recovery, spec changes
-//! and deletes. Each test runs its own server, controller and temporary directory.
+//! and deletes, and many FileWatches sharing one inotify instance. Each test runs its own server,
+//! controller and temporary directory.
 
 use std::collections::BTreeSet;
 use std::fs;
-use std::os::unix::fs::PermissionsExt;
+use std::os::unix::fs::{MetadataExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use futures::{StreamExt, TryStreamExt};
-use kube::api::{Api, DeleteParams, Patch, PatchParams, PostParams};
+use kube::api::{Api, DeleteParams, ListParams, Patch, PatchParams, PostParams};
 use kube::config::{KubeConfigOptions, Kubeconfig};
 use kube::runtime::{WatchStreamExt, watcher};
 use kube::{Client, ResourceExt};
@@ -87,6 +88,24 @@ impl Env {
         self.wait(name, &format!("an event naming {path:?}"), |s| seen(s).contains(&path_str(path))).await
     }
 
+    /// Waits until there are `n` objects and every one satisfies `check`.
+    async fn wait_all(&self, n: usize, what: &str, check: impl Fn(&FileWatch) -> bool) {
+        let deadline = Instant::now() + PATIENCE;
+        loop {
+            let list = self.api().list(&ListParams::default()).await.unwrap().items;
+            let failing: Vec<String> = list.iter().filter(|fw| !check(fw)).map(|fw| fw.name_any()).collect();
+            if list.len() == n && failing.is_empty() {
+                return;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "timed out waiting for {what}: {} objects, failing {failing:?}",
+                list.len()
+            );
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
+
     /// Every path the object's status has reported from now on, kept across status versions.
     fn record_seen(&self, name: &str) -> Arc<Mutex<BTreeSet<String>>> {
         let all = Arc::new(Mutex::new(BTreeSet::new()));
@@ -122,29 +141,41 @@ fn mkdirs(root: &Path, dirs: &[&str]) {
     }
 }
 
-/// The watch count of each inotify instance this process holds, from `/proc/self/fdinfo`.
-fn inotify_watch_counts() -> Vec<usize> {
-    let mut counts = Vec::new();
+/// The inodes watched by each inotify instance this process holds, from `/proc/self/fdinfo`.
+fn inotify_instances() -> Vec<BTreeSet<u64>> {
+    let mut instances = Vec::new();
     for entry in fs::read_dir("/proc/self/fd").unwrap().flatten() {
         if fs::read_link(entry.path()).is_ok_and(|target| target == Path::new("anon_inode:inotify")) {
             let info = fs::read_to_string(Path::new("/proc/self/fdinfo").join(entry.file_name())).unwrap_or_default();
-            counts.push(info.lines().filter(|l| l.starts_with("inotify wd:")).count());
+            // inotify wd:1 ino:3c4a7 sdev:fe00000 mask:…
+            let inode = |line: &str| {
+                let hex = line.split_whitespace().find_map(|field| field.strip_prefix("ino:"))?;
+                u64::from_str_radix(hex, 16).ok()
+            };
+            instances.push(info.lines().filter(|l| l.starts_with("inotify wd:")).filter_map(inode).collect());
         }
     }
-    counts
+    instances
 }
 
-/// Waits until some inotify instance of this process holds exactly `n` watches.
-async fn wait_for_instance_with(n: usize) -> Vec<usize> {
+/// The watch counts of the inotify instances that watch `dir`.
+fn instances_watching(dir: &Path) -> Vec<usize> {
+    let inode = fs::metadata(dir).unwrap().ino();
+    inotify_instances().iter().filter(|watched| watched.contains(&inode)).map(BTreeSet::len).collect()
+}
+
+/// Waits until the inotify instances watching `dir` hold `counts` watches.
+async fn wait_watching(dir: &Path, counts: &[usize]) {
     let deadline = Instant::now() + PATIENCE;
-    loop {
-        let counts = inotify_watch_counts();
-        if counts.contains(&n) {
-            return counts;
-        }
-        assert!(Instant::now() < deadline, "no inotify instance with {n} watches: {counts:?}");
+    while instances_watching(dir) != counts {
+        assert!(Instant::now() < deadline, "instances watching {dir:?}: {:?}, not {counts:?}", instances_watching(dir));
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
+}
+
+/// How many threads this process runs.
+fn thread_count() -> usize {
+    fs::read_dir("/proc/self/task").unwrap().count()
 }
 
 #[tokio::test]
@@ -245,8 +276,8 @@ async fn an_ignored_node_modules_gets_no_watches_and_no_events() {
     env.wait_started("fw").await;
 
     // app, src, src/a, src/b, src/c, docs: node_modules/ and .git/ are pruned before watching.
-    let counts = wait_for_instance_with(6).await;
-    assert!(counts.iter().all(|&n| n < 200), "an instance watches the ignored tree: {counts:?}");
+    wait_watching(&root, &[6]).await;
+    assert!(instances_watching(&root.join("node_modules")).is_empty());
 
     fs::write(root.join("node_modules/pkg7/lib/g0.js"), "changed").unwrap();
     fs::create_dir(root.join("node_modules/pkg-new")).unwrap();
@@ -261,7 +292,7 @@ async fn an_ignored_node_modules_gets_no_watches_and_no_events() {
     // A directory created later gets its own watch.
     fs::create_dir(root.join("src/d")).unwrap();
     env.wait_seen("fw", &root.join("src/d")).await;
-    wait_for_instance_with(7).await;
+    wait_watching(&root, &[7]).await;
     env.stop().await;
 }
 
@@ -381,18 +412,14 @@ async fn a_spec_change_keeps_delivering_events() {
 async fn deleting_a_filewatch_stops_its_watcher() {
     let env = Env::start().await;
     let root = env.path("del");
-    // Nine directories: a watch count no other test uses.
     mkdirs(&root, &["a/b/c/d", "e/f", "g", "h"]);
     env.create("fw", std::slice::from_ref(&root), vec![]).await;
     env.wait_started("fw").await;
-    let with_nine = wait_for_instance_with(9).await.iter().filter(|&&n| n == 9).count();
+    wait_watching(&root, &[9]).await;
 
+    // No watch outlives the FileWatch.
     env.api().delete("fw", &DeleteParams::default()).await.unwrap();
-    let deadline = Instant::now() + PATIENCE;
-    while inotify_watch_counts().iter().filter(|&&n| n == 9).count() >= with_nine {
-        assert!(Instant::now() < deadline, "the watcher outlived its FileWatch: {:?}", inotify_watch_counts());
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
+    wait_watching(&root, &[]).await;
 
     // The same name again is a new object with a new watch.
     env.create("fw", std::slice::from_ref(&root), vec![]).await;
@@ -402,5 +429,80 @@ async fn deleting_a_filewatch_stops_its_watcher() {
     fs::write(&file, "x").unwrap();
     env.wait_seen("fw", &file).await;
     assert_eq!(env.api().get("fw").await.unwrap().name_any(), "fw");
+    env.stop().await;
+}
+
+#[tokio::test]
+async fn two_hundred_filewatches_share_one_inotify_instance() {
+    // More FileWatches than the default fs.inotify.max_user_instances (128) allows instances.
+    const N: usize = 200;
+    let env = Env::start().await;
+    let threads = thread_count();
+    let dirs: Vec<PathBuf> = (0..N).map(|i| env.path(&format!("r{i:03}"))).collect();
+    let start = Instant::now();
+    for (i, dir) in dirs.iter().enumerate() {
+        fs::create_dir(dir).unwrap();
+        env.create(&format!("fw{i:03}"), std::slice::from_ref(dir), vec![]).await;
+    }
+    let started =
+        |fw: &FileWatch| fw.status.as_ref().is_some_and(|s| s.monitor_start_time.is_some() && s.error.is_empty());
+    env.wait_all(N, "every FileWatch watching", started).await;
+    println!("{N} FileWatches created and watching in {:?}", start.elapsed());
+
+    let inodes: BTreeSet<u64> = dirs.iter().map(|d| fs::metadata(d).unwrap().ino()).collect();
+    let instances: Vec<_> = inotify_instances().into_iter().filter(|w| !w.is_disjoint(&inodes)).collect();
+    assert_eq!(instances.len(), 1, "{} inotify instances watch the {N} directories", instances.len());
+    assert!(instances[0].is_superset(&inodes), "one instance watches every directory");
+    let grown = thread_count().saturating_sub(threads);
+    assert!(grown < 50, "{grown} more threads for {N} FileWatches");
+
+    // Every FileWatch reports the write in its own directory, and only that.
+    let start = Instant::now();
+    for dir in &dirs {
+        fs::write(dir.join("f"), "x").unwrap();
+    }
+    env.wait_all(N, "every FileWatch seeing its own write", |fw| {
+        let dir = &dirs[fw.name_any()[2..].parse::<usize>().unwrap()];
+        fw.status.as_ref().is_some_and(|s| seen(s) == BTreeSet::from([path_str(&dir.join("f"))]))
+    })
+    .await;
+    println!("{N} writes in {N} directories -> all {N} statuses written in {:?}", start.elapsed());
+    env.stop().await;
+}
+
+#[tokio::test]
+async fn filewatches_on_one_directory_share_its_watches() {
+    let env = Env::start().await;
+    let (root, own) = (env.path("shared"), env.path("own"));
+    // Eleven shared directories, and one that only `one` watches.
+    mkdirs(&root, &["a/b/c", "d/e/f", "g/h", "i/j"]);
+    fs::create_dir(&own).unwrap();
+    env.create("one", &[root.clone(), own.clone()], vec![]).await;
+    let ignore_logs = IgnoreDef { base_path: path_str(&root), patterns: vec!["*.log".into()] };
+    env.create("two", std::slice::from_ref(&root), vec![ignore_logs]).await;
+    env.wait_started("one").await;
+    env.wait_started("two").await;
+    // One instance watches the shared directories once, for both.
+    wait_watching(&root, &[12]).await;
+
+    // Both see a change; each applies its own ignores.
+    let (log, src) = (root.join("d/e/f/debug.log"), root.join("a/b/c/main.rs"));
+    fs::write(&log, "x").unwrap();
+    fs::write(&src, "x").unwrap();
+    env.wait_seen("one", &log).await;
+    env.wait_seen("one", &src).await;
+    let status = env.wait_seen("two", &src).await;
+    assert_eq!(seen(&status), BTreeSet::from([path_str(&src)]));
+
+    // Deleting `one` drops only the watch no one else needs, and `two` keeps seeing changes.
+    env.api().delete("one", &DeleteParams::default()).await.unwrap();
+    wait_watching(&root, &[11]).await;
+    let later = root.join("g/h/later.rs");
+    fs::write(&later, "x").unwrap();
+    env.wait_seen("two", &later).await;
+
+    // Deleting `two` as well leaves no watch behind.
+    env.api().delete("two", &DeleteParams::default()).await.unwrap();
+    wait_watching(&root, &[]).await;
     env.stop().await;
 }

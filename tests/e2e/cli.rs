@@ -69,3 +69,32 @@ fn clear_errors_without_tilt_up_and_for_unknown_resources() {
     assert!(!out.status.success());
     assert!(String::from_utf8_lossy(&out.stderr).contains("no resource named \"nope\""));
 }
+
+#[tokio::test]
+async fn disable_stops_a_resource_and_enable_starts_it_again() {
+    use tilt_apis::UIResource;
+    let up = TiltUp::with_tiltfile("local_resource('a', serve_cmd='sleep 300')\nlocal_resource('b', serve_cmd='sleep 300')\n");
+    let client = up.client().await;
+    let cmds: Api<Cmd> = Api::all(client.clone());
+    let pid = |name: &'static str| {
+        let cmds = cmds.clone();
+        async move { cmds.get(name).await.ok()?.status?.running.map(|r| r.pid) }
+    };
+    eventually("a and b to run", || async { pid("a:serve").await.is_some() && pid("b:serve").await.is_some() }).await;
+    let first = pid("a:serve").await.unwrap();
+    let b = pid("b:serve").await;
+
+    assert!(tilt(&up, &["disable", "a"]).status.success());
+    let resources: Api<UIResource> = Api::all(client.clone());
+    eventually("a to be disabled", || async {
+        let state = resources.get("a").await.ok().and_then(|r| r.status).map(|s| s.disable_status.state);
+        state.as_deref() == Some("Disabled") && pid("a:serve").await.is_none()
+    })
+    .await;
+    let stat = std::fs::read_to_string(format!("/proc/{first}/stat")).unwrap_or_default();
+    assert!(stat.is_empty() || stat.contains(") Z "), "a's process was stopped");
+    assert_eq!(pid("b:serve").await, b, "b is untouched");
+
+    assert!(tilt(&up, &["enable", "a"]).status.success());
+    eventually("a to run again", || async { pid("a:serve").await.is_some_and(|p| p != first) }).await;
+}

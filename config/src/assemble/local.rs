@@ -6,7 +6,7 @@
 //! update Cmd succeeds again (or, without one, on the FileWatch and the button) and starts after it.
 
 use serde_json::Value;
-use tilt_apis::{CmdSpec, FileWatchSpec, RestartOnSpec, StartOnSpec};
+use tilt_apis::{CmdSpec, ConfigMapDisableSource, DisableSource, FileWatchSpec, RestartOnSpec, StartOnSpec};
 
 use super::{
     Assembly, DISABLED_ANNOTATION, LINKS_ANNOTATION, Meta, merge_ignores, object, path_string,
@@ -25,6 +25,14 @@ pub(crate) fn update_cmd_name(name: &str) -> String {
 }
 
 /// Name of the serve Cmd of local resource `name`.
+/// The ConfigMap `tilt enable/disable` writes for a resource (Go Tilt's name and key).
+pub(crate) fn disable_source(name: &str) -> DisableSource {
+    DisableSource {
+        config_map: Some(ConfigMapDisableSource { name: format!("{name}-disable"), key: "isDisabled".into() }),
+        ..DisableSource::default()
+    }
+}
+
 pub(crate) fn serve_cmd_name(name: &str) -> String {
     format!("{name}:serve")
 }
@@ -97,6 +105,7 @@ pub(crate) fn objects(
                 cmds: Vec::new(),
             }),
             start_on: start_on(Vec::new(), resource_deps.clone(), manual_start.clone()),
+            disable_source: Some(disable_source(name)),
             ..CmdSpec::default()
         };
         out.push(object("Cmd", &update_cmd_name(name), &meta, spec)?);
@@ -123,6 +132,7 @@ pub(crate) fn objects(
                 cmds: update_cmds.clone(),
             }),
             start_on: start_on(update_cmds, resource_deps, manual_start),
+            disable_source: Some(disable_source(name)),
             ..CmdSpec::default()
         };
         out.push(object("Cmd", &serve_cmd_name(name), &meta, spec)?);

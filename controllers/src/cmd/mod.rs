@@ -29,8 +29,8 @@ use kube::runtime::{WatchStreamExt, watcher};
 use kube::{Client, ResourceExt};
 use serde_json::json;
 use tilt_apis::{
-    Cmd, CmdSpec, CmdStateRunning, CmdStateTerminated, CmdStateWaiting, CmdStatus, FileWatch, RestartPolicy,
-    UIButton, UIResource,
+    Cmd, CmdSpec, CmdStateRunning, CmdStateTerminated, CmdStateWaiting, CmdStatus, ConfigMap,
+    ConfigMapDisableSource, DisableSource, DisableStatus, FileWatch, RestartPolicy, UIButton, UIResource,
 };
 use tokio_util::sync::CancellationToken;
 
@@ -248,6 +248,25 @@ async fn triggers(client: &Client, spec: &CmdSpec) -> Result<(Option<Timestamp>,
     Ok((newest, reason))
 }
 
+/// Why the Cmd is disabled by its `disableSource` ConfigMap(s) (`key: "true"`), if it is.
+async fn disabled_by(client: &Client, source: Option<&DisableSource>) -> Result<Option<String>, kube::Error> {
+    let Some(source) = source else { return Ok(None) };
+    let maps: Api<ConfigMap> = Api::all(client.clone());
+    let mut all: Vec<&ConfigMapDisableSource> = source.every_config_map.iter().collect();
+    all.extend(source.config_map.as_ref());
+    if all.is_empty() {
+        return Ok(None);
+    }
+    for cm in &all {
+        let value = maps.get_opt(&cm.name).await?.and_then(|m| m.data.get(&cm.key).cloned());
+        if value.as_deref() != Some("true") {
+            return Ok(None);
+        }
+    }
+    let names: Vec<&str> = all.iter().map(|c| c.name.as_str()).collect();
+    Ok(Some(format!("disabled by ConfigMap {}", names.join(", "))))
+}
+
 /// The resource (manifest) name of a Cmd, for its logs.
 fn resource_of(cmd: &Cmd) -> String {
     cmd.annotations().get(RESOURCE_ANNOTATION).cloned().unwrap_or_else(|| cmd.name_any())
@@ -261,9 +280,47 @@ pub async fn reconcile(cmd: Arc<Cmd>, ctx: Arc<Ctx>) -> Result<Action, Error> {
         ctx.forget(&name, Some(&uid), ctx.config.grace).await;
         return Ok(Action::await_change());
     }
+    let disabled = disabled_by(&ctx.client, cmd.spec.disable_source.as_ref()).await?;
     let (trigger, waiting) = triggers(&ctx.client, &cmd.spec).await?;
     let slot = ctx.slot(&name);
     let mut entry = slot.lock().await;
+    if let Some(reason) = disabled {
+        let status = match entry.take() {
+            Some(mut old) if old.uid == uid => {
+                if let Some(run) = old.run.take() {
+                    run.stop(ctx.config.grace).await;
+                }
+                old.status
+            }
+            Some(mut old) => {
+                if let Some(run) = old.run.take() {
+                    run.stop(ctx.config.grace).await;
+                }
+                new_status_cell(&ctx, &name)
+            }
+            None => new_status_cell(&ctx, &name),
+        };
+        let already = status.status.lock().await.disable_status.as_ref().is_some_and(|d| d.disabled && d.reason == reason);
+        if !already {
+            status
+                .update(|s| {
+                    *s = CmdStatus {
+                        waiting: Some(CmdStateWaiting { reason: "disabled".into() }),
+                        disable_status: Some(DisableStatus {
+                            disabled: true,
+                            last_update_time: Some(micro(Timestamp::now())),
+                            reason,
+                            state: "Disabled".into(),
+                        }),
+                        ..Default::default()
+                    }
+                })
+                .await;
+        }
+        // Forget the trigger: enabling again starts the process afresh.
+        *entry = Some(Entry { uid, spec: cmd.spec.clone(), trigger: None, run: None, status });
+        return Ok(Action::await_change());
+    }
     let same_object = entry.as_ref().is_some_and(|e| e.uid == uid);
     if same_object {
         let e = entry.as_ref().expect("checked");
@@ -435,6 +492,9 @@ fn references(cmd: &Cmd, kind: &str, name: &str) -> bool {
         "UIButton" => restart.is_some_and(|r| has(&r.ui_buttons)) || start.is_some_and(|s| has(&s.ui_buttons)),
         "Cmd" => restart.is_some_and(|r| has(&r.cmds)) || start.is_some_and(|s| has(&s.cmds)),
         "UIResource" => start.is_some_and(|s| has(&s.ui_resources)),
+        "ConfigMap" => cmd.spec.disable_source.as_ref().is_some_and(|d| {
+            d.config_map.iter().chain(d.every_config_map.iter()).any(|c| c.name == name)
+        }),
         _ => false,
     }
 }
@@ -449,7 +509,8 @@ pub async fn run(client: Client, shutdown: CancellationToken, logs: Arc<LogStore
     let ctx = Arc::new(Ctx::new(client.clone(), logs, reaper, config));
     let controller = Controller::new(cmds.clone(), watcher::Config::default());
     let store = controller.store();
-    let (fw_store, button_store, cmd_store, resource_store) = (store.clone(), store.clone(), store.clone(), store.clone());
+    let (fw_store, button_store, cmd_store, resource_store, cm_store) =
+        (store.clone(), store.clone(), store.clone(), store.clone(), store.clone());
     let stop = shutdown.clone();
     let controller = controller
         .watches(Api::<FileWatch>::all(client.clone()), watcher::Config::default(), move |fw| {
@@ -461,6 +522,9 @@ pub async fn run(client: Client, shutdown: CancellationToken, logs: Arc<LogStore
         .watches(cmds.clone(), watcher::Config::default(), move |c| referrers(&cmd_store, "Cmd", &c.name_any()))
         .watches(Api::<UIResource>::all(client.clone()), watcher::Config::default(), move |r| {
             referrers(&resource_store, "UIResource", &r.name_any())
+        })
+        .watches(Api::<ConfigMap>::all(client.clone()), watcher::Config::default(), move |m| {
+            referrers(&cm_store, "ConfigMap", &m.name_any())
         })
         .graceful_shutdown_on(async move { stop.cancelled().await })
         .run(reconcile, error_policy, ctx.clone())

@@ -1,23 +1,29 @@
 //! The FileWatch controller: watches each FileWatch's `spec.watchedPaths` and appends the changes it sees,
 //! in debounced batches, to `status.fileEvents`.
 //!
-//! Every FileWatch gets a watch thread (`watcher.rs`) holding an inotify watch per directory that is not
-//! ignored (`spec.ignores`, each watched directory's `.tiltignore`, and `.git`; see `ignores.rs`). Changes
-//! are coalesced (`debounce.rs`) until [`FileWatchConfig::debounce`] passes without one, then appended as
-//! one `FileEvent` (the newest 20 are kept) along with `status.lastEventTime`.
+//! All FileWatches share one inotify instance and one thread (`thread.rs`), since Linux allows a user
+//! only 128 instances by default and threads per FileWatch would not scale to hundreds of resources. Each
+//! FileWatch has a tree there (`watcher.rs`) that needs a watch on every directory it does not ignore
+//! (`spec.ignores`, each watched directory's `.tiltignore`, and `.git`; see `ignores.rs`); a directory
+//! has one kernel watch, counted for every tree that needs it and removed when none does (`kernel.rs`).
+//! Raw events are routed by path to the trees watching where they happened. Each tree's changes are
+//! coalesced (`debounce.rs`) until [`FileWatchConfig::debounce`] passes without one, then appended as one
+//! `FileEvent` (the newest 20 are kept) along with `status.lastEventTime`.
 //!
 //! The controller keeps a table from object name to its running watch and the spec that watch was set up
 //! for, so reconciling an unchanged spec does nothing. A spec change reconfigures the running watch in
 //! place, which keeps the events that arrive meanwhile. Deletes are seen on the watch stream that feeds
-//! the controller, and stop the object's watch.
+//! the controller, and remove the object's tree with the watches only it needed.
 //!
-//! Errors — a missing path, permission denied, the inotify watch limit — are written to `status.error`
-//! and retried with backoff until watching works, which clears the error and sets
+//! Errors — a missing path, permission denied, the inotify watch or instance limit — are written to
+//! `status.error` and retried with backoff until watching works, which clears the error and sets
 //! `status.monitorStartTime`. All status writes for one object go through one lock, so they land in order,
 //! and each applies (server-side, as [`MANAGER`]) the whole status this controller owns.
 
 mod debounce;
 mod ignores;
+mod kernel;
+mod thread;
 mod watcher;
 
 use std::collections::HashMap;
@@ -37,7 +43,8 @@ use tilt_apis::{FileEvent, FileWatch, FileWatchStatus};
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
-use watcher::{Configurer, Output, WatchSpec, WatchThread};
+use thread::{Configurer, Output, TreeHandle, WatchThread};
+use watcher::WatchSpec;
 
 /// The field manager of this controller's status writes.
 pub const MANAGER: &str = "tilt-filewatch-controller";
@@ -140,6 +147,8 @@ struct Ctx {
     store: Store<FileWatch>,
     /// The running watches, by object name.
     watches: Mutex<HashMap<String, Arc<RunningWatch>>>,
+    /// The thread and inotify instance every watch shares; opened with the first watch.
+    thread: Mutex<Option<WatchThread>>,
     /// Consecutive failed reconciles, by object name, for backoff.
     failures: Mutex<HashMap<String, u32>>,
     /// Asks the controller to reconcile an object again (after a watch fault).
@@ -147,11 +156,11 @@ struct Ctx {
     shutdown: CancellationToken,
 }
 
-/// One FileWatch's watch: its thread, the task that writes its batches to status, and the spec it is
-/// set up for.
+/// One FileWatch's watch: its tree on the shared thread, the task that writes its batches to status,
+/// and the spec it is set up for.
 struct RunningWatch {
     uid: Option<String>,
-    /// Cancelled when the object is deleted or the controller stops; ends the task and with it the thread.
+    /// Cancelled when the object is deleted or the controller stops; ends the task and with it the tree.
     stop: CancellationToken,
     configurer: Configurer,
     /// The spec the watch fully follows; `None` before the first success and after a fault.
@@ -240,15 +249,26 @@ impl Ctx {
         }
         let status = Arc::new(OwnedStatus::new(self.client.clone(), name.clone(), fw.status.as_ref()));
         let (out, outputs) = mpsc::unbounded_channel();
-        let thread = WatchThread::spawn(self.config.debounce, self.config.max_delay, out)?;
+        let tree = {
+            let mut thread = self.thread.lock().unwrap();
+            // A thread that ended by itself panicked and took its trees with it: start a new one.
+            if thread.as_ref().is_some_and(|t| !t.is_running()) {
+                *thread = None;
+            }
+            let thread = match &mut *thread {
+                Some(thread) => thread,
+                None => thread.insert(WatchThread::spawn(self.config.debounce, self.config.max_delay)?),
+            };
+            thread.add_tree(out)
+        };
         let watch = Arc::new(RunningWatch {
             uid,
             stop: self.shutdown.child_token(),
-            configurer: thread.configurer(),
+            configurer: tree.configurer(),
             applied: Arc::new(Mutex::new(None)),
             status,
         });
-        tokio::spawn(report(thread, outputs, watch.clone(), self.retry.clone()));
+        tokio::spawn(report(tree, outputs, watch.clone(), self.retry.clone()));
         watches.insert(name, watch.clone());
         Ok(Some(watch))
     }
@@ -259,6 +279,14 @@ impl Ctx {
         if watches.get(name).is_some_and(|w| w.uid == *uid) {
             watches.remove(name).inspect(|w| w.stop.cancel());
             self.failures.lock().unwrap().remove(name);
+        }
+    }
+
+    /// Stops and drops `watch`, if it is still `name`'s, keeping the failure count for backoff.
+    fn discard(&self, name: &str, watch: &Arc<RunningWatch>) {
+        let mut watches = self.watches.lock().unwrap();
+        if watches.get(name).is_some_and(|w| Arc::ptr_eq(w, watch)) {
+            watches.remove(name).inspect(|w| w.stop.cancel());
         }
     }
 
@@ -286,12 +314,12 @@ impl Ctx {
 
 /// Writes one object's batches and faults to its status until its watch is stopped.
 async fn report(
-    thread: WatchThread,
+    tree: TreeHandle,
     mut outputs: mpsc::UnboundedReceiver<Output>,
     watch: Arc<RunningWatch>,
     retry: mpsc::UnboundedSender<ObjectRef<FileWatch>>,
 ) {
-    let _thread = thread; // dropped when this task ends, which stops the thread
+    let _tree = tree; // dropped when this task ends, which removes the tree and the watches only it needs
     let mut unwritten = false;
     loop {
         let output = tokio::select! {
@@ -299,7 +327,12 @@ async fn report(
             _ = tokio::time::sleep(WRITE_RETRY), if unwritten => None,
             output = outputs.recv() => match output {
                 Some(output) => Some(output),
-                None => return,
+                None => {
+                    // The shared watch thread is gone; a reconcile starts this watch afresh on a new one.
+                    *watch.applied.lock().unwrap() = None;
+                    let _ = retry.send(ObjectRef::new(&watch.status.name));
+                    return;
+                }
             },
         };
         let written = match output {
@@ -365,6 +398,10 @@ async fn reconcile(fw: Arc<FileWatch>, ctx: Arc<Ctx>) -> Result<Action, Error> {
         }
         Err(err) => {
             *watch.applied.lock().unwrap() = None;
+            if matches!(err, Error::Stopped) {
+                // The shared watch thread is gone: drop this watch so that the retry starts a new one.
+                ctx.discard(&fw.name_any(), &watch);
+            }
             watch.status.update(|s| set_error(s, err.to_string())).await?;
             Err(err)
         }
@@ -390,7 +427,8 @@ fn error_policy(fw: Arc<FileWatch>, err: &Error, ctx: Arc<Ctx>) -> Action {
     Action::requeue(delay)
 }
 
-/// Runs the FileWatch controller until `shutdown` is cancelled, then stops every watch.
+/// Runs the FileWatch controller until `shutdown` is cancelled, then stops every watch and closes the
+/// inotify instance.
 pub async fn run(client: Client, shutdown: CancellationToken, config: FileWatchConfig) {
     let api: Api<FileWatch> = Api::all(client.clone());
     let (store, writer) = reflector::store();
@@ -400,6 +438,7 @@ pub async fn run(client: Client, shutdown: CancellationToken, config: FileWatchC
         config,
         store: store.clone(),
         watches: Mutex::default(),
+        thread: Mutex::default(),
         failures: Mutex::default(),
         retry,
         shutdown: shutdown.clone(),
@@ -420,6 +459,7 @@ pub async fn run(client: Client, shutdown: CancellationToken, config: FileWatchC
     for (_, watch) in ctx.watches.lock().unwrap().drain() {
         watch.stop.cancel();
     }
+    ctx.thread.lock().unwrap().take();
 }
 
 #[cfg(test)]

@@ -1,31 +1,29 @@
-//! The file watch of one FileWatch object.
+//! What each FileWatch watches, and the routing of raw events to the FileWatches they concern.
 //!
-//! A [`WatchedTree`] holds one non-recursive inotify watch (through `notify`) per directory that is not
-//! ignored. Directories are walked top-down and ignored ones are pruned before any watch is added, so an
-//! ignored `node_modules/` costs no watch at all; each directory gets its watch before its entries are
-//! listed, so nothing created meanwhile is missed. Directories that appear later get watches (and their
-//! contents are reported as changed); removed ones lose theirs.
+//! A [`WatchedTree`] is one FileWatch's share of the [`KernelWatches`]: a non-recursive watch on each
+//! directory that is not ignored. Directories are walked top-down and ignored ones are pruned before any
+//! watch is added, so an ignored `node_modules/` costs no watch at all; each directory gets its watch
+//! before its entries are listed, so nothing created meanwhile is missed. Directories that appear later
+//! get watches (and their contents are reported as changed); removed ones lose theirs.
 //!
-//! A [`WatchThread`] owns the tree on a thread of its own, since adding watches and walking directories
-//! block. It turns raw events into changed paths, skipping attribute-only and access events, coalesces them
-//! in a [`PendingBatch`] and sends each due batch out. A spec change reconfigures the same tree in place:
-//! the inotify instance, the events queued in it and the pending batch all carry over, so an event that
-//! arrives during the change is not lost.
+//! A [`TreeSet`] holds every FileWatch's tree and the one inotify instance they share. It routes each raw
+//! event by path to the trees that watch the directory the event came from (or the directory itself, for
+//! its own deletion), and each tree turns it into changed paths, skipping attribute-only and access events.
+//! Watches are kept under real paths (symbolic links resolved, see `kernel.rs`), and changes are reported
+//! under the paths the spec names. A spec change reconfigures a tree in place: the inotify instance and
+//! the events queued in it carry over, so an event that arrives during the change is not lost.
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::path::{Path, PathBuf};
-use std::sync::mpsc;
-use std::time::{Duration, Instant};
 
+use notify::EventKind;
 use notify::event::{AccessKind, AccessMode, CreateKind, ModifyKind, RemoveKind, RenameMode};
-use notify::{EventKind, RecommendedWatcher, RecursiveMode, Watcher};
 use tilt_apis::{FileWatchSpec, IgnoreDef};
-use tokio::sync::{mpsc as async_mpsc, oneshot};
 use walkdir::WalkDir;
 
 use super::Error;
-use super::debounce::PendingBatch;
 use super::ignores::{IgnoreSet, TILTIGNORE};
+use super::kernel::{KernelWatches, TreeId};
 
 /// The parts of a FileWatch spec that decide what is watched.
 #[derive(Debug, Clone, PartialEq)]
@@ -46,12 +44,30 @@ impl WatchSpec {
 /// A watched path as found on disk when the watch was configured.
 #[derive(Debug)]
 struct Root {
+    /// As the spec names it: changes are reported, and ignores matched, under this path.
     path: PathBuf,
+    /// With symbolic links resolved: where the watches are, and how raw events name it.
+    real: PathBuf,
     is_dir: bool,
 }
 
 impl Root {
-    /// The directory whose watch sees this root's changes: itself, or a watched file's parent.
+    fn resolve(path: &Path) -> Result<Root, Error> {
+        let is_dir = std::fs::metadata(path).map_err(|e| io_error(path, e))?.is_dir();
+        let real = match (is_dir, path.parent(), path.file_name()) {
+            // A watched file is seen through its directory's watch: resolve the directory, not the file.
+            (false, Some(dir), Some(name)) => std::fs::canonicalize(dir).map(|dir| dir.join(name)),
+            _ => std::fs::canonicalize(path),
+        };
+        Ok(Root { path: path.to_path_buf(), real: real.map_err(|e| io_error(path, e))?, is_dir })
+    }
+
+    /// The real directory whose watch sees this root's changes: itself, or a watched file's parent.
+    fn real_anchor(&self) -> &Path {
+        if self.is_dir { &self.real } else { self.real.parent().unwrap_or(&self.real) }
+    }
+
+    /// [`Root::real_anchor`] as the spec names it.
     fn anchor(&self) -> &Path {
         if self.is_dir { &self.path } else { self.path.parent().unwrap_or(&self.path) }
     }
@@ -75,67 +91,38 @@ impl Filter {
         if let Some(def) = spec.ignores.iter().find(|d| !Path::new(&d.base_path).is_absolute()) {
             return Err(Error::InvalidSpec(format!("ignore basePath {:?} is not absolute", def.base_path)));
         }
-        let mut roots = Vec::new();
-        for path in &spec.paths {
-            let meta = std::fs::metadata(path).map_err(|e| io_error(path, e))?;
-            roots.push(Root { path: path.clone(), is_dir: meta.is_dir() });
-        }
+        let roots = spec.paths.iter().map(|p| Root::resolve(p)).collect::<Result<Vec<_>, _>>()?;
         let ignores = IgnoreSet::new(roots.iter().filter(|r| r.is_dir).map(|r| r.path.as_path()), &spec.ignores)?;
         Ok(Filter { roots, ignores })
     }
 
-    /// Whether a change at `path` is reported: it is a watched file or under a watched directory, and not
-    /// ignored.
-    fn covers(&self, path: &Path, is_dir: bool) -> bool {
-        let watched = self.roots.iter().any(|r| if r.is_dir { path.starts_with(&r.path) } else { path == r.path });
-        watched && !self.ignores.is_ignored(path, is_dir)
+    /// The paths, as the spec names them, under which a change at real path `real` is reported: one for
+    /// each root that `real` is, or is under, and that does not ignore it. Usually one; none if `real` is
+    /// not watched or is ignored.
+    fn reported(&self, real: &Path, is_dir: bool) -> Vec<PathBuf> {
+        let mut paths = Vec::new();
+        for root in &self.roots {
+            let path = match real.strip_prefix(&root.real) {
+                Ok(rest) if rest.as_os_str().is_empty() => root.path.clone(),
+                Ok(rest) if root.is_dir => root.path.join(rest),
+                _ => continue,
+            };
+            if !paths.contains(&path) && !self.ignores.is_ignored(&path, is_dir) {
+                paths.push(path);
+            }
+        }
+        paths
     }
 
-    /// Whether losing directory `dir` ends (part of) the watch.
-    fn is_anchor(&self, dir: &Path) -> bool {
-        self.roots.iter().any(|r| r.anchor() == dir)
+    /// The root, as the spec names it, whose watch ends when real directory `dir` goes.
+    fn anchored_at(&self, dir: &Path) -> Option<&Path> {
+        self.roots.iter().find(|r| r.real_anchor() == dir).map(Root::anchor)
     }
 
-    /// Whether `path` is the `.tiltignore` of a watched directory.
+    /// Whether `path` (as the spec names it) is the `.tiltignore` of a watched directory.
     fn is_tiltignore(&self, path: &Path) -> bool {
         path.file_name() == Some(TILTIGNORE.as_ref())
             && self.roots.iter().any(|r| r.is_dir && path.parent() == Some(r.path.as_path()))
-    }
-}
-
-/// The inotify watches held, one per directory.
-struct Watches {
-    watcher: RecommendedWatcher,
-    dirs: BTreeSet<PathBuf>,
-}
-
-impl Watches {
-    /// Adds a watch on `dir` unless it has one.
-    fn add(&mut self, dir: &Path) -> Result<(), Error> {
-        if !self.dirs.contains(dir) {
-            self.watcher.watch(dir, RecursiveMode::NonRecursive).map_err(|e| notify_error(dir, e))?;
-            self.dirs.insert(dir.to_path_buf());
-        }
-        Ok(())
-    }
-
-    /// Drops the watches on `path` and everything under it.
-    fn remove_under(&mut self, path: &Path) {
-        let gone: Vec<PathBuf> =
-            self.dirs.range(path.to_path_buf()..).take_while(|d| d.starts_with(path)).cloned().collect();
-        for dir in gone {
-            // notify already dropped the watch of a deleted or moved-away directory; that error is expected.
-            let _ = self.watcher.unwatch(&dir);
-            self.dirs.remove(&dir);
-        }
-    }
-
-    /// Drops every watch not in `keep`.
-    fn retain(&mut self, keep: &BTreeSet<PathBuf>) {
-        for dir in self.dirs.difference(keep).cloned().collect::<Vec<_>>() {
-            let _ = self.watcher.unwatch(&dir);
-            self.dirs.remove(&dir);
-        }
     }
 }
 
@@ -167,9 +154,9 @@ impl Change {
     }
 }
 
-/// The watches of one FileWatch and the filter that decides which changes count.
-pub(crate) struct WatchedTree {
-    watches: Watches,
+/// One FileWatch's watches and the filter that decides which changes count.
+struct WatchedTree {
+    id: TreeId,
     filter: Option<Filter>,
     spec: Option<WatchSpec>,
     /// Whether a fault has been reported since the last successful configuration.
@@ -177,118 +164,205 @@ pub(crate) struct WatchedTree {
 }
 
 impl WatchedTree {
-    /// A tree with no watches yet, whose raw events go to `handler`.
-    pub(crate) fn new(handler: impl notify::EventHandler) -> Result<WatchedTree, Error> {
-        let watcher = RecommendedWatcher::new(handler, notify::Config::default()).map_err(|e| match e.kind {
-            notify::ErrorKind::Io(io) if io.raw_os_error() == Some(libc::EMFILE) => Error::InstanceLimit,
-            _ => Error::Notify { path: PathBuf::new(), source: e },
-        })?;
-        Ok(WatchedTree {
-            watches: Watches { watcher, dirs: BTreeSet::new() },
-            filter: None,
-            spec: None,
-            faulted: false,
-        })
-    }
-
-    /// Watches what `spec` asks for: adds the watches it needs, then drops those it no longer needs.
+    /// Watches what `spec` asks for: adds the watches it needs, then lets go of those it no longer needs.
     /// Returns the number of watched directories. On error the previous filter stays in force.
-    pub(crate) fn configure(&mut self, spec: &WatchSpec) -> Result<usize, Error> {
+    fn configure(&mut self, kernel: &mut KernelWatches, spec: &WatchSpec) -> Result<usize, Error> {
         let filter = Filter::new(spec)?;
         let mut wanted = BTreeSet::new();
         for root in &filter.roots {
             if root.is_dir {
-                wanted.extend(scan(&filter, &mut self.watches, &root.path, |_, _| {})?);
-            } else if filter.covers(&root.path, false) {
-                self.watches.add(root.anchor())?;
-                wanted.insert(root.anchor().to_path_buf());
+                wanted.extend(scan(&filter, kernel, self.id, &root.real, |_| {})?);
+            } else if !filter.reported(&root.real, false).is_empty() {
+                kernel.add(self.id, root.real_anchor())?;
+                wanted.insert(root.real_anchor().to_path_buf());
             }
         }
-        self.watches.retain(&wanted);
+        kernel.retain(self.id, &wanted);
         self.filter = Some(filter);
         self.spec = Some(spec.clone());
         self.faulted = false;
-        Ok(self.watches.dirs.len())
+        Ok(kernel.dirs_of(self.id))
     }
 
-    /// Applies one raw event: pushes the changed paths it reports to `changed` and keeps the watches in step
-    /// (new directories get watches, removed ones lose them). An error means the watch is no longer
-    /// complete: a watched directory was removed, or the watch limit stopped a new directory being watched.
-    pub(crate) fn handle(&mut self, event: notify::Event, changed: &mut Vec<PathBuf>) -> Result<(), Error> {
-        let Some(filter) = &self.filter else { return Ok(()) };
-        if event.need_rescan() {
-            // The kernel queue overflowed and events were lost: report the roots and re-walk.
-            changed.extend(filter.roots.iter().map(|r| r.path.clone()));
-            return self.reconfigure();
-        }
-        let change = Change::of(&event.kind);
-        if change == Change::None {
-            return Ok(());
-        }
-        let mut fault = None;
-        let mut reload = false;
-        for path in event.paths {
-            let is_dir = match event.kind {
-                EventKind::Create(CreateKind::Folder) | EventKind::Remove(RemoveKind::Folder) => true,
-                EventKind::Create(CreateKind::File) | EventKind::Remove(RemoveKind::File) => false,
-                _ if change == Change::Removed => self.watches.dirs.contains(&path),
-                _ => std::fs::symlink_metadata(&path).is_ok_and(|m| m.is_dir()),
-            };
-            if change == Change::Removed {
-                self.watches.remove_under(&path);
-                if filter.is_anchor(&path) && !self.faulted {
-                    fault = Some(Error::Removed(path.clone()));
-                }
-            }
-            if !filter.covers(&path, is_dir) {
-                continue;
-            }
-            reload |= filter.is_tiltignore(&path);
-            if change == Change::Appeared && is_dir {
-                match scan(filter, &mut self.watches, &path, |p, _| changed.push(p.to_path_buf())) {
-                    Ok(_) => {}
-                    Err(e @ Error::WatchLimit(_)) => fault = Some(e),
-                    // Gone again already, or unreadable: nothing to watch.
-                    Err(e) => tracing::debug!(%e, "not watching a new directory"),
-                }
-            }
-            changed.push(path);
-        }
-        if let Some(e) = fault {
-            self.faulted = true;
-            return Err(e);
-        }
-        if reload { self.reconfigure() } else { Ok(()) }
-    }
-
-    fn reconfigure(&mut self) -> Result<(), Error> {
+    fn reconfigure(&mut self, kernel: &mut KernelWatches) -> Result<(), Error> {
         match self.spec.clone() {
-            Some(spec) => self.configure(&spec).map(drop),
+            Some(spec) => self.configure(kernel, &spec).map(drop),
             None => Ok(()),
         }
     }
 
-    /// How many directories are watched.
-    #[cfg(test)]
-    pub(crate) fn watched_dirs(&self) -> usize {
-        self.watches.dirs.len()
+    /// Applies a `change` at real path `path`, seen through one of this tree's watches (the shared watches
+    /// under a removed path are already forgotten): pushes the changed paths it reports to `changed`, and
+    /// watches a new directory. Returns whether a `.tiltignore` of the tree changed, which the caller
+    /// reapplies. An error means the watch is no longer complete: a watched root was removed, or the watch
+    /// limit stopped a new directory being watched.
+    fn apply(
+        &mut self,
+        kernel: &mut KernelWatches,
+        change: &Change,
+        path: &Path,
+        is_dir: bool,
+        changed: &mut Vec<PathBuf>,
+    ) -> Result<bool, Error> {
+        let Some(filter) = &self.filter else { return Ok(false) };
+        let mut fault = None;
+        if *change == Change::Removed
+            && !self.faulted
+            && let Some(root) = filter.anchored_at(path)
+        {
+            fault = Some(Error::Removed(root.to_path_buf()));
+        }
+        let reported = filter.reported(path, is_dir);
+        let reload = reported.iter().any(|p| filter.is_tiltignore(p));
+        if *change == Change::Appeared && is_dir && !reported.is_empty() {
+            match scan(filter, kernel, self.id, path, |paths| changed.extend(paths)) {
+                Ok(_) => {}
+                Err(e @ Error::WatchLimit(_)) => fault = Some(e),
+                // Gone again already, or unreadable: nothing to watch.
+                Err(e) => tracing::debug!(%e, "not watching a new directory"),
+            }
+        }
+        changed.extend(reported);
+        match fault {
+            Some(e) => Err(e),
+            None => Ok(reload),
+        }
     }
 }
 
-/// Walks `top` top-down, pruning ignored entries, adding a watch to each directory before listing it, and
-/// calling `found` with each entry below `top`. Returns the watched directories. Failing to watch or read
-/// `top` is an error, as is reaching the watch limit; an unreadable directory below `top` is skipped.
+/// What one raw event means for one tree.
+#[derive(Debug, Default)]
+pub(crate) struct Outcome {
+    /// The changed paths to report, as the tree's spec names them.
+    pub(crate) changed: Vec<PathBuf>,
+    /// Why the tree's watch is no longer complete and needs reconfiguring.
+    pub(crate) fault: Option<Error>,
+}
+
+/// Every FileWatch's tree, on one shared set of [`KernelWatches`].
+pub(crate) struct TreeSet {
+    kernel: KernelWatches,
+    trees: HashMap<TreeId, WatchedTree>,
+}
+
+impl TreeSet {
+    /// No trees yet; the raw events of the shared inotify instance go to `handler`.
+    pub(crate) fn new(handler: impl notify::EventHandler) -> Result<TreeSet, Error> {
+        Ok(TreeSet { kernel: KernelWatches::new(handler)?, trees: HashMap::new() })
+    }
+
+    /// Adds tree `id`, watching nothing until configured.
+    pub(crate) fn insert(&mut self, id: TreeId) {
+        self.trees.entry(id).or_insert(WatchedTree { id, filter: None, spec: None, faulted: false });
+    }
+
+    /// Removes tree `id`, letting go of its watches.
+    pub(crate) fn remove(&mut self, id: TreeId) {
+        self.trees.remove(&id);
+        self.kernel.release_all(id);
+    }
+
+    /// Makes tree `id` watch what `spec` asks for; returns the number of directories it watches.
+    pub(crate) fn configure(&mut self, id: TreeId, spec: &WatchSpec) -> Result<usize, Error> {
+        self.trees.get_mut(&id).ok_or(Error::Stopped)?.configure(&mut self.kernel, spec)
+    }
+
+    /// Applies one raw event to the trees it concerns, keeping the watches in step (new directories get
+    /// watches, removed ones lose them), and returns what it means for each of them.
+    pub(crate) fn handle(&mut self, event: notify::Result<notify::Event>) -> BTreeMap<TreeId, Outcome> {
+        let mut outcomes = BTreeMap::<TreeId, Outcome>::new();
+        let event = match event {
+            Ok(event) => event,
+            Err(e) => {
+                // An error about no path in particular (reading the instance failed) concerns every tree.
+                let ids: BTreeSet<TreeId> = match &e.paths[..] {
+                    [] => self.trees.keys().copied().collect(),
+                    paths => paths.iter().flat_map(|p| self.kernel.users_near(p)).collect(),
+                };
+                let path = e.paths.first().cloned().unwrap_or_default();
+                for id in ids {
+                    outcomes.entry(id).or_default().fault = Some(notify_error(&path, copy_notify_error(&e)));
+                }
+                return outcomes;
+            }
+        };
+        if event.need_rescan() {
+            // The kernel queue overflowed and events were lost: every tree reports its roots and re-walks.
+            for (id, tree) in &mut self.trees {
+                let outcome = outcomes.entry(*id).or_default();
+                outcome.changed.extend(tree.filter.iter().flat_map(|f| f.roots.iter().map(|r| r.path.clone())));
+                outcome.fault = tree.reconfigure(&mut self.kernel).err();
+            }
+            return outcomes;
+        }
+        let change = Change::of(&event.kind);
+        if change == Change::None {
+            return outcomes;
+        }
+        let mut reload = BTreeSet::new();
+        for path in event.paths {
+            let is_dir = match event.kind {
+                EventKind::Create(CreateKind::Folder) | EventKind::Remove(RemoveKind::Folder) => true,
+                EventKind::Create(CreateKind::File) | EventKind::Remove(RemoveKind::File) => false,
+                _ if change == Change::Removed => self.kernel.is_watched(&path),
+                _ => std::fs::symlink_metadata(&path).is_ok_and(|m| m.is_dir()),
+            };
+            let ids = self.kernel.users_near(&path);
+            if change == Change::Removed {
+                self.kernel.forget_under(&path);
+            }
+            for id in ids {
+                let Some(tree) = self.trees.get_mut(&id) else { continue };
+                let outcome = outcomes.entry(id).or_default();
+                match tree.apply(&mut self.kernel, &change, &path, is_dir, &mut outcome.changed) {
+                    Ok(true) => {
+                        reload.insert(id);
+                    }
+                    Ok(false) => {}
+                    Err(e) => outcome.fault = Some(e),
+                }
+            }
+        }
+        for (id, outcome) in &mut outcomes {
+            let Some(tree) = self.trees.get_mut(id) else { continue };
+            if outcome.fault.is_some() {
+                tree.faulted = true;
+            } else if reload.contains(id) {
+                outcome.fault = tree.reconfigure(&mut self.kernel).err();
+            }
+        }
+        outcomes
+    }
+
+    /// How many directories tree `id` watches.
+    #[cfg(test)]
+    pub(crate) fn watched_dirs(&self, id: TreeId) -> usize {
+        self.kernel.dirs_of(id)
+    }
+
+    /// How many kernel watches all trees hold together.
+    #[cfg(test)]
+    pub(crate) fn kernel_watches(&self) -> usize {
+        self.kernel.len()
+    }
+}
+
+/// Walks real directory `top` top-down, pruning ignored entries, adding a watch for tree `id` to each
+/// directory before listing it, and calling `found` with the reported paths of each entry below `top`.
+/// Returns the watched directories. Failing to watch or read `top` is an error, as is reaching the watch
+/// limit; an unreadable directory below `top` is skipped.
 fn scan(
     filter: &Filter,
-    watches: &mut Watches,
+    kernel: &mut KernelWatches,
+    id: TreeId,
     top: &Path,
-    mut found: impl FnMut(&Path, bool),
+    mut found: impl FnMut(Vec<PathBuf>),
 ) -> Result<Vec<PathBuf>, Error> {
     let mut dirs = Vec::new();
     let mut walk = WalkDir::new(top)
         .follow_links(false)
         .into_iter()
-        .filter_entry(|e| !filter.ignores.is_ignored(e.path(), e.file_type().is_dir()));
+        .filter_entry(|e| !filter.reported(e.path(), e.file_type().is_dir()).is_empty());
     while let Some(entry) = walk.next() {
         let entry = match entry {
             Ok(entry) => entry,
@@ -306,12 +380,12 @@ fn scan(
         };
         let is_dir = entry.file_type().is_dir();
         if entry.depth() > 0 {
-            found(entry.path(), is_dir);
+            found(filter.reported(entry.path(), is_dir));
         }
         if !is_dir {
             continue;
         }
-        match watches.add(entry.path()) {
+        match kernel.add(id, entry.path()) {
             Ok(()) => dirs.push(entry.into_path()),
             Err(e) if entry.depth() == 0 || matches!(e, Error::WatchLimit(_)) => return Err(e),
             Err(e) => {
@@ -333,7 +407,8 @@ fn io_error(path: &Path, source: std::io::Error) -> Error {
     }
 }
 
-fn notify_error(path: &Path, e: notify::Error) -> Error {
+/// The [`Error`] for a failure of `notify` at `path`.
+pub(crate) fn notify_error(path: &Path, e: notify::Error) -> Error {
     match e.kind {
         notify::ErrorKind::MaxFilesWatch => Error::WatchLimit(path.to_path_buf()),
         notify::ErrorKind::PathNotFound => Error::Missing(path.to_path_buf()),
@@ -342,120 +417,21 @@ fn notify_error(path: &Path, e: notify::Error) -> Error {
     }
 }
 
-/// What a [`WatchThread`] reports.
-#[derive(Debug)]
-pub(crate) enum Output {
-    /// A due batch of changed paths, sorted and deduplicated.
-    Batch(Vec<PathBuf>),
-    /// The watch is no longer complete; it needs reconfiguring.
-    Fault(Error),
-}
-
-enum Msg {
-    Event(notify::Result<notify::Event>),
-    Configure(WatchSpec, oneshot::Sender<Result<usize, Error>>),
-    Stop,
-}
-
-/// A thread running one [`WatchedTree`]; dropping this stops it.
-pub(crate) struct WatchThread {
-    tx: mpsc::Sender<Msg>,
-}
-
-impl WatchThread {
-    /// Starts a thread with no watches yet, whose batches (flushed after `debounce` of quiet, or at the
-    /// latest `max_delay` after their first change) and faults go to `out`.
-    pub(crate) fn spawn(
-        debounce: Duration,
-        max_delay: Duration,
-        out: async_mpsc::UnboundedSender<Output>,
-    ) -> Result<WatchThread, Error> {
-        let (tx, rx) = mpsc::channel();
-        let events = tx.clone();
-        let tree = WatchedTree::new(move |event| {
-            let _ = events.send(Msg::Event(event));
-        })?;
-        let batch = PendingBatch::new(debounce, max_delay);
-        std::thread::Builder::new()
-            .name("filewatch".into())
-            .spawn(move || run_thread(tree, rx, batch, out))
-            .map_err(|source| Error::Io { path: PathBuf::new(), source })?;
-        Ok(WatchThread { tx })
-    }
-
-    /// A handle that reconfigures this thread's watch.
-    pub(crate) fn configurer(&self) -> Configurer {
-        Configurer(self.tx.clone())
-    }
-}
-
-impl Drop for WatchThread {
-    fn drop(&mut self) {
-        let _ = self.tx.send(Msg::Stop);
-    }
-}
-
-/// Reconfigures a [`WatchThread`]'s watch.
-#[derive(Clone)]
-pub(crate) struct Configurer(mpsc::Sender<Msg>);
-
-impl Configurer {
-    /// Makes the watch follow `spec`; returns the number of watched directories.
-    pub(crate) async fn configure(&self, spec: WatchSpec) -> Result<usize, Error> {
-        let (reply, result) = oneshot::channel();
-        self.0.send(Msg::Configure(spec, reply)).map_err(|_| Error::Stopped)?;
-        result.await.map_err(|_| Error::Stopped)?
-    }
-}
-
-fn run_thread(
-    mut tree: WatchedTree,
-    rx: mpsc::Receiver<Msg>,
-    mut batch: PendingBatch,
-    out: async_mpsc::UnboundedSender<Output>,
-) {
-    loop {
-        // Block until a message arrives or the pending batch is due: no polling while idle.
-        let msg = match batch.deadline() {
-            None => match rx.recv() {
-                Ok(msg) => Some(msg),
-                Err(mpsc::RecvError) => return,
-            },
-            Some(deadline) => match rx.recv_timeout(deadline.saturating_duration_since(Instant::now())) {
-                Ok(msg) => Some(msg),
-                Err(mpsc::RecvTimeoutError::Timeout) => None,
-                Err(mpsc::RecvTimeoutError::Disconnected) => return,
-            },
-        };
-        let fault = match msg {
-            None => None,
-            Some(Msg::Stop) => return,
-            Some(Msg::Configure(spec, reply)) => {
-                let _ = reply.send(tree.configure(&spec));
-                None
-            }
-            Some(Msg::Event(Ok(event))) => {
-                let mut changed = Vec::new();
-                let result = tree.handle(event, &mut changed);
-                let now = Instant::now();
-                for path in changed {
-                    batch.add(path, now);
-                }
-                result.err()
-            }
-            Some(Msg::Event(Err(e))) => Some(notify_error(Path::new(""), e)),
-        };
-        if let Some(paths) = batch.take_due(Instant::now())
-            && out.send(Output::Batch(paths)).is_err()
-        {
-            return;
-        }
-        if let Some(e) = fault
-            && out.send(Output::Fault(e)).is_err()
-        {
-            return;
-        }
-    }
+/// A copy of `e` (which is not `Clone`), for reporting one error to several trees.
+fn copy_notify_error(e: &notify::Error) -> notify::Error {
+    use notify::ErrorKind;
+    let kind = match &e.kind {
+        ErrorKind::Generic(message) => ErrorKind::Generic(message.clone()),
+        ErrorKind::Io(io) => ErrorKind::Io(match io.raw_os_error() {
+            Some(code) => std::io::Error::from_raw_os_error(code),
+            None => std::io::Error::new(io.kind(), io.to_string()),
+        }),
+        ErrorKind::PathNotFound => ErrorKind::PathNotFound,
+        ErrorKind::WatchNotFound => ErrorKind::WatchNotFound,
+        ErrorKind::InvalidConfig(config) => ErrorKind::InvalidConfig(*config),
+        ErrorKind::MaxFilesWatch => ErrorKind::MaxFilesWatch,
+    };
+    notify::Error::new(kind).set_paths(e.paths.clone())
 }
 
 #[cfg(test)]
@@ -463,28 +439,49 @@ mod tests {
     use super::*;
     use std::fs;
     use std::os::unix::fs::PermissionsExt;
+    use std::sync::mpsc;
+    use std::time::Duration;
 
-    /// A tree fed by a channel the test drains by hand, so each step is deterministic.
+    /// The tree the single-tree tests use.
+    const T: TreeId = 1;
+
+    /// Trees fed by a channel the test drains by hand, so each step is deterministic.
     struct Harness {
-        tree: WatchedTree,
+        set: TreeSet,
         rx: mpsc::Receiver<notify::Result<notify::Event>>,
     }
 
     impl Harness {
-        fn new() -> Harness {
+        /// A set with trees `1..=trees`.
+        fn new(trees: TreeId) -> Harness {
             let (tx, rx) = mpsc::channel();
-            Harness { tree: WatchedTree::new(tx).unwrap(), rx }
+            let mut set = TreeSet::new(tx).unwrap();
+            for id in 1..=trees {
+                set.insert(id);
+            }
+            Harness { set, rx }
         }
 
-        /// Applies events until none has arrived for 200 ms; returns the changed paths and errors.
-        fn drain(&mut self) -> (BTreeSet<PathBuf>, Vec<Error>) {
-            let (mut changed, mut errors) = (Vec::new(), Vec::new());
+        /// Applies events until none has arrived for 200 ms; returns each tree's changed paths and errors.
+        fn drain_all(&mut self) -> BTreeMap<TreeId, (BTreeSet<PathBuf>, Vec<Error>)> {
+            let mut all = BTreeMap::<TreeId, (BTreeSet<PathBuf>, Vec<Error>)>::new();
             while let Ok(event) = self.rx.recv_timeout(Duration::from_millis(200)) {
-                if let Err(e) = self.tree.handle(event.unwrap(), &mut changed) {
-                    errors.push(e);
+                for (id, outcome) in self.set.handle(event) {
+                    let (changed, errors) = all.entry(id).or_default();
+                    changed.extend(outcome.changed);
+                    errors.extend(outcome.fault);
                 }
             }
-            (changed.into_iter().collect(), errors)
+            all
+        }
+
+        /// [`Harness::drain_all`] for tree `T`.
+        fn drain(&mut self) -> (BTreeSet<PathBuf>, Vec<Error>) {
+            self.drain_all().remove(&T).unwrap_or_default()
+        }
+
+        fn configure(&mut self, spec: &WatchSpec) -> Result<usize, Error> {
+            self.set.configure(T, spec)
         }
     }
 
@@ -525,6 +522,8 @@ mod tests {
         assert_eq!(denied.to_string(), "permission denied watching /w/deep");
         let missing = notify_error(p, notify::Error::path_not_found());
         assert_eq!(missing.to_string(), "watched path /w/deep does not exist");
+        let copied = copy_notify_error(&notify::Error::io(std::io::Error::from_raw_os_error(libc::ENOSPC)));
+        assert!(matches!(notify_error(p, copied), Error::WatchLimit(_)));
     }
 
     #[test]
@@ -539,22 +538,24 @@ mod tests {
         }
         fs::write(root.join(TILTIGNORE), "build/\n").unwrap();
         fs::create_dir_all(root.join("build/x")).unwrap();
-        let mut h = Harness::new();
-        let n = h.tree.configure(&spec(&[root], &[(root, &["node_modules"])])).unwrap();
+        let mut h = Harness::new(1);
+        let n = h.configure(&spec(&[root], &[(root, &["node_modules"])])).unwrap();
         assert_eq!(n, 4, "root, src, src/a, src/b");
-        assert_eq!(h.tree.watched_dirs(), 4);
+        assert_eq!(h.set.watched_dirs(T), 4);
+        assert_eq!(h.set.kernel_watches(), 4);
 
         // Un-ignoring node_modules in place adds its 101 directories; ignoring it again drops them.
-        assert_eq!(h.tree.configure(&spec(&[root], &[])).unwrap(), 4 + 101);
-        assert_eq!(h.tree.configure(&spec(&[root], &[(root, &["node_modules"])])).unwrap(), 4);
+        assert_eq!(h.configure(&spec(&[root], &[])).unwrap(), 4 + 101);
+        assert_eq!(h.configure(&spec(&[root], &[(root, &["node_modules"])])).unwrap(), 4);
+        assert_eq!(h.set.kernel_watches(), 4);
     }
 
     #[test]
     fn new_directories_are_watched_and_their_contents_reported() {
         let dir = tempfile::tempdir().unwrap();
         let root = dir.path();
-        let mut h = Harness::new();
-        h.tree.configure(&spec(&[root], &[(root, &["*.tmp"])])).unwrap();
+        let mut h = Harness::new(1);
+        h.configure(&spec(&[root], &[(root, &["*.tmp"])])).unwrap();
         fs::create_dir_all(root.join("new/deep")).unwrap();
         fs::write(root.join("new/deep/f.txt"), "x").unwrap();
         fs::write(root.join("new/deep/skip.tmp"), "x").unwrap();
@@ -562,7 +563,7 @@ mod tests {
         assert!(errors.is_empty(), "{errors:?}");
         assert!(changed.contains(&root.join("new/deep/f.txt")), "{changed:?}");
         assert!(!changed.contains(&root.join("new/deep/skip.tmp")), "{changed:?}");
-        assert_eq!(h.tree.watched_dirs(), 3);
+        assert_eq!(h.set.watched_dirs(T), 3);
 
         // Later writes in the new directory are seen through its own watch.
         fs::write(root.join("new/deep/g.txt"), "x").unwrap();
@@ -572,7 +573,8 @@ mod tests {
         let (changed, errors) = h.drain();
         assert!(errors.is_empty(), "{errors:?}");
         assert!(changed.contains(&root.join("new")), "{changed:?}");
-        assert_eq!(h.tree.watched_dirs(), 1);
+        assert_eq!(h.set.watched_dirs(T), 1);
+        assert_eq!(h.set.kernel_watches(), 1);
     }
 
     #[test]
@@ -580,8 +582,8 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let file = dir.path().join("f");
         fs::write(&file, "x").unwrap();
-        let mut h = Harness::new();
-        h.tree.configure(&spec(&[dir.path()], &[])).unwrap();
+        let mut h = Harness::new(1);
+        h.configure(&spec(&[dir.path()], &[])).unwrap();
         fs::set_permissions(&file, fs::Permissions::from_mode(0o600)).unwrap();
         fs::read(&file).unwrap();
         let (changed, errors) = h.drain();
@@ -595,8 +597,8 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let file = dir.path().join("Tiltfile");
         fs::write(&file, "x").unwrap();
-        let mut h = Harness::new();
-        h.tree.configure(&spec(&[&file], &[])).unwrap();
+        let mut h = Harness::new(1);
+        h.configure(&spec(&[&file], &[])).unwrap();
         fs::write(dir.path().join("sibling"), "x").unwrap();
         // Editors save by writing a temporary file and renaming it over the original.
         fs::write(dir.path().join("tmp"), "y").unwrap();
@@ -609,16 +611,17 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let root = dir.path().join("w");
         fs::create_dir(&root).unwrap();
-        let mut h = Harness::new();
-        h.tree.configure(&spec(&[&root], &[])).unwrap();
+        let mut h = Harness::new(1);
+        h.configure(&spec(&[&root], &[])).unwrap();
         fs::remove_dir(&root).unwrap();
         let (changed, errors) = h.drain();
         assert!(changed.contains(&root));
         assert!(matches!(&errors[..], [Error::Removed(p)] if *p == root), "{errors:?}");
-        let err = h.tree.configure(&spec(&[&root], &[])).unwrap_err();
+        assert_eq!(h.set.kernel_watches(), 0);
+        let err = h.configure(&spec(&[&root], &[])).unwrap_err();
         assert!(matches!(err, Error::Missing(ref p) if *p == root), "{err:?}");
         assert!(err.to_string().contains("does not exist"), "{err}");
-        let err = h.tree.configure(&spec(&[Path::new("relative")], &[])).unwrap_err();
+        let err = h.configure(&spec(&[Path::new("relative")], &[])).unwrap_err();
         assert!(matches!(err, Error::InvalidSpec(_)), "{err:?}");
     }
 
@@ -627,40 +630,100 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let root = dir.path();
         fs::create_dir_all(root.join("out/x")).unwrap();
-        let mut h = Harness::new();
-        h.tree.configure(&spec(&[root], &[])).unwrap();
-        assert_eq!(h.tree.watched_dirs(), 3);
+        let mut h = Harness::new(1);
+        h.configure(&spec(&[root], &[])).unwrap();
+        assert_eq!(h.set.watched_dirs(T), 3);
         fs::write(root.join(TILTIGNORE), "out/\n*.log\n").unwrap();
         assert!(h.drain().0.contains(&root.join(TILTIGNORE)));
-        assert_eq!(h.tree.watched_dirs(), 1);
+        assert_eq!(h.set.watched_dirs(T), 1);
         fs::write(root.join("a.log"), "x").unwrap();
         fs::write(root.join("out/b"), "x").unwrap();
         fs::write(root.join("c"), "x").unwrap();
         assert_eq!(h.drain().0, BTreeSet::from([root.join("c")]));
     }
 
-    #[tokio::test]
-    async fn the_thread_batches_and_keeps_pending_changes_across_a_reconfigure() {
+    #[test]
+    fn trees_on_one_directory_share_its_watches_and_keep_their_own_ignores() {
         let dir = tempfile::tempdir().unwrap();
-        let (a, b) = (dir.path().join("a"), dir.path().join("b"));
-        fs::create_dir(&a).unwrap();
-        fs::create_dir(&b).unwrap();
-        let (out, mut batches) = async_mpsc::unbounded_channel();
-        let thread = WatchThread::spawn(Duration::from_millis(300), Duration::from_secs(5), out).unwrap();
-        let configurer = thread.configurer();
-        assert_eq!(configurer.configure(spec(&[&a], &[])).await.unwrap(), 1);
-        for i in 0..10 {
-            fs::write(a.join(format!("f{i}")), "x").unwrap();
-        }
-        // Reconfigure while the batch is pending; the new path's changes join the same batch.
-        assert_eq!(configurer.configure(spec(&[&a, &b], &[])).await.unwrap(), 2);
-        fs::write(b.join("g"), "x").unwrap();
-        let got = tokio::time::timeout(Duration::from_secs(5), batches.recv()).await.unwrap().unwrap();
-        let Output::Batch(paths) = got else { panic!("{got:?}") };
-        let mut want: Vec<PathBuf> = (0..10).map(|i| a.join(format!("f{i}"))).collect();
-        want.push(b.join("g"));
-        assert_eq!(paths, want);
-        drop(thread);
-        assert!(matches!(configurer.configure(spec(&[&a], &[])).await, Err(Error::Stopped)));
+        let root = dir.path();
+        fs::create_dir_all(root.join("src/lib")).unwrap();
+        let mut h = Harness::new(2);
+        assert_eq!(h.set.configure(1, &spec(&[root], &[(root, &["*.log"])])).unwrap(), 3);
+        assert_eq!(h.set.configure(2, &spec(&[root], &[])).unwrap(), 3);
+        assert_eq!(h.set.kernel_watches(), 3, "one kernel watch per directory, not per tree");
+
+        fs::write(root.join("src/lib/a.log"), "x").unwrap();
+        fs::write(root.join("src/b.rs"), "x").unwrap();
+        let got = h.drain_all();
+        assert_eq!(got[&1].0, BTreeSet::from([root.join("src/b.rs")]));
+        assert_eq!(got[&2].0, BTreeSet::from([root.join("src/lib/a.log"), root.join("src/b.rs")]));
+
+        // A new directory is watched once, for both.
+        fs::create_dir(root.join("new")).unwrap();
+        fs::write(root.join("new/c"), "x").unwrap();
+        let got = h.drain_all();
+        assert!(got[&1].0.contains(&root.join("new/c")) && got[&2].0.contains(&root.join("new/c")), "{got:?}");
+        assert_eq!((h.set.watched_dirs(1), h.set.watched_dirs(2), h.set.kernel_watches()), (4, 4, 4));
+
+        // Removing one tree keeps the watches the other still uses.
+        h.set.remove(2);
+        assert_eq!(h.set.kernel_watches(), 4);
+        fs::write(root.join("new/d"), "x").unwrap();
+        let got = h.drain_all();
+        assert_eq!(got.keys().collect::<Vec<_>>(), [&1]);
+        assert_eq!(got[&1].0, BTreeSet::from([root.join("new/d")]));
+        h.set.remove(1);
+        assert_eq!(h.set.kernel_watches(), 0);
+    }
+
+    #[test]
+    fn overlapping_trees_keep_the_watches_the_other_needs() {
+        let dir = tempfile::tempdir().unwrap();
+        let root = dir.path();
+        let sub = root.join("sub");
+        fs::create_dir_all(sub.join("deep")).unwrap();
+        let mut h = Harness::new(2);
+        assert_eq!(h.set.configure(1, &spec(&[root], &[])).unwrap(), 3);
+        assert_eq!(h.set.configure(2, &spec(&[&sub], &[])).unwrap(), 2);
+        assert_eq!(h.set.kernel_watches(), 3);
+
+        // Tree 1 stops watching sub/ in place; tree 2 keeps its watches.
+        assert_eq!(h.set.configure(1, &spec(&[root], &[(root, &["sub"])])).unwrap(), 1);
+        assert_eq!(h.set.kernel_watches(), 3);
+        fs::write(sub.join("deep/f"), "x").unwrap();
+        fs::write(root.join("g"), "x").unwrap();
+        let got = h.drain_all();
+        assert_eq!(got[&1].0, BTreeSet::from([root.join("g")]));
+        assert_eq!(got[&2].0, BTreeSet::from([sub.join("deep/f")]));
+
+        // Deleting sub/ faults the tree rooted there, not the other.
+        fs::remove_dir_all(&sub).unwrap();
+        let got = h.drain_all();
+        assert!(got.get(&1).is_none_or(|(_, errors)| errors.is_empty()), "{got:?}");
+        assert!(matches!(&got[&2].1[..], [Error::Removed(p)] if *p == sub), "{got:?}");
+        assert_eq!((h.set.watched_dirs(2), h.set.kernel_watches()), (0, 1));
+    }
+
+    #[test]
+    fn a_linked_root_shares_the_real_directory_and_reports_its_own_paths() {
+        let dir = tempfile::tempdir().unwrap();
+        let (real, link) = (dir.path().join("real"), dir.path().join("link"));
+        fs::create_dir_all(real.join("sub")).unwrap();
+        std::os::unix::fs::symlink(&real, &link).unwrap();
+        let mut h = Harness::new(2);
+        h.set.configure(1, &spec(&[&link], &[(&link, &["*.log"])])).unwrap();
+        h.set.configure(2, &spec(&[&real], &[])).unwrap();
+        assert_eq!(h.set.kernel_watches(), 2, "one watch per directory, under its real path");
+
+        fs::write(real.join("sub/f"), "x").unwrap();
+        fs::write(real.join("a.log"), "x").unwrap();
+        let got = h.drain_all();
+        assert_eq!(got[&1].0, BTreeSet::from([link.join("sub/f")]));
+        assert_eq!(got[&2].0, BTreeSet::from([real.join("a.log"), real.join("sub/f")]));
+
+        // Removing the tree on the real path leaves the linked one watching.
+        h.set.remove(2);
+        fs::write(real.join("sub/g"), "x").unwrap();
+        assert_eq!(h.drain_all()[&1].0, BTreeSet::from([link.join("sub/g")]));
     }
 }

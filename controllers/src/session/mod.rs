@@ -14,7 +14,7 @@ use kube::{Client, ResourceExt};
 use serde_json::json;
 use tilt_apis::{
     Cmd, ExitCondition, Session, SessionStatus, Target, TargetState, TargetStateActive, TargetStateTerminated,
-    TargetStateWaiting, TargetType, Tiltfile, UIResource,
+    TargetStateDisabled, TargetStateWaiting, TargetType, Tiltfile, UIResource,
 };
 use tokio_util::sync::CancellationToken;
 
@@ -45,7 +45,9 @@ fn target(cmd: &Cmd) -> Option<Target> {
     let resource = cmd.labels().get(RESOURCE_LABEL)?.clone();
     let server = name.ends_with(":serve");
     let s = cmd.status.clone().unwrap_or_default();
-    let state = if let Some(r) = &s.running {
+    let state = if s.disable_status.as_ref().is_some_and(|d| d.disabled) {
+        TargetState { disabled: Some(TargetStateDisabled {}), ..Default::default() }
+    } else if let Some(r) = &s.running {
         TargetState { active: Some(TargetStateActive { start_time: r.started_at.clone(), ready: s.ready, last_ready_time: None }), ..Default::default() }
     } else if let Some(t) = s.terminated.as_ref().filter(|t| t.reason != STOPPED_REASON) {
         let failed = t.exit_code != 0 || !t.reason.is_empty() || server;
@@ -74,8 +76,11 @@ fn target(cmd: &Cmd) -> Option<Target> {
     })
 }
 
-fn is_ready(r: &UIResource) -> bool {
-    r.status.as_ref().is_some_and(|s| s.conditions.iter().any(|c| c.type_ == "Ready" && c.status == "True"))
+/// Ready, or disabled (a disabled resource does not hold up `tilt ci`).
+fn is_done(r: &UIResource) -> bool {
+    r.status.as_ref().is_some_and(|s| {
+        s.disable_status.state == "Disabled" || s.conditions.iter().any(|c| c.type_ == "Ready" && c.status == "True")
+    })
 }
 
 /// Computes the session status from the Tiltfile, the resources and their Cmds.
@@ -98,7 +103,7 @@ pub fn summarize(session: &Session, tiltfiles: &[Tiltfile], resources: &[UIResou
                 (true, format!("{name}: {e}"))
             } else if let Some((resource, e)) = target_error {
                 (true, format!("{resource}: {e}"))
-            } else if loaded && !tiltfiles.is_empty() && resources.iter().all(is_ready) {
+            } else if loaded && !tiltfiles.is_empty() && resources.iter().all(is_done) {
                 (true, String::new())
             } else {
                 (false, String::new())

@@ -18,7 +18,7 @@ use kube::runtime::watcher;
 use kube::{Client, ResourceExt};
 use serde_json::json;
 use tilt_apis::{
-    Cmd, CmdStatus, RuntimeStatus, UIResource, UIResourceCondition, UIResourceStateWaiting, UIResourceStateWaitingOnRef,
+    Cmd, CmdStatus, DisableResourceStatus, DisableSource, RuntimeStatus, UIResource, UIResourceCondition, UIResourceStateWaiting, UIResourceStateWaitingOnRef,
     UIResourceStatus, UpdateStatus,
 };
 use tokio_util::sync::CancellationToken;
@@ -119,7 +119,26 @@ pub fn summarize(name: &str, cmds: &[Cmd], previous: &UIResourceStatus) -> UIRes
             name: c.name_any(),
         }],
     });
-    let reason = if failed {
+    let mine: Vec<&Cmd> = [update, serve].into_iter().flatten().collect();
+    let is_disabled = |c: &Cmd| c.status.as_ref().and_then(|s| s.disable_status.as_ref()).is_some_and(|d| d.disabled);
+    let disabled_count = mine.iter().filter(|c| is_disabled(c)).count() as i32;
+    let disabled = !mine.is_empty() && disabled_count as usize == mine.len();
+    let mut sources: Vec<DisableSource> = Vec::new();
+    for source in mine.iter().filter_map(|c| c.spec.disable_source.clone()) {
+        if !sources.contains(&source) {
+            sources.push(source);
+        }
+    }
+    let disable_status = DisableResourceStatus {
+        enabled_count: mine.len() as i32 - disabled_count,
+        disabled_count,
+        state: if disabled { "Disabled" } else { "Enabled" }.into(),
+        sources,
+    };
+    let (ready, waiting) = if disabled { (false, None) } else { (ready, waiting) };
+    let reason = if disabled {
+        "Disabled"
+    } else if failed {
         "Error"
     } else if waiting.is_some() {
         "Waiting"
@@ -135,6 +154,7 @@ pub fn summarize(name: &str, cmds: &[Cmd], previous: &UIResourceStatus) -> UIRes
         last_deploy_time: update
             .and_then(|c| c.status.as_ref()?.terminated.as_ref()?.finished_at.clone())
             .or_else(|| serve.and_then(|c| c.status.as_ref()?.running.as_ref()?.started_at.clone())),
+        disable_status,
         conditions: vec![
             condition("Ready", ready, reason, &message, &previous.conditions),
             condition("UpToDate", update_ok, reason, update_why.as_deref().unwrap_or(""), &previous.conditions),
