@@ -9,9 +9,6 @@
 //! It is a report, not a test: it exits 0 whether targets pass or fail, and non-zero only when it could not
 //! measure tilt-rs or the floor at all. `bash bench/run.sh` builds and runs it.
 
-mod client;
-mod proc;
-mod report;
 mod scenarios;
 mod servers;
 mod targets;
@@ -21,6 +18,8 @@ use std::time::Duration;
 
 use anyhow::Result;
 use clap::{Args, Parser, Subcommand};
+
+use tilt_bench::{client, proc, report};
 
 use crate::client::{Endpoint, Load, quantile};
 use crate::proc::{Etcd, SelfServer};

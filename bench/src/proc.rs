@@ -240,6 +240,11 @@ impl Group {
         Ok(Group { child, pid, done: false })
     }
 
+    /// The leader's stdout, when it was piped and not taken yet.
+    pub fn take_stdout(&mut self) -> Option<tokio::process::ChildStdout> {
+        self.child.stdout.take()
+    }
+
     /// Whether the leader has exited (and its status if so).
     pub fn try_wait(&mut self) -> Result<Option<std::process::ExitStatus>> {
         Ok(self.child.try_wait()?)
@@ -280,12 +285,23 @@ impl Drop for Group {
     }
 }
 
+/// A `NAME:  123 kB` line of `/proc/PID/status`, in bytes.
+fn status_bytes(pid: u32, name: &str) -> Result<u64> {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status"))?;
+    let line = status.lines().find(|l| l.starts_with(name)).with_context(|| format!("no {name} line"))?;
+    let kb: u64 = line.trim_start_matches(name).trim().trim_end_matches("kB").trim().parse()?;
+    Ok(kb * 1024)
+}
+
 /// A process's resident set size in bytes (`VmRSS` of `/proc/PID/status`).
 pub fn rss_bytes(pid: u32) -> Result<u64> {
-    let status = std::fs::read_to_string(format!("/proc/{pid}/status"))?;
-    let line = status.lines().find(|l| l.starts_with("VmRSS:")).context("no VmRSS line")?;
-    let kb: u64 = line.trim_start_matches("VmRSS:").trim().trim_end_matches("kB").trim().parse()?;
-    Ok(kb * 1024)
+    status_bytes(pid, "VmRSS:")
+}
+
+/// A process's resident set split into anonymous memory (heap, stacks) and file-backed pages (mostly the
+/// mapped executable and libraries), in bytes (`RssAnon`, `RssFile` + `RssShmem` of `/proc/PID/status`).
+pub fn rss_parts(pid: u32) -> Result<(u64, u64)> {
+    Ok((status_bytes(pid, "RssAnon:")?, status_bytes(pid, "RssFile:")? + status_bytes(pid, "RssShmem:")?))
 }
 
 /// User plus system CPU time a process has used, in seconds (`utime + stime` of `/proc/PID/stat`, all its

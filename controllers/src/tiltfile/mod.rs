@@ -12,7 +12,7 @@ use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use futures::StreamExt;
+use futures::{StreamExt, TryStreamExt};
 use jiff::Timestamp;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::MicroTime;
 use kube::api::{Api, ApiResource, DeleteParams, DynamicObject, ListParams, Patch, PatchParams};
@@ -106,19 +106,25 @@ fn api_resource_of(obj: &Value, kinds: &[ApiResource]) -> Result<ApiResource, Er
         .ok_or_else(|| Error::Object(format!("unknown kind {api_version}/{kind}")))
 }
 
-/// Applies `objects` and deletes owned objects that are no longer declared.
+/// How many declared objects are applied at once.
+const APPLY_CONCURRENCY: usize = 16;
+
+/// Applies `objects` (a bounded number at a time) and deletes owned objects that are no longer declared.
 async fn reconcile_objects(client: &Client, objects: &[Value]) -> Result<(), Error> {
     let kinds = declarable();
     let mut declared: BTreeSet<(String, String)> = BTreeSet::new();
+    let mut applies = Vec::new();
     for obj in objects {
         let ar = api_resource_of(obj, &kinds)?;
         let name = obj["metadata"]["name"].as_str().filter(|n| !n.is_empty()).ok_or_else(|| Error::Object(obj.to_string()))?;
         let mut obj = obj.clone();
         obj["metadata"]["labels"][OWNER_LABEL] = json!(OWNER_VALUE);
-        let api: Api<DynamicObject> = Api::all_with(client.clone(), &ar);
-        api.patch(name, &PatchParams::apply(MANAGER).force(), &Patch::Apply(&obj)).await?;
         declared.insert((ar.kind.clone(), name.to_string()));
+        let api: Api<DynamicObject> = Api::all_with(client.clone(), &ar);
+        let name = name.to_string();
+        applies.push(async move { api.patch(&name, &PatchParams::apply(MANAGER).force(), &Patch::Apply(&obj)).await.map(drop) });
     }
+    futures::stream::iter(applies).buffer_unordered(APPLY_CONCURRENCY).try_collect::<Vec<()>>().await?;
     let owned = ListParams::default().labels(&format!("{OWNER_LABEL}={OWNER_VALUE}"));
     for ar in &kinds {
         let api: Api<DynamicObject> = Api::all_with(client.clone(), ar);

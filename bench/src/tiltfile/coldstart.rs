@@ -1,0 +1,142 @@
+//! Cold start of `n` `serve_cmd` resources: from spawning `tilt up` until every UIResource has condition
+//! `Ready=True`, polled through the API; beside a shell loop that spawns the same `n` `sleep 300`
+//! processes (timed until all of them exist as `sleep` processes), and `tilt ci` on the same Tiltfile.
+
+use std::collections::HashSet;
+use std::path::Path;
+use std::process::Stdio;
+use std::time::{Duration, Instant};
+
+use anyhow::{Result, bail};
+use serde_json::Value;
+use tilt_bench::proc::{Group, children, comm};
+use tilt_bench::tilt::{API, TiltUp, parse_time};
+use tokio::process::Command;
+
+/// How often the API is polled.
+const POLL: Duration = Duration::from_millis(2);
+
+/// What one tilt-rs cold start measured (durations from spawning `tilt up`).
+#[derive(Clone, Debug, Default)]
+pub struct TiltRun {
+    /// Every UIResource Ready, as seen by the polling client.
+    pub all_ready: Duration,
+    /// The stdout line with the API URL.
+    pub url_line: Duration,
+    /// The Tiltfile run's `startedAt` and `finishedAt`.
+    pub tiltfile_started: Option<Duration>,
+    pub tiltfile_finished: Option<Duration>,
+    /// The first and last serve Cmd's `status.running.startedAt`.
+    pub first_running: Option<Duration>,
+    pub last_running: Option<Duration>,
+    /// The first and last Ready condition's `lastTransitionTime`.
+    pub first_ready: Option<Duration>,
+    pub last_ready: Option<Duration>,
+    /// SIGTERM → tilt exited (None if it had to be killed).
+    pub shutdown: Option<Duration>,
+    /// Server processes still alive 200 ms after tilt exited.
+    pub survivors: usize,
+    /// API polls until all were Ready.
+    pub polls: usize,
+}
+
+fn since(spawned_ns: i64, v: &Value) -> Option<Duration> {
+    parse_time(v).map(|t| Duration::from_nanos((t - spawned_ns).max(0) as u64))
+}
+
+fn min_max(v: impl Iterator<Item = Duration>) -> (Option<Duration>, Option<Duration>) {
+    let v: Vec<Duration> = v.collect();
+    (v.iter().min().copied(), v.iter().max().copied())
+}
+
+fn is_ready(ui: &Value) -> bool {
+    ui["status"]["conditions"]
+        .as_array()
+        .is_some_and(|cs| cs.iter().any(|c| c["type"] == "Ready" && c["status"] == "True"))
+}
+
+/// One `tilt up` cold start of `tiltfile`, whose resources are `names`.
+pub async fn tilt(bin: &Path, tiltfile: &Path, names: &HashSet<String>, home: &Path) -> Result<TiltRun> {
+    let mut t = TiltUp::start(bin, tiltfile, &[], home).await?;
+    let limit = Duration::from_secs(30);
+    let result = async {
+        let mut polls = 0;
+        let (all_ready, items) = loop {
+            polls += 1;
+            if let Ok(items) = t.list("uiresources").await {
+                let ready = items.iter().filter(|u| names.contains(u["metadata"]["name"].as_str().unwrap_or("")) && is_ready(u)).count();
+                if ready == names.len() {
+                    break (t.spawned.elapsed(), items);
+                }
+            }
+            t.check_alive()?;
+            if t.spawned.elapsed() > limit {
+                bail!("not every UIResource Ready after {} s; {}", limit.as_secs(), t.diagnostics());
+            }
+            tokio::time::sleep(POLL).await;
+        };
+        let s = t.spawned_ns;
+        let tiltfile = t.get(&format!("{API}/tiltfiles/(Tiltfile)")).await.unwrap_or_default();
+        let term = &tiltfile["status"]["terminated"];
+        let cmds = t.list("cmds").await?;
+        let serves: Vec<&Value> =
+            cmds.iter().filter(|c| c["metadata"]["name"].as_str().is_some_and(|n| n.ends_with(":serve"))).collect();
+        let (first_running, last_running) = min_max(serves.iter().filter_map(|c| since(s, &c["status"]["running"]["startedAt"])));
+        let pids: Vec<u32> = serves.iter().filter_map(|c| c["status"]["running"]["pid"].as_u64()).map(|p| p as u32).collect();
+        let (first_ready, last_ready) = min_max(items.iter().filter(|u| names.contains(u["metadata"]["name"].as_str().unwrap_or(""))).filter_map(|u| {
+            u["status"]["conditions"].as_array()?.iter().find(|c| c["type"] == "Ready").and_then(|c| since(s, &c["lastTransitionTime"]))
+        }));
+        anyhow::Ok((
+            TiltRun {
+                all_ready,
+                url_line: t.url_line,
+                tiltfile_started: since(s, &term["startedAt"]),
+                tiltfile_finished: since(s, &term["finishedAt"]),
+                first_running,
+                last_running,
+                first_ready,
+                last_ready,
+                polls,
+                ..TiltRun::default()
+            },
+            pids,
+        ))
+    }
+    .await;
+    let shutdown = t.stop(Duration::from_secs(5)).await;
+    let (mut run, pids) = result?;
+    run.shutdown = shutdown;
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    run.survivors = pids.iter().filter(|&&p| comm(p).is_some_and(|c| c == "sleep" || c == "sh")).count();
+    Ok(run)
+}
+
+/// The floor: `sh -c 'for i in $(seq N); do sleep 300 & done; wait'`, timed from spawn until all N `sleep`
+/// processes exist (polled in `/proc` every 0.5 ms); then its process group is killed.
+pub async fn floor(n: usize) -> Result<Duration> {
+    let mut cmd = Command::new("sh");
+    cmd.arg("-c").arg(format!("for i in $(seq {n}); do sleep 300 & done; wait"));
+    cmd.stdin(Stdio::null()).stdout(Stdio::null()).stderr(Stdio::null());
+    let t0 = Instant::now();
+    let group = Group::spawn(&mut cmd)?;
+    let pid = group.pid;
+    let counted = tokio::task::spawn_blocking(move || {
+        let deadline = t0 + Duration::from_secs(10);
+        loop {
+            let sleeping = children(pid).into_iter().filter(|&c| comm(c).is_some_and(|c| c == "sleep")).count();
+            if sleeping >= n {
+                return Some(t0.elapsed());
+            }
+            if Instant::now() > deadline {
+                return None;
+            }
+            std::thread::sleep(Duration::from_micros(500));
+        }
+    })
+    .await?;
+    group.stop(libc::SIGKILL, true, Duration::from_secs(1)).await;
+    match counted {
+        Some(d) => Ok(d),
+        None => bail!("the shell floor did not start {n} sleep processes within 10 s"),
+    }
+}
