@@ -23,7 +23,7 @@ use tilt_apis::{
 };
 
 use super::{
-    AUTO_INIT_ANNOTATION, Assembly, DISABLED_ANNOTATION, LINKS_ANNOTATION, Meta,
+    AUTO_INIT_ANNOTATION, Assembly, Meta,
     PORT_FORWARDS_ANNOTATION, RESOURCE_DEPS_ANNOTATION, TRIGGER_MODE_ANNOTATION, UNCATEGORIZED,
     merge_ignores, object, path_string, resource_head_objects, sanitize_name, trigger_button_name,
 };
@@ -366,46 +366,27 @@ fn pod_templates(e: &Entity) -> Vec<(&serde_json::Map<String, Value>, &Value)> {
     out
 }
 
+/// Every container and init container of an object's pod templates.
+fn containers(e: &Entity) -> impl Iterator<Item = &Value> {
+    pod_templates(e).into_iter().flat_map(|(_, spec)| {
+        ["initContainers", "containers"]
+            .into_iter()
+            .flat_map(move |list| spec.get(list).and_then(Value::as_array).into_iter().flatten())
+    })
+}
+
 /// Images of every container and init container of an object's pod templates.
 fn container_images(e: &Entity) -> Vec<String> {
-    let mut out = Vec::new();
-    for (_, spec) in pod_templates(e) {
-        for list in ["initContainers", "containers"] {
-            for c in spec
-                .get(list)
-                .and_then(Value::as_array)
-                .into_iter()
-                .flatten()
-            {
-                if let Some(image) = c.get("image").and_then(Value::as_str) {
-                    out.push(image.to_owned());
-                }
-            }
-        }
-    }
-    out
+    containers(e).filter_map(|c| c.get("image").and_then(Value::as_str)).map(str::to_owned).collect()
 }
 
 /// Values of the containers' environment variables (for `match_in_env_vars`).
 fn env_var_values(e: &Entity) -> Vec<String> {
-    let mut out = Vec::new();
-    for (_, spec) in pod_templates(e) {
-        for list in ["initContainers", "containers"] {
-            for c in spec
-                .get(list)
-                .and_then(Value::as_array)
-                .into_iter()
-                .flatten()
-            {
-                for env in c.get("env").and_then(Value::as_array).into_iter().flatten() {
-                    if let Some(v) = env.get("value").and_then(Value::as_str) {
-                        out.push(v.to_owned());
-                    }
-                }
-            }
-        }
-    }
-    out
+    containers(e)
+        .flat_map(|c| c.get("env").and_then(Value::as_array).into_iter().flatten())
+        .filter_map(|env| env.get("value").and_then(Value::as_str))
+        .map(str::to_owned)
+        .collect()
 }
 
 /// Removes from `candidates` the Services in `workload`'s namespace whose selector matches one of its pod
@@ -499,21 +480,9 @@ pub(crate) fn objects(
     if !r.auto_init {
         notes.insert(AUTO_INIT_ANNOTATION.to_owned(), "false".to_owned());
     }
-    if !r.links.is_empty() {
-        let links: Vec<Value> = r
-            .links
-            .iter()
-            .map(|(url, n)| serde_json::json!({"url": url, "name": n}))
-            .collect();
-        notes.insert(LINKS_ANNOTATION.to_owned(), Value::Array(links).to_string());
+    if !resource_head_objects(ctx, name, &r.links, &meta, ui_meta, out)? {
+        return Ok(());
     }
-    if !ctx.is_enabled(name) {
-        ui_meta
-            .annotations
-            .insert(DISABLED_ANNOTATION.to_owned(), "true".to_owned());
-        return resource_head_objects(name, &meta, &ui_meta, out);
-    }
-    resource_head_objects(name, &meta, &ui_meta, out)?;
 
     let mut image_maps = Vec::new();
     for &index in &r.images {

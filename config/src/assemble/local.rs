@@ -9,7 +9,7 @@ use serde_json::Value;
 use tilt_apis::{CmdSpec, ConfigMapDisableSource, DisableSource, FileWatchSpec, RestartOnSpec, StartOnSpec};
 
 use super::{
-    Assembly, DISABLED_ANNOTATION, LINKS_ANNOTATION, Meta, merge_ignores, object, path_string,
+    Assembly, Meta, merge_ignores, object, path_string,
 };
 use super::{resource_head_objects, trigger_button_name};
 use crate::state::{LocalResource, TriggerMode};
@@ -45,24 +45,9 @@ pub(crate) fn objects(
 ) -> anyhow::Result<()> {
     let name = r.name.as_str();
     let meta = Meta::for_resource(name, &r.labels);
-    let mut ui_meta = meta.clone();
-    if !r.links.is_empty() {
-        let links: Vec<Value> = r
-            .links
-            .iter()
-            .map(|(url, n)| serde_json::json!({"url": url, "name": n}))
-            .collect();
-        ui_meta
-            .annotations
-            .insert(LINKS_ANNOTATION.to_owned(), Value::Array(links).to_string());
+    if !resource_head_objects(ctx, name, &r.links, &meta, meta.clone(), out)? {
+        return Ok(());
     }
-    if !ctx.is_enabled(name) {
-        ui_meta
-            .annotations
-            .insert(DISABLED_ANNOTATION.to_owned(), "true".to_owned());
-        return resource_head_objects(name, &meta, &ui_meta, out);
-    }
-    resource_head_objects(name, &meta, &ui_meta, out)?;
 
     let button = trigger_button_name(name);
     let auto = r.trigger_mode.unwrap_or(ctx.default_trigger) == TriggerMode::Auto;

@@ -299,14 +299,26 @@ pub(crate) fn object(
     }))
 }
 
-/// The UIResource and the `NAME:trigger` UIButton every resource has.
+/// The UIResource (annotated with its links, and as disabled when it is) and the `NAME:trigger` UIButton
+/// every resource has. Returns whether the resource is enabled, i.e. whether its other objects follow.
 pub(crate) fn resource_head_objects(
+    ctx: &Assembly<'_>,
     name: &str,
+    links: &[(String, String)],
     meta: &Meta,
-    ui_meta: &Meta,
+    mut ui_meta: Meta,
     out: &mut Vec<Value>,
-) -> anyhow::Result<()> {
-    out.push(object("UIResource", name, ui_meta, UIResourceSpec {})?);
+) -> anyhow::Result<bool> {
+    if !links.is_empty() {
+        let links: Vec<Value> =
+            links.iter().map(|(url, n)| serde_json::json!({"url": url, "name": n})).collect();
+        ui_meta.annotations.insert(LINKS_ANNOTATION.to_owned(), Value::Array(links).to_string());
+    }
+    let enabled = ctx.is_enabled(name);
+    if !enabled {
+        ui_meta.annotations.insert(DISABLED_ANNOTATION.to_owned(), "true".to_owned());
+    }
+    out.push(object("UIResource", name, &ui_meta, UIResourceSpec {})?);
     let button = UIButtonSpec {
         location: UIComponentLocation {
             component_id: name.to_owned(),
@@ -325,7 +337,7 @@ pub(crate) fn resource_head_objects(
         meta,
         button,
     )?);
-    Ok(())
+    Ok(enabled)
 }
 
 /// Name of the UIButton that triggers resource `name` (`tilt trigger`, manual trigger mode).

@@ -12,6 +12,26 @@ use crate::state::TiltfileState;
 use crate::values::Blob;
 use crate::yaml;
 
+/// Reads the file `paths`/`path` names and parses it as `format` with `parse`; `default` when it is missing.
+fn read_parsed<'v>(
+    eval: &mut Evaluator<'v, '_, '_>,
+    paths: Option<Value<'v>>,
+    path: Option<Value<'v>>,
+    default: Option<Value<'v>>,
+    format: &str,
+    parse: impl FnOnce(&str) -> anyhow::Result<serde_json::Value>,
+) -> anyhow::Result<Value<'v>> {
+    let state = TiltfileState::from_eval(eval)?;
+    let file = one_path(state, paths, path)?;
+    match read_or_default(state, &file, default)? {
+        FileText::Default(v) => Ok(v),
+        FileText::Read(text) => {
+            let value = parse(&text).map_err(|e| anyhow::anyhow!("error parsing {format} from {}: {e}", file.display()))?;
+            Ok(eval.heap().alloc(value))
+        }
+    }
+}
+
 /// Registers this module's built-ins.
 pub(crate) fn register(builder: &mut GlobalsBuilder) {
     encoding_builtins(builder);
@@ -26,17 +46,7 @@ fn encoding_builtins(builder: &mut GlobalsBuilder) {
         #[starlark(require = named)] path: Option<Value<'v>>,
         eval: &mut Evaluator<'v, '_, '_>,
     ) -> anyhow::Result<Value<'v>> {
-        let state = TiltfileState::from_eval(eval)?;
-        let file = one_path(state, paths, path)?;
-        match read_or_default(state, &file, default)? {
-            FileText::Default(v) => Ok(v),
-            FileText::Read(text) => {
-                let value: serde_json::Value = serde_json::from_str(&text).map_err(|e| {
-                    anyhow::anyhow!("error parsing JSON from {}: {e}", file.display())
-                })?;
-                Ok(eval.heap().alloc(value))
-            }
-        }
+        read_parsed(eval, paths, path, default, "JSON", |text| Ok(serde_json::from_str(text)?))
     }
 
     /// Reads a single-document YAML file; returns `default` when the file does not exist.
@@ -46,17 +56,7 @@ fn encoding_builtins(builder: &mut GlobalsBuilder) {
         #[starlark(require = named)] path: Option<Value<'v>>,
         eval: &mut Evaluator<'v, '_, '_>,
     ) -> anyhow::Result<Value<'v>> {
-        let state = TiltfileState::from_eval(eval)?;
-        let file = one_path(state, paths, path)?;
-        match read_or_default(state, &file, default)? {
-            FileText::Default(v) => Ok(v),
-            FileText::Read(text) => {
-                let value = yaml::parse_one(&text).map_err(|e| {
-                    anyhow::anyhow!("error parsing YAML from {}: {e}", file.display())
-                })?;
-                Ok(eval.heap().alloc(value))
-            }
-        }
+        read_parsed(eval, paths, path, default, "YAML", yaml::parse_one)
     }
 
     /// Reads every document of a YAML file into a list; returns `default` when the file does not exist.
@@ -66,17 +66,7 @@ fn encoding_builtins(builder: &mut GlobalsBuilder) {
         #[starlark(require = named)] path: Option<Value<'v>>,
         eval: &mut Evaluator<'v, '_, '_>,
     ) -> anyhow::Result<Value<'v>> {
-        let state = TiltfileState::from_eval(eval)?;
-        let file = one_path(state, paths, path)?;
-        match read_or_default(state, &file, default)? {
-            FileText::Default(v) => Ok(v),
-            FileText::Read(text) => {
-                let docs = yaml::parse_stream(&text).map_err(|e| {
-                    anyhow::anyhow!("error parsing YAML from {}: {e}", file.display())
-                })?;
-                Ok(eval.heap().alloc(serde_json::Value::Array(docs)))
-            }
-        }
+        read_parsed(eval, paths, path, default, "YAML", |text| Ok(serde_json::Value::Array(yaml::parse_stream(text)?)))
     }
 
     /// Parses a JSON string.
