@@ -5,7 +5,7 @@ use kube::CustomResource;
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
-use crate::{ClusterImageNeeds, IgnoreDef};
+use crate::{ClusterImageNeeds, DisableSource, IgnoreDef, RestartOnSpec, StartOnSpec};
 
 /// How to build the image; fields mirror `docker build` flags.
 #[derive(CustomResource, Serialize, Deserialize, Clone, Debug, Default, PartialEq, JsonSchema)]
@@ -73,6 +73,21 @@ pub struct DockerImageSpec {
     /// Extra `/etc/hosts` entries for the build (`--add-host`).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub extra_hosts: Vec<String>,
+    /// The ImageMap whose status receives each successfully built image. tilt-rs addition: Go Tilt's
+    /// build engine links images to ImageMaps outside the API.
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub image_map: String,
+    /// FileWatches (the build context) and UIButtons (the resource's trigger) whose newer events rebuild
+    /// the image. tilt-rs addition.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub restart_on: Option<RestartOnSpec>,
+    /// What the first build waits for: `resource_deps` UIResources to be Ready and, with
+    /// `auto_init=False`, a click. tilt-rs addition.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub start_on: Option<StartOnSpec>,
+    /// ConfigMaps that disable the build (`tilt disable`). tilt-rs addition.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub disable_source: Option<DisableSource>,
 }
 
 /// The state of the most recent build.

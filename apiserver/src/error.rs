@@ -46,6 +46,11 @@ impl ApiError {
         ApiError { code, reason, message: message.into(), details: None }
     }
 
+    /// `plural.group`, or just `plural` for the core group, as kube-apiserver names resources in messages.
+    fn qualified(plural: &str, group: &str) -> String {
+        if group.is_empty() { plural.to_string() } else { format!("{plural}.{group}") }
+    }
+
     fn with_details(mut self, group: &str, kind: &str, name: &str) -> Self {
         self.details = Some(Box::new(Details {
             name: name.to_string(),
@@ -68,13 +73,19 @@ impl ApiError {
 
     /// 404 NotFound for an object.
     pub fn not_found(group: &str, plural: &str, name: &str) -> Self {
-        Self::new(404, "NotFound", format!("{plural}.{group} \"{name}\" not found"))
+        Self::new(404, "NotFound", format!("{} \"{name}\" not found", Self::qualified(plural, group)))
             .with_details(group, plural, name)
     }
 
     /// 404 NotFound for a path that names no resource.
     pub fn no_route(path: &str) -> Self {
         Self::new(404, "NotFound", format!("the server could not find the requested resource ({path})"))
+    }
+
+    /// 403 Forbidden for one object, e.g. a create in a namespace being deleted.
+    pub fn forbidden(group: &str, plural: &str, name: &str, why: &str) -> Self {
+        Self::new(403, "Forbidden", format!("{} \"{name}\" is forbidden: {why}", Self::qualified(plural, group)))
+            .with_details(group, plural, name)
     }
 
     /// 405 MethodNotAllowed.
@@ -93,7 +104,7 @@ impl ApiError {
 
     /// 409 AlreadyExists.
     pub fn already_exists(group: &str, plural: &str, name: &str) -> Self {
-        Self::new(409, "AlreadyExists", format!("{plural}.{group} \"{name}\" already exists"))
+        Self::new(409, "AlreadyExists", format!("{} \"{name}\" already exists", Self::qualified(plural, group)))
             .with_details(group, plural, name)
     }
 
@@ -102,7 +113,7 @@ impl ApiError {
         Self::new(
             409,
             "Conflict",
-            format!("Operation cannot be fulfilled on {plural}.{group} \"{name}\": {why}"),
+            format!("Operation cannot be fulfilled on {} \"{name}\": {why}", Self::qualified(plural, group)),
         )
         .with_details(group, plural, name)
     }
@@ -136,9 +147,9 @@ impl ApiError {
     pub fn invalid(group: &str, kind: &str, name: &str, causes: Vec<Cause>) -> Self {
         let list = causes.iter().map(|c| format!("{}: {}", c.field, c.message)).collect::<Vec<_>>();
         let message = if list.len() == 1 {
-            format!("{kind}.{group} \"{name}\" is invalid: {}", list[0])
+            format!("{} \"{name}\" is invalid: {}", Self::qualified(kind, group), list[0])
         } else {
-            format!("{kind}.{group} \"{name}\" is invalid: [{}]", list.join(", "))
+            format!("{} \"{name}\" is invalid: [{}]", Self::qualified(kind, group), list.join(", "))
         };
         let mut err = Self::new(422, "Invalid", message).with_details(group, kind, name);
         if let Some(d) = err.details.as_mut() {

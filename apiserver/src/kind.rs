@@ -1,9 +1,12 @@
-//! `ResourceKind`: what the server knows of one kind, generated from its Rust type and CRD, never by hand.
+//! `ResourceKind`: what the server knows of one kind, generated from its Rust type (and CRD, or k8s-openapi
+//! schema for built-in Kubernetes kinds), never by hand.
 
 use std::collections::HashMap;
 use std::sync::Arc;
 
 use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceColumnDefinition;
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
+use k8s_openapi::schemars::{self, JsonSchema};
 use kube::CustomResourceExt;
 use serde::{Serialize, de::DeserializeOwned};
 use serde_json::Value;
@@ -40,11 +43,64 @@ pub struct ResourceKind {
     pub categories: Vec<String>,
     /// Whether the kind has a `/status` subresource.
     pub has_status: bool,
-    /// The structural OpenAPI v3 schema of the whole object.
+    /// Whether objects live in a namespace (`/namespaces/{ns}/{plural}`); false for every tilt.dev kind.
+    pub namespaced: bool,
+    /// The OpenAPI v3 schema of the whole object; for built-in kinds it refers (`$ref`) to `definitions`.
     pub schema: Value,
     /// Extra columns for Table output.
     pub printer_columns: Vec<CustomResourceColumnDefinition>,
+    /// The OpenAPI definition name, e.g. `dev.tilt.v1alpha1.Cmd` or `io.k8s.api.core.v1.Pod`.
+    definition_name: String,
+    /// Schemas `schema` refers to, by definition name (`#/components/schemas/{name}`).
+    definitions: serde_json::Map<String, Value>,
+    /// Whether a missing `spec` is an empty one (CRDs) rather than absent (built-in kinds, e.g. ConfigMap).
+    default_spec: bool,
     check: CheckFn,
+}
+
+/// A Table column: name, type and JSONPath.
+type Column = (&'static str, &'static str, &'static str);
+
+/// Short names, categories and Table columns kube-apiserver gives the common built-in kinds.
+fn native_names(kind: &str) -> (&'static [&'static str], &'static [&'static str], Vec<Column>) {
+    const ALL: &[&str] = &["all"];
+    match kind {
+        "Pod" => (&["po"], ALL, vec![("Status", "string", ".status.phase"), ("IP", "string", ".status.podIP")]),
+        "Service" => (&["svc"], ALL, vec![("Type", "string", ".spec.type"), ("Cluster-IP", "string", ".spec.clusterIP")]),
+        "Deployment" => (
+            &["deploy"],
+            ALL,
+            vec![
+                ("Ready", "integer", ".status.readyReplicas"),
+                ("Up-to-date", "integer", ".status.updatedReplicas"),
+                ("Available", "integer", ".status.availableReplicas"),
+            ],
+        ),
+        "ReplicaSet" => (
+            &["rs"],
+            ALL,
+            vec![
+                ("Desired", "integer", ".spec.replicas"),
+                ("Current", "integer", ".status.replicas"),
+                ("Ready", "integer", ".status.readyReplicas"),
+            ],
+        ),
+        "StatefulSet" => (&["sts"], ALL, vec![("Ready", "integer", ".status.readyReplicas")]),
+        "DaemonSet" => (&["ds"], ALL, vec![("Ready", "integer", ".status.numberReady")]),
+        "Job" => (&[], ALL, vec![("Succeeded", "integer", ".status.succeeded")]),
+        "CronJob" => (&["cj"], ALL, vec![("Schedule", "string", ".spec.schedule")]),
+        "Namespace" => (&["ns"], &[], vec![("Status", "string", ".status.phase")]),
+        "ConfigMap" => (&["cm"], &[], vec![]),
+        "ServiceAccount" => (&["sa"], &[], vec![]),
+        "PersistentVolumeClaim" => (&["pvc"], &[], vec![("Status", "string", ".status.phase")]),
+        "PersistentVolume" => (&["pv"], &[], vec![("Status", "string", ".status.phase")]),
+        "Endpoints" => (&["ep"], &[], vec![]),
+        "Event" => (&["ev"], &[], vec![("Reason", "string", ".reason"), ("Message", "string", ".message")]),
+        "Node" => (&["no"], &[], vec![]),
+        "Ingress" => (&["ing"], &[], vec![]),
+        "Secret" => (&[], &[], vec![("Type", "string", ".type")]),
+        _ => (&[], &[], vec![]),
+    }
 }
 
 impl ResourceKind {
@@ -61,6 +117,13 @@ impl ResourceKind {
             .and_then(|s| s.open_api_v3_schema)
             .map(|s| serde_json::to_value(s).expect("schemas serialize"))
             .unwrap_or_else(|| serde_json::json!({"type": "object"}));
+        // kube-openapi's definition name: the reversed group, then version and kind.
+        let definition_name = format!(
+            "{}.{}.{}",
+            crd.spec.group.split('.').rev().collect::<Vec<_>>().join("."),
+            version.name,
+            names.kind
+        );
         ResourceKind {
             group: crd.spec.group,
             version: version.name,
@@ -71,10 +134,74 @@ impl ResourceKind {
             short_names: names.short_names.unwrap_or_default(),
             categories: names.categories.unwrap_or_default(),
             has_status: version.subresources.and_then(|s| s.status).is_some(),
+            namespaced: crd.spec.scope == "Namespaced",
             schema,
             printer_columns: version.additional_printer_columns.unwrap_or_default(),
+            definition_name,
+            definitions: serde_json::Map::new(),
+            default_spec: true,
             check: check_typed::<K>,
         }
+    }
+
+    /// Describes a built-in Kubernetes kind from its k8s-openapi type (e.g. `Pod`, `Deployment`): names and
+    /// scope from [`k8s_openapi::Resource`], the schema from k8s-openapi's, kube-apiserver's short names.
+    pub fn native<K>() -> Self
+    where
+        K: k8s_openapi::Resource
+            + k8s_openapi::Metadata<Ty = ObjectMeta>
+            + JsonSchema
+            + Serialize
+            + DeserializeOwned,
+    {
+        let mut generator = schemars::generate::SchemaSettings::openapi3()
+            .with(|s| s.meta_schema = None)
+            .into_generator();
+        let reference = generator.subschema_for::<K>();
+        let mut definitions = generator.take_definitions(true);
+        let definition_name = K::schema_name().into_owned();
+        let schema = definitions.remove(&definition_name).unwrap_or_else(|| reference.to_value());
+        let has_status = schema["properties"].get("status").is_some();
+        // The scope is a marker type; its name is the only thing a generic caller can compare without `'static`.
+        let namespaced =
+            std::any::type_name::<K::Scope>() == std::any::type_name::<k8s_openapi::NamespaceResourceScope>();
+        let (short_names, categories, columns) = native_names(K::KIND);
+        ResourceKind {
+            group: K::GROUP.to_string(),
+            version: K::VERSION.to_string(),
+            kind: K::KIND.to_string(),
+            list_kind: format!("{}List", K::KIND),
+            plural: K::URL_PATH_SEGMENT.to_string(),
+            singular: K::KIND.to_ascii_lowercase(),
+            short_names: short_names.iter().map(|s| s.to_string()).collect(),
+            categories: categories.iter().map(|s| s.to_string()).collect(),
+            has_status,
+            namespaced,
+            schema,
+            printer_columns: columns
+                .into_iter()
+                .map(|(name, type_, path)| CustomResourceColumnDefinition {
+                    name: name.to_string(),
+                    type_: type_.to_string(),
+                    json_path: path.to_string(),
+                    ..Default::default()
+                })
+                .collect(),
+            definition_name,
+            definitions,
+            default_spec: false,
+            check: check_typed::<K>,
+        }
+    }
+
+    /// The OpenAPI definition name of the kind's schema.
+    pub fn definition_name(&self) -> &str {
+        &self.definition_name
+    }
+
+    /// The schemas [`ResourceKind::schema`] refers to, by definition name.
+    pub fn definitions(&self) -> &serde_json::Map<String, Value> {
+        &self.definitions
     }
 
     /// `group/version`.
@@ -84,8 +211,24 @@ impl ResourceKind {
 
     /// Checks an object against the kind's Rust type and returns it normalized.
     pub fn check(&self, object: Value) -> Result<Checked, Cause> {
-        let has_spec = self.schema["properties"].get("spec").is_some();
-        (self.check)(object, has_spec)
+        let default_spec = self.default_spec && self.schema["properties"].get("spec").is_some();
+        (self.check)(object, default_spec)
+    }
+}
+
+/// `spec.containers.0.bogus`: the map keys and list indexes of `path`, without the `?` that serde_ignored's
+/// `Display` writes for each `Option` on the way.
+fn field_path(path: &serde_ignored::Path) -> String {
+    use serde_ignored::Path;
+    let join = |parent: &Path, leaf: &str| match field_path(parent) {
+        p if p.is_empty() => leaf.to_string(),
+        p => format!("{p}.{leaf}"),
+    };
+    match path {
+        Path::Root => String::new(),
+        Path::Seq { parent, index } => join(parent, &index.to_string()),
+        Path::Map { parent, key } => join(parent, key),
+        Path::Some { parent } | Path::NewtypeStruct { parent } | Path::NewtypeVariant { parent } => field_path(parent),
     }
 }
 
@@ -100,7 +243,7 @@ fn check_typed<K: DeserializeOwned + Serialize>(mut object: Value, has_spec: boo
     let typed: K = {
         let de = serde_path_to_error::Deserializer::new(object, &mut track);
         serde_ignored::deserialize(de, |path| {
-            let path = path.to_string();
+            let path = field_path(&path);
             if path != "apiVersion" && path != "kind" {
                 unknown_fields.push(path);
             }
@@ -124,11 +267,12 @@ fn check_typed<K: DeserializeOwned + Serialize>(mut object: Value, has_spec: boo
     Ok(Checked { object, unknown_fields })
 }
 
-/// All served kinds, looked up by plural, singular, short name or kind.
+/// All served kinds, looked up by group and plural.
 #[derive(Clone, Default)]
 pub struct Registry {
     kinds: Vec<Arc<ResourceKind>>,
-    by_plural: HashMap<String, Arc<ResourceKind>>,
+    /// Keyed by `(group, plural)`: `configmaps` of the core group and of tilt.dev are different kinds.
+    by_plural: HashMap<(String, String), Arc<ResourceKind>>,
 }
 
 impl Registry {
@@ -147,13 +291,16 @@ impl Registry {
     /// Adds a kind.
     pub fn add(&mut self, kind: ResourceKind) {
         let kind = Arc::new(kind);
-        self.by_plural.insert(kind.plural.clone(), kind.clone());
+        if let Some(old) = self.by_plural.insert((kind.group.clone(), kind.plural.clone()), kind.clone()) {
+            // A kind added again replaces the earlier one.
+            self.kinds.retain(|k| !Arc::ptr_eq(k, &old));
+        }
         self.kinds.push(kind);
     }
 
-    /// The kind served at `/apis/{group}/{version}/{plural}`.
+    /// The kind served at `/apis/{group}/{version}/{plural}` (`/api/v1/{plural}` for the core group `""`).
     pub fn get(&self, group: &str, version: &str, plural: &str) -> Option<&Arc<ResourceKind>> {
-        self.by_plural.get(plural).filter(|k| k.group == group && k.version == version)
+        self.by_plural.get(&(group.to_string(), plural.to_string())).filter(|k| k.version == version)
     }
 
     /// Every kind, in registration order.
@@ -207,6 +354,59 @@ mod tests {
         let ok = k.check(json!({"metadata": {"name": "a"}, "data": {"x": "1"}})).unwrap();
         assert!(ok.unknown_fields.is_empty());
         assert!(ok.object.get("spec").is_none());
+    }
+
+    #[test]
+    fn native_kinds_from_k8s_openapi() {
+        use k8s_openapi::api::{apps::v1::Deployment, core::v1::{ConfigMap, Namespace, Pod}};
+        let pod = ResourceKind::native::<Pod>();
+        assert_eq!(
+            (pod.group.as_str(), pod.version.as_str(), pod.plural.as_str(), pod.singular.as_str(), pod.list_kind.as_str()),
+            ("", "v1", "pods", "pod", "PodList")
+        );
+        assert!(pod.namespaced && pod.has_status);
+        assert_eq!(pod.short_names, vec!["po".to_string()]);
+        assert_eq!(pod.api_version(), "v1");
+        assert_eq!(pod.definition_name(), "io.k8s.api.core.v1.Pod");
+        // The schema refers to k8s-openapi's definitions, which come along.
+        let spec_ref = pod.schema["properties"]["spec"].to_string();
+        assert!(spec_ref.contains("#/components/schemas/io.k8s.api.core.v1.PodSpec"), "{spec_ref}");
+        assert!(pod.definitions().contains_key("io.k8s.api.core.v1.Container"));
+        let ns = ResourceKind::native::<Namespace>();
+        assert!(!ns.namespaced && ns.has_status);
+        let cm = ResourceKind::native::<ConfigMap>();
+        assert!(cm.namespaced && !cm.has_status);
+        let deploy = ResourceKind::native::<Deployment>();
+        assert_eq!((deploy.group.as_str(), deploy.api_version().as_str()), ("apps", "apps/v1"));
+        assert_eq!(deploy.short_names, vec!["deploy".to_string()]);
+    }
+
+    #[test]
+    fn native_check_names_the_field_and_prunes_unknown_ones() {
+        let pod = ResourceKind::native::<k8s_openapi::api::core::v1::Pod>();
+        let err = pod
+            .check(json!({"apiVersion": "v1", "kind": "Pod", "metadata": {"name": "a"}, "spec": {"containers": "x"}}))
+            .err()
+            .unwrap();
+        assert_eq!(err.field, "spec.containers");
+        let ok = pod
+            .check(json!({"metadata": {"name": "a"}, "spec": {"containers": [{"name": "c", "image": "i", "bogus": 1}]}}))
+            .unwrap();
+        assert_eq!(ok.unknown_fields, vec!["spec.containers.0.bogus".to_string()]);
+        assert_eq!(ok.object["spec"]["containers"][0], json!({"name": "c", "image": "i"}));
+        // No spec is no spec for built-in kinds (a ConfigMap has none, a Pod's is optional in the type).
+        let cm = ResourceKind::native::<k8s_openapi::api::core::v1::ConfigMap>();
+        let ok = cm.check(json!({"metadata": {"name": "a"}, "data": {"k": "v"}})).unwrap();
+        assert!(ok.object.get("spec").is_none() && ok.unknown_fields.is_empty());
+    }
+
+    #[test]
+    fn registry_lookup_is_per_group() {
+        let mut r = Registry::tilt();
+        r.add(ResourceKind::native::<k8s_openapi::api::core::v1::ConfigMap>());
+        assert_eq!(r.get("", "v1", "configmaps").unwrap().group, "");
+        assert_eq!(r.get("tilt.dev", "v1alpha1", "configmaps").unwrap().group, "tilt.dev");
+        assert!(r.get("", "v1alpha1", "configmaps").is_none());
     }
 
     #[test]

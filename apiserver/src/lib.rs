@@ -1,4 +1,6 @@
-//! An embedded API server that speaks the Kubernetes REST protocol for the `tilt.dev/v1alpha1` kinds.
+//! An embedded API server that speaks the Kubernetes REST protocol for the `tilt.dev/v1alpha1` kinds, and
+//! for built-in Kubernetes kinds (core/v1, apps/v1, namespaced or not; see [`ResourceKind::native`]) when a
+//! test fixture cluster registers them.
 //!
 //! Storage ([`store`]) and HTTP (`http`) are separate: the store keeps each kind's objects as serialized
 //! JSON with one global resourceVersion clock and a bounded watch history, and knows nothing of HTTP; the
@@ -24,7 +26,9 @@ use serde_json::{Value, json};
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 
-pub use crate::http::{Body, Endpoint, EndpointFuture, bytes_response, error_response, json_response};
+pub use crate::http::{
+    Body, Endpoint, EndpointFuture, Subresource, bytes_response, error_response, json_response, subresource_object,
+};
 pub use crate::kind::{Registry, ResourceKind};
 
 /// How to run the server.
@@ -128,6 +132,16 @@ impl ApiServer {
         config: Config,
         endpoints: Vec<(String, Endpoint)>,
     ) -> Result<ApiServer, StartError> {
+        Self::start_with_subresources(registry, config, endpoints, Vec::new()).await
+    }
+
+    /// Like [`ApiServer::start_with`], also serving each [`Subresource`] (e.g. `pods/log`) of its kind.
+    pub async fn start_with_subresources(
+        registry: Registry,
+        config: Config,
+        endpoints: Vec<(String, Endpoint)>,
+        subresources: Vec<Subresource>,
+    ) -> Result<ApiServer, StartError> {
         let listener =
             TcpListener::bind(config.addr).await.map_err(|source| StartError::Bind { addr: config.addr, source })?;
         let addr = listener.local_addr().map_err(|source| StartError::Bind { addr: config.addr, source })?;
@@ -145,6 +159,7 @@ impl ApiServer {
             token: token.clone(),
             body_limit: config.body_limit,
             endpoints,
+            subresources,
         });
         let shutdown = CancellationToken::new();
         let task = tokio::spawn(http::serve(state, listener, acceptor, shutdown.clone()));

@@ -168,10 +168,10 @@ impl FieldSelector {
         Ok(FieldSelector(out))
     }
 
-    /// Whether an object with this name (cluster-scoped: empty namespace) matches.
-    pub fn matches(&self, name: &str) -> bool {
+    /// Whether an object with this namespace (empty for cluster-scoped kinds) and name matches.
+    pub fn matches(&self, namespace: &str, name: &str) -> bool {
         self.0.iter().all(|(field, eq, value)| {
-            let actual = if field == "metadata.name" { name } else { "" };
+            let actual = if field == "metadata.name" { name } else { namespace };
             (actual == value) == *eq
         })
     }
@@ -214,9 +214,12 @@ mod tests {
     #[test]
     fn field_selectors() {
         let f = FieldSelector::parse("metadata.name=x").unwrap();
-        assert!(f.matches("x") && !f.matches("y"));
+        assert!(f.matches("", "x") && !f.matches("", "y"));
         assert_eq!(f.exact_name(), Some("x"));
-        assert!(FieldSelector::parse("metadata.name!=x").unwrap().matches("y"));
+        assert!(FieldSelector::parse("metadata.name!=x").unwrap().matches("", "y"));
+        let f = FieldSelector::parse("metadata.namespace=a,metadata.name=x").unwrap();
+        assert!(f.matches("a", "x") && !f.matches("b", "x") && !f.matches("", "x"));
+        assert!(FieldSelector::parse("metadata.namespace!=a").unwrap().matches("b", "x"));
         assert!(FieldSelector::parse("spec.args=x").is_err());
         assert!(FieldSelector::parse("metadata.name").is_err());
     }

@@ -1,7 +1,8 @@
 //! The in-memory object store: per-kind maps of serialized objects, one global resourceVersion clock, and a
 //! bounded per-kind `WatchHistory` so a watch from a recent version replays exactly what followed it.
 //!
-//! Objects are kept as their serialized JSON (plus name and labels for selectors), so memory per object stays
+//! Objects are keyed by namespace and name (`ns/name`, or just `name` for cluster-scoped kinds) and kept as
+//! their serialized JSON (plus name, namespace and labels for selectors), so memory per object stays
 //! close to its JSON size and a LIST is a concatenation. Each kind has its own lock, held only to check a
 //! precondition, stamp the next resourceVersion and swap a pointer — never across I/O.
 
@@ -21,6 +22,8 @@ use crate::kind::Registry;
 pub struct StoredObject {
     /// `metadata.name`.
     pub name: String,
+    /// `metadata.namespace`; empty for cluster-scoped kinds.
+    pub namespace: String,
     /// `metadata.resourceVersion`.
     pub rv: u64,
     /// `metadata.labels`, kept for selectors.
@@ -29,7 +32,18 @@ pub struct StoredObject {
     pub json: Bytes,
 }
 
+/// The store key of an object: `ns/name`, or `name` when `namespace` is empty. Names and namespaces never
+/// contain `/`, so the objects of one namespace are one contiguous key range.
+pub fn object_key(namespace: &str, name: &str) -> String {
+    if namespace.is_empty() { name.to_string() } else { format!("{namespace}/{name}") }
+}
+
 impl StoredObject {
+    /// The store key (see [`object_key`]).
+    pub fn key(&self) -> String {
+        object_key(&self.namespace, &self.name)
+    }
+
     /// The object parsed back into a JSON value.
     pub fn value(&self) -> Value {
         serde_json::from_slice(&self.json).expect("stored objects are valid JSON")
@@ -102,7 +116,7 @@ pub enum Precondition {
 pub struct ListPage {
     /// The list's resourceVersion: every change after it is a watch event.
     pub rv: u64,
-    /// Matching objects, ordered by name.
+    /// Matching objects, ordered by key (namespace, then name).
     pub items: Vec<Arc<StoredObject>>,
     /// Whether more matching objects may follow `items`.
     pub more: bool,
@@ -123,7 +137,8 @@ pub struct WatchStart {
 /// Objects of every kind.
 pub struct Store {
     clock: Arc<AtomicU64>,
-    kinds: HashMap<String, Arc<KindStore>>,
+    /// Keyed by `(group, plural)`.
+    kinds: HashMap<(String, String), Arc<KindStore>>,
 }
 
 impl Store {
@@ -134,14 +149,14 @@ impl Store {
         let kinds = registry
             .kinds()
             .iter()
-            .map(|k| (k.plural.clone(), Arc::new(KindStore::new(clock.clone(), history))))
+            .map(|k| ((k.group.clone(), k.plural.clone()), Arc::new(KindStore::new(clock.clone(), history))))
             .collect();
         Store { clock, kinds }
     }
 
-    /// The store of one kind, by plural.
-    pub fn kind(&self, plural: &str) -> Option<&Arc<KindStore>> {
-        self.kinds.get(plural)
+    /// The store of one kind, by group and plural.
+    pub fn kind(&self, group: &str, plural: &str) -> Option<&Arc<KindStore>> {
+        self.kinds.get(&(group.to_string(), plural.to_string()))
     }
 
     /// The latest resourceVersion handed out.
@@ -192,9 +207,9 @@ impl KindStore {
         self.state.write().unwrap_or_else(|e| e.into_inner())
     }
 
-    /// The current object named `name`.
-    pub fn get(&self, name: &str) -> Option<Arc<StoredObject>> {
-        self.read().objects.get(name).cloned()
+    /// The current object named `name` in `namespace` (empty: cluster-scoped).
+    pub fn get(&self, namespace: &str, name: &str) -> Option<Arc<StoredObject>> {
+        self.read().objects.get(&object_key(namespace, name)).cloned()
     }
 
     /// Number of objects.
@@ -207,8 +222,8 @@ impl KindStore {
         self.len() == 0
     }
 
-    fn check(state: &KindState, name: &str, pre: Precondition) -> Result<Option<Arc<StoredObject>>, StoreError> {
-        let current = state.objects.get(name).cloned();
+    fn check(state: &KindState, key: &str, pre: Precondition) -> Result<Option<Arc<StoredObject>>, StoreError> {
+        let current = state.objects.get(key).cloned();
         match (pre, &current) {
             (Precondition::Absent, Some(_)) => Err(StoreError::AlreadyExists),
             (Precondition::Exists | Precondition::Version(_), None) => Err(StoreError::NotFound),
@@ -229,31 +244,46 @@ impl KindStore {
         let _ = self.feed.send(event);
     }
 
-    /// Writes `object` (with any `metadata.resourceVersion` replaced by the new version) under `name`.
-    pub fn put(&self, name: &str, pre: Precondition, mut object: Value) -> Result<Arc<StoredObject>, StoreError> {
+    /// Writes `object` (with any `metadata.resourceVersion` replaced by the new version) under `namespace`
+    /// (empty: cluster-scoped) and `name`.
+    pub fn put(
+        &self,
+        namespace: &str,
+        name: &str,
+        pre: Precondition,
+        mut object: Value,
+    ) -> Result<Arc<StoredObject>, StoreError> {
         let labels = labels_of(&object);
+        let key = object_key(namespace, name);
         let mut state = self.write();
-        let previous = Self::check(&state, name, pre)?;
+        let previous = Self::check(&state, &key, pre)?;
         let rv = self.clock.fetch_add(1, Ordering::SeqCst) + 1;
         object["metadata"]["resourceVersion"] = Value::String(rv.to_string());
         let json = Bytes::from(serde_json::to_vec(&object).expect("JSON values serialize"));
-        let stored = Arc::new(StoredObject { name: name.to_string(), rv, labels, json });
-        state.objects.insert(name.to_string(), stored.clone());
+        let stored = Arc::new(StoredObject { name: name.to_string(), namespace: namespace.to_string(), rv, labels, json });
+        state.objects.insert(key, stored.clone());
         let kind = if previous.is_some() { EventType::Modified } else { EventType::Added };
         self.record(&mut state, WatchEvent { rv, kind, object: stored.clone(), previous });
         Ok(stored)
     }
 
-    /// Removes `name`; returns its last state stamped with the delete's version.
-    pub fn delete(&self, name: &str, pre: Precondition) -> Result<Arc<StoredObject>, StoreError> {
+    /// Removes `name` of `namespace`; returns its last state stamped with the delete's version.
+    pub fn delete(&self, namespace: &str, name: &str, pre: Precondition) -> Result<Arc<StoredObject>, StoreError> {
+        let key = object_key(namespace, name);
         let mut state = self.write();
-        let previous = Self::check(&state, name, pre)?.ok_or(StoreError::NotFound)?;
+        let previous = Self::check(&state, &key, pre)?.ok_or(StoreError::NotFound)?;
         let rv = self.clock.fetch_add(1, Ordering::SeqCst) + 1;
         let mut object = previous.value();
         object["metadata"]["resourceVersion"] = Value::String(rv.to_string());
         let json = Bytes::from(serde_json::to_vec(&object).expect("JSON values serialize"));
-        let gone = Arc::new(StoredObject { name: name.to_string(), rv, labels: previous.labels.clone(), json });
-        state.objects.remove(name);
+        let gone = Arc::new(StoredObject {
+            name: name.to_string(),
+            namespace: namespace.to_string(),
+            rv,
+            labels: previous.labels.clone(),
+            json,
+        });
+        state.objects.remove(&key);
         self.record(
             &mut state,
             WatchEvent { rv, kind: EventType::Deleted, object: gone.clone(), previous: Some(previous) },
@@ -261,19 +291,28 @@ impl KindStore {
         Ok(gone)
     }
 
-    /// Up to `limit` objects (0: all) after `start_after`, in name order, that pass `filter`.
+    /// Up to `limit` objects (0: all) of `namespace` (`None`: every namespace) after the key `start_after`,
+    /// in key order, that pass `filter`.
     pub fn list(
         &self,
+        namespace: Option<&str>,
         start_after: Option<&str>,
         limit: usize,
         filter: impl Fn(&StoredObject) -> bool,
     ) -> ListPage {
         let state = self.read();
         let rv = self.clock.load(Ordering::SeqCst);
-        let range = match start_after {
-            Some(s) => state.objects.range::<str, _>((Bound::Excluded(s), Bound::Unbounded)),
-            None => state.objects.range::<str, _>(..),
+        let prefix = namespace.filter(|ns| !ns.is_empty()).map(|ns| format!("{ns}/"));
+        let lower = match (start_after, prefix.as_deref()) {
+            (Some(s), Some(p)) if s < p => Bound::Included(p),
+            (Some(s), _) => Bound::Excluded(s),
+            (None, Some(p)) => Bound::Included(p),
+            (None, None) => Bound::Unbounded,
         };
+        let range = state
+            .objects
+            .range::<str, _>((lower, Bound::Unbounded))
+            .take_while(|(k, _)| prefix.as_deref().is_none_or(|p| k.starts_with(p)));
         let mut items = Vec::new();
         let mut more = false;
         for obj in range.map(|(_, o)| o).filter(|o| filter(o)) {
@@ -339,24 +378,24 @@ mod tests {
     #[test]
     fn versions_increase_and_preconditions_hold() {
         let s = store(10);
-        let a = s.put("a", Precondition::Absent, obj("a")).unwrap();
+        let a = s.put("", "a", Precondition::Absent, obj("a")).unwrap();
         assert_eq!(a.rv, 2);
-        assert_eq!(s.put("a", Precondition::Absent, obj("a")).unwrap_err(), StoreError::AlreadyExists);
-        assert_eq!(s.put("a", Precondition::Version(1), obj("a")).unwrap_err(), StoreError::Conflict);
-        let a2 = s.put("a", Precondition::Version(2), obj("a")).unwrap();
+        assert_eq!(s.put("", "a", Precondition::Absent, obj("a")).unwrap_err(), StoreError::AlreadyExists);
+        assert_eq!(s.put("", "a", Precondition::Version(1), obj("a")).unwrap_err(), StoreError::Conflict);
+        let a2 = s.put("", "a", Precondition::Version(2), obj("a")).unwrap();
         assert_eq!(a2.rv, 3);
         assert_eq!(a2.value()["metadata"]["resourceVersion"], "3");
-        assert_eq!(s.put("b", Precondition::Exists, obj("b")).unwrap_err(), StoreError::NotFound);
-        let gone = s.delete("a", Precondition::Exists).unwrap();
+        assert_eq!(s.put("", "b", Precondition::Exists, obj("b")).unwrap_err(), StoreError::NotFound);
+        let gone = s.delete("", "a", Precondition::Exists).unwrap();
         assert_eq!(gone.rv, 4);
-        assert!(s.get("a").is_none());
+        assert!(s.get("", "a").is_none());
     }
 
     #[test]
     fn watch_replays_history_and_expires() {
         let s = store(3);
         for n in ["a", "b", "c", "d", "e"] {
-            s.put(n, Precondition::Absent, obj(n)).unwrap();
+            s.put("", n, Precondition::Absent, obj(n)).unwrap();
         }
         // Versions 2..=6; history keeps the last three (4, 5, 6).
         let w = s.watch(Some(3), false).unwrap();
@@ -371,15 +410,37 @@ mod tests {
     fn list_pages_in_name_order() {
         let s = store(10);
         for n in ["c", "a", "b", "d"] {
-            s.put(n, Precondition::Absent, obj(n)).unwrap();
+            s.put("", n, Precondition::Absent, obj(n)).unwrap();
         }
-        let p = s.list(None, 2, |_| true);
+        let p = s.list(None, None, 2, |_| true);
         assert_eq!(p.items.iter().map(|o| o.name.as_str()).collect::<Vec<_>>(), vec!["a", "b"]);
         assert!(p.more);
-        let p = s.list(Some("b"), 2, |_| true);
+        let p = s.list(None, Some("b"), 2, |_| true);
         assert_eq!(p.items.iter().map(|o| o.name.as_str()).collect::<Vec<_>>(), vec!["c", "d"]);
         assert!(!p.more);
-        let p = s.list(None, 0, |o| o.labels.get("app").map(String::as_str) == Some("d"));
+        let p = s.list(None, None, 0, |o| o.labels.get("app").map(String::as_str) == Some("d"));
         assert_eq!(p.items.len(), 1);
+    }
+
+    #[test]
+    fn namespaces_are_separate_key_ranges() {
+        let s = store(10);
+        for (ns, n) in [("a", "x"), ("b", "x"), ("a-b", "x"), ("a", "y"), ("b", "y")] {
+            s.put(ns, n, Precondition::Absent, obj(n)).unwrap();
+        }
+        assert_eq!(s.len(), 5);
+        assert_eq!(s.get("b", "x").unwrap().namespace, "b");
+        assert!(s.get("", "x").is_none());
+        let keys = |p: &ListPage| p.items.iter().map(|o| o.key()).collect::<Vec<_>>();
+        assert_eq!(keys(&s.list(Some("a"), None, 0, |_| true)), vec!["a/x", "a/y"]);
+        let p = s.list(Some("b"), None, 1, |_| true);
+        assert_eq!(keys(&p), vec!["b/x"]);
+        assert!(p.more);
+        assert_eq!(keys(&s.list(Some("b"), Some("b/x"), 1, |_| true)), vec!["b/y"]);
+        // A start key outside the namespace (a forged continue token) still only yields that namespace.
+        assert_eq!(keys(&s.list(Some("b"), Some("a/x"), 0, |_| true)), vec!["b/x", "b/y"]);
+        assert_eq!(s.list(None, None, 0, |_| true).items.len(), 5);
+        s.delete("a", "x", Precondition::Exists).unwrap();
+        assert!(s.get("a", "x").is_none() && s.get("b", "x").is_some());
     }
 }

@@ -143,6 +143,26 @@ async fn finalizers_delay_delete() {
     assert!(api.get_opt("held").await.unwrap().is_none());
 }
 
+/// kube-runtime's `finalizer()` adds the first finalizer with `test /metadata/finalizers == null`, which
+/// kube-apiserver passes for an absent field; a `test` for a value that is not there still fails.
+#[tokio::test]
+async fn json_patch_test_for_null_passes_on_an_absent_field() {
+    let (_server, client) = start(100).await;
+    let api: Api<Cmd> = Api::all(client);
+    api.create(&PostParams::default(), &cmd("fin", &["x"])).await.unwrap();
+    let add: json_patch::Patch = serde_json::from_value(json!([
+        {"op": "test", "path": "/metadata/finalizers", "value": null},
+        {"op": "add", "path": "/metadata/finalizers", "value": ["tilt.dev/x"]}
+    ]))
+    .unwrap();
+    let patched = api.patch("fin", &PatchParams::default(), &Patch::<()>::Json(add)).await.unwrap();
+    assert_eq!(patched.metadata.finalizers, Some(vec!["tilt.dev/x".to_string()]));
+    let wrong: json_patch::Patch =
+        serde_json::from_value(json!([{"op": "test", "path": "/spec/dir", "value": "/nowhere"}])).unwrap();
+    let err = api.patch("fin", &PatchParams::default(), &Patch::<()>::Json(wrong)).await.unwrap_err();
+    assert!(matches!(err, kube::Error::Api(ref s) if s.code == 422), "{err:?}");
+}
+
 #[tokio::test]
 async fn paging_with_continue_over_1200_objects() {
     let (_server, client) = start(100).await;

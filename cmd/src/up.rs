@@ -15,6 +15,7 @@ use kube::config::{KubeConfigOptions, Kubeconfig};
 use tilt_apis::{ExitCondition, Session, SessionSpec, Tiltfile, TiltfileSpec};
 use tilt_apiserver::{ApiServer, Config, Registry};
 use tilt_controllers::Services;
+use tilt_controllers::cluster::{ClusterConfig, ClusterConnection};
 use tilt_controllers::cmd::CmdConfig;
 use tilt_controllers::cmd::reaper::Reaper;
 use tilt_controllers::filewatch::FileWatchConfig;
@@ -176,6 +177,7 @@ async fn run(args: RunArgs, exit: ExitCondition, timeout: Option<Duration>, stat
         cmd: CmdConfig { default_dir, ..CmdConfig::default() },
         filewatch: FileWatchConfig { debounce: Duration::from_millis(args.debounce_ms), ..FileWatchConfig::default() },
         loader: Arc::new(StarlarkLoader),
+        cluster: Arc::new(ClusterConnection::new(ClusterConfig::default())),
     };
 
     let shutdown = CancellationToken::new();

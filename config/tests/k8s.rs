@@ -136,7 +136,7 @@ docker_build('gcr.io/proj/frontend', 'frontend', build_args={'MODE': 'dev', 'EMP
     let context_ignores = json!([
         {"basePath": format!("{dir}/Tiltfile")},
         {"basePath": ctx, "patterns": ["node_modules", "*.md"]},
-        {"basePath": ctx, "patterns": ["**", "!src", "!package.json"]},
+        {"basePath": ctx, "patterns": ["**", "!src", "!src/**", "!package.json", "!package.json/**"]},
     ]);
     assert_eq!(
         find(&loaded, "DockerImage", "frontend:gcr.io_proj_frontend")["spec"],
@@ -147,6 +147,9 @@ docker_build('gcr.io/proj/frontend', 'frontend', build_args={'MODE': 'dev', 'EMP
             "contextIgnores": context_ignores,
             "args": ["EMPTY", "MODE=dev"],
             "target": "dev",
+            "imageMap": "gcr.io_proj_frontend",
+            "restartOn": {"fileWatches": ["image:gcr.io_proj_frontend"], "uiButtons": ["frontend:trigger"]},
+            "disableSource": {"configMap": {"name": "frontend-disable", "key": "isDisabled"}},
         })
     );
     let mut watch_ignores = context_ignores.as_array().unwrap().clone();
@@ -434,4 +437,32 @@ fn kustomize_runs_the_given_binary_and_watches_the_directory() {
         "{:?}",
         loaded.output
     );
+}
+
+#[test]
+fn docker_image_rebuild_triggers_follow_trigger_mode_auto_init_and_deps() {
+    let deploy = |name: &str, image: &str| {
+        format!(
+            "apiVersion: apps/v1\nkind: Deployment\nmetadata: {{name: {name}}}\nspec: {{template: {{spec: {{containers: [{{name: c, image: {image}}}]}}}}}}\n---\n"
+        )
+    };
+    let p = Project::with_tiltfile(
+        r#"
+k8s_yaml('d.yaml')
+docker_build('api', '.', dockerfile_contents='FROM scratch')
+docker_build('web', '.', dockerfile_contents='FROM scratch')
+k8s_resource('web', trigger_mode=TRIGGER_MODE_MANUAL, auto_init=False, resource_deps=['api'])
+"#,
+    );
+    p.write("d.yaml", &(deploy("api", "api") + &deploy("web", "web")));
+    let loaded = p.load();
+    let api = &find(&loaded, "DockerImage", "api:api")["spec"];
+    assert_eq!(api["imageMap"], "api");
+    assert_eq!(api["restartOn"], json!({"fileWatches": ["image:api"], "uiButtons": ["api:trigger"]}));
+    assert!(api.get("startOn").is_none(), "nothing to wait for: {api}");
+    assert!(has(&loaded, "FileWatch", "image:api"));
+    let web = &find(&loaded, "DockerImage", "web:web")["spec"];
+    assert_eq!(web["restartOn"], json!({"uiButtons": ["web:trigger"]}), "manual: file changes do not rebuild");
+    assert_eq!(web["startOn"], json!({"uiButtons": ["web:trigger"], "uiResources": ["api"]}));
+    assert_eq!(web["disableSource"]["configMap"]["name"], "web-disable");
 }

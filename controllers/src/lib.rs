@@ -5,9 +5,15 @@
 //! the embedded API server, does the work, and writes `status` back. Controllers share nothing but the
 //! API: one reacts to another's status changes by watching that object, never by calling it.
 
+pub mod cluster;
 pub mod cmd;
+pub mod dockerimage;
 pub mod filewatch;
+pub mod kubernetesapply;
+pub mod kubernetesdiscovery;
 pub mod logs;
+pub mod podlogstream;
+pub mod portforward;
 pub mod session;
 pub mod tiltfile;
 pub mod uiresource;
@@ -30,6 +36,8 @@ pub struct Services {
     pub filewatch: filewatch::FileWatchConfig,
     /// Evaluates Tiltfiles.
     pub loader: Arc<dyn tiltfile::Loader>,
+    /// The user's Kubernetes cluster.
+    pub cluster: Arc<cluster::ClusterConnection>,
 }
 
 /// Runs every controller until `shutdown` is cancelled; returns once their processes are stopped.
@@ -40,6 +48,8 @@ pub async fn run(client: Client, shutdown: CancellationToken, services: Services
         uiresource::run(client.clone(), shutdown.clone()),
         session::run(client.clone(), shutdown.clone()),
         cmd::run(client.clone(), shutdown.clone(), services.logs.clone(), services.reaper.clone(), services.cmd.clone()),
+        kubernetesapply::run(client.clone(), shutdown.clone(), services.cluster.clone(), services.logs.clone()),
+        kubernetesdiscovery::run(client.clone(), shutdown.clone(), services.cluster.clone()),
     );
 }
 

@@ -1,4 +1,5 @@
-//! Discovery: `/version`, `/api`, `/apis` (legacy and aggregated v2), `/apis/{group}[/{version}]`.
+//! Discovery: `/version`, `/api` and `/apis` (legacy and aggregated v2), `/api/{version}`,
+//! `/apis/{group}[/{version}]`. The core group (`""`) is served under `/api`, every other group under `/apis`.
 
 use bytes::Bytes;
 use http::{HeaderMap, Response, StatusCode, header};
@@ -41,13 +42,36 @@ fn verbs(subresource: bool) -> Value {
     }
 }
 
-/// `/api`: no core group is served, but the document exists so clients that scan it first work.
-pub(crate) fn core_versions(headers: &HeaderMap) -> Response<Body> {
+/// `/api`: the core group's versions; empty when no core kind is served, so clients that scan it first work.
+pub(crate) fn core_versions(state: &State, headers: &HeaderMap) -> Response<Body> {
+    let versions: Vec<String> =
+        state.registry.group_versions().into_iter().filter(|(g, _)| g.is_empty()).map(|(_, v)| v).collect();
     if wants_aggregated(headers) {
-        let list = json!({"kind": "APIGroupDiscoveryList", "apiVersion": "apidiscovery.k8s.io/v2", "metadata": {}, "items": []});
+        let items: Vec<Value> =
+            if versions.is_empty() { Vec::new() } else { vec![aggregated_group(state, "", &versions)] };
+        let list = json!({"kind": "APIGroupDiscoveryList", "apiVersion": "apidiscovery.k8s.io/v2", "metadata": {}, "items": items});
         return bytes_response(StatusCode::OK, AGGREGATED, Bytes::from(list.to_string()));
     }
-    json_response(StatusCode::OK, &json!({"kind": "APIVersions", "versions": [], "serverAddressByClientCIDRs": []}))
+    json_response(StatusCode::OK, &json!({"kind": "APIVersions", "versions": versions, "serverAddressByClientCIDRs": []}))
+}
+
+/// One group of an aggregated discovery document, with every version's resources.
+fn aggregated_group(state: &State, group: &str, versions: &[String]) -> Value {
+    let versions: Vec<Value> = versions
+        .iter()
+        .map(|v| {
+            let resources: Vec<Value> = state
+                .registry
+                .kinds()
+                .iter()
+                .filter(|k| k.group == group && &k.version == v)
+                .map(|k| aggregated_resource(k))
+                .collect();
+            json!({"version": v, "resources": resources, "freshness": "Current"})
+        })
+        .collect();
+    let metadata = if group.is_empty() { json!({}) } else { json!({"name": group}) };
+    json!({"metadata": metadata, "versions": versions})
 }
 
 fn group_doc(group: &str, versions: &[String]) -> Value {
@@ -63,7 +87,8 @@ fn group_doc(group: &str, versions: &[String]) -> Value {
 
 fn groups_with_versions(state: &State) -> Vec<(String, Vec<String>)> {
     let mut out: Vec<(String, Vec<String>)> = Vec::new();
-    for (g, v) in state.registry.group_versions() {
+    // The core group is under `/api`, never in `/apis`.
+    for (g, v) in state.registry.group_versions().into_iter().filter(|(g, _)| !g.is_empty()) {
         match out.iter_mut().find(|(og, _)| *og == g) {
             Some((_, vs)) => vs.push(v),
             None => out.push((g, vec![v])),
@@ -76,7 +101,7 @@ fn aggregated_resource(k: &ResourceKind) -> Value {
     let mut r = json!({
         "resource": k.plural,
         "responseKind": {"group": k.group, "version": k.version, "kind": k.kind},
-        "scope": "Cluster",
+        "scope": if k.namespaced { "Namespaced" } else { "Cluster" },
         "singularResource": k.singular,
         "verbs": verbs(false),
     });
@@ -100,25 +125,7 @@ fn aggregated_resource(k: &ResourceKind) -> Value {
 pub(crate) fn groups(state: &State, headers: &HeaderMap) -> Response<Body> {
     let groups = groups_with_versions(state);
     if wants_aggregated(headers) {
-        let items: Vec<Value> = groups
-            .iter()
-            .map(|(g, vs)| {
-                let versions: Vec<Value> = vs
-                    .iter()
-                    .map(|v| {
-                        let resources: Vec<Value> = state
-                            .registry
-                            .kinds()
-                            .iter()
-                            .filter(|k| &k.group == g && &k.version == v)
-                            .map(|k| aggregated_resource(k))
-                            .collect();
-                        json!({"version": v, "resources": resources, "freshness": "Current"})
-                    })
-                    .collect();
-                json!({"metadata": {"name": g}, "versions": versions})
-            })
-            .collect();
+        let items: Vec<Value> = groups.iter().map(|(g, vs)| aggregated_group(state, g, vs)).collect();
         let list = json!({"kind": "APIGroupDiscoveryList", "apiVersion": "apidiscovery.k8s.io/v2", "metadata": {}, "items": items});
         return bytes_response(StatusCode::OK, AGGREGATED, Bytes::from(list.to_string()));
     }
@@ -133,18 +140,20 @@ pub(crate) fn group(state: &State, group: &str) -> Result<Response<Body>, ApiErr
     Ok(json_response(StatusCode::OK, &group_doc(g, vs)))
 }
 
-/// `/apis/{group}/{version}`: the APIResourceList.
+/// `/apis/{group}/{version}` (`/api/{version}` for the core group `""`): the APIResourceList.
 pub(crate) fn resources(state: &State, group: &str, version: &str) -> Result<Response<Body>, ApiError> {
     let kinds: Vec<_> = state.registry.kinds().iter().filter(|k| k.group == group && k.version == version).collect();
+    let group_version = if group.is_empty() { version.to_string() } else { format!("{group}/{version}") };
     if kinds.is_empty() {
-        return Err(ApiError::no_route(&format!("/apis/{group}/{version}")));
+        let prefix = if group.is_empty() { "/api" } else { "/apis" };
+        return Err(ApiError::no_route(&format!("{prefix}/{group_version}")));
     }
     let mut resources = Vec::new();
     for k in kinds {
         let mut r = json!({
             "name": k.plural,
             "singularName": k.singular,
-            "namespaced": false,
+            "namespaced": k.namespaced,
             "kind": k.kind,
             "verbs": verbs(false),
         });
@@ -159,7 +168,7 @@ pub(crate) fn resources(state: &State, group: &str, version: &str) -> Result<Res
             resources.push(json!({
                 "name": format!("{}/status", k.plural),
                 "singularName": "",
-                "namespaced": false,
+                "namespaced": k.namespaced,
                 "kind": k.kind,
                 "verbs": verbs(true),
             }));
@@ -167,6 +176,6 @@ pub(crate) fn resources(state: &State, group: &str, version: &str) -> Result<Res
     }
     Ok(json_response(
         StatusCode::OK,
-        &json!({"kind": "APIResourceList", "apiVersion": "v1", "groupVersion": format!("{group}/{version}"), "resources": resources}),
+        &json!({"kind": "APIResourceList", "apiVersion": "v1", "groupVersion": group_version, "resources": resources}),
     ))
 }

@@ -1,5 +1,9 @@
 //! HTTP: TLS and bearer-token transport, routing, request parsing and content negotiation.
 //!
+//! Paths are laid out as kube-apiserver lays them out: the core group under `/api/{version}`, other groups
+//! under `/apis/{group}/{version}`, namespaced kinds under `namespaces/{ns}/` (and listed or watched across
+//! namespaces without it), plus registered [`Subresource`] endpoints. Connections support HTTP/1.1 upgrades.
+//!
 //! Every handler returns `Result<Response, ApiError>`; errors become Kubernetes `Status` bodies, so bad input
 //! never reaches a panic or a 500.
 
@@ -22,8 +26,8 @@ use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 
 use crate::error::ApiError;
-use crate::kind::{Registry, ResourceKind};
-use crate::store::{KindStore, Store};
+use crate::kind::Registry;
+use crate::store::Store;
 
 /// Response bodies: whole buffers or watch streams.
 pub type Body = UnsyncBoxBody<Bytes, Infallible>;
@@ -35,6 +39,48 @@ pub type EndpointFuture = std::pin::Pin<Box<dyn std::future::Future<Output = Res
 /// It receives the request head (method, path, query, headers).
 pub type Endpoint = Arc<dyn Fn(http::request::Parts) -> EndpointFuture + Send + Sync>;
 
+/// An endpoint served for `{plural}/{name}/{subresource}` of one kind (after authentication), e.g. `pods/log`
+/// or `pods/portforward`, at the same paths as the kind's objects (`/api/v1/namespaces/{ns}/pods/{name}/log`).
+///
+/// The endpoint gets the request head. For methods other than GET and HEAD (and no `Upgrade` header) the body
+/// is read (within the body limit) and put in `parts.extensions` as [`bytes::Bytes`]. Connections are served
+/// with upgrade support, so an endpoint can answer 101 and take the connection with
+/// `parts.extensions.remove::<hyper::upgrade::OnUpgrade>()`. [`subresource_object`] parses the
+/// namespace and name from `parts.uri.path()`.
+#[derive(Clone)]
+pub struct Subresource {
+    /// The kind's API group (`""` for core).
+    pub group: String,
+    /// The kind's plural, e.g. `pods`.
+    pub plural: String,
+    /// The subresource, e.g. `log`.
+    pub subresource: String,
+    /// What serves it.
+    pub endpoint: Endpoint,
+}
+
+/// The namespace (empty for a cluster-scoped kind) and name of the object a subresource path names:
+/// `/api/v1/namespaces/{ns}/pods/{name}/{sub}` → `(ns, name)`, `/apis/{g}/{v}/{plural}/{name}/{sub}` →
+/// `("", name)`, percent-decoded. `None` for any other path. Meant for the path a [`Subresource`] endpoint was
+/// called with: `/api/v1/namespaces/{ns}/{sub}` alone reads as a subresource of Namespace `{ns}`.
+pub fn subresource_object(path: &str) -> Option<(String, String)> {
+    let segments = path
+        .split('/')
+        .filter(|s| !s.is_empty())
+        .map(|s| percent_encoding::percent_decode_str(s).decode_utf8().ok().map(|c| c.into_owned()))
+        .collect::<Option<Vec<String>>>()?;
+    let base = match segments.first()?.as_str() {
+        "api" => 2,
+        "apis" => 3,
+        _ => return None,
+    };
+    match segments.get(base..)? {
+        [namespaces, ns, _plural, name, _sub] if namespaces == "namespaces" => Some((ns.clone(), name.clone())),
+        [_plural, name, _sub] => Some((String::new(), name.clone())),
+        _ => None,
+    }
+}
+
 /// Everything a request handler can see.
 pub(crate) struct State {
     pub registry: Registry,
@@ -43,6 +89,7 @@ pub(crate) struct State {
     pub body_limit: usize,
     pub openapi: openapi::Documents,
     pub endpoints: Vec<(String, Endpoint)>,
+    pub subresources: Vec<Subresource>,
 }
 
 /// Serves the API on `listener` (TLS with `tls`, or plain HTTP when `None`) until `shutdown` is cancelled.
@@ -77,7 +124,7 @@ pub(crate) async fn serve(
             let result = match tls {
                 Some(acceptor) => match acceptor.accept(tcp).await {
                     Ok(stream) => {
-                        let conn = builder.serve_connection(TokioIo::new(stream), service);
+                        let conn = builder.serve_connection_with_upgrades(TokioIo::new(stream), service);
                         tokio::select! { r = conn => r, _ = shutdown.cancelled() => Ok(()) }
                     }
                     Err(err) => {
@@ -86,7 +133,7 @@ pub(crate) async fn serve(
                     }
                 },
                 None => {
-                    let conn = builder.serve_connection(TokioIo::new(tcp), service);
+                    let conn = builder.serve_connection_with_upgrades(TokioIo::new(tcp), service);
                     tokio::select! { r = conn => r, _ = shutdown.cancelled() => Ok(()) }
                 }
             };
@@ -157,7 +204,11 @@ async fn route(state: &State, req: Request<Incoming>) -> Result<Response<Body>, 
         }
         ["api"] => {
             read_only()?;
-            Ok(discovery::core_versions(req.headers()))
+            Ok(discovery::core_versions(state, req.headers()))
+        }
+        ["api", version] => {
+            read_only()?;
+            discovery::resources(state, "", version)
         }
         ["apis"] => {
             read_only()?;
@@ -181,44 +232,77 @@ async fn route(state: &State, req: Request<Incoming>) -> Result<Response<Body>, 
         }
         ["openapi", "v3", "apis", group, version] => {
             read_only()?;
-            openapi::v3_group_version(state, group, version, req.headers())
+            openapi::v3_group_version(state, &format!("apis/{group}/{version}"), req.headers())
         }
-        ["apis", group, version, plural, rest @ ..] if rest.len() <= 2 => {
-            let (kind, store) = lookup(state, group, version, plural)?;
-            let name = rest.first().copied();
-            let subresource = match rest.get(1).copied() {
-                None => None,
-                Some("status") if kind.has_status => Some("status"),
-                Some(other) => return Err(ApiError::no_route(&format!("{plural}/{other}"))),
-            };
-            let call = objects::Call::new(state, kind, store, &req)?;
-            let body = if method == Method::GET || method == Method::HEAD {
-                Bytes::new()
-            } else {
-                read_body(req, state.body_limit).await?
-            };
-            call.dispatch(&method, name, subresource, body).await
+        ["openapi", "v3", "api", version] => {
+            read_only()?;
+            openapi::v3_group_version(state, &format!("api/{version}"), req.headers())
         }
+        ["api", version, rest @ ..] => resource(state, req, "", version, rest, &path).await,
+        ["apis", group, version, rest @ ..] => resource(state, req, group, version, rest, &path).await,
         _ => Err(ApiError::no_route(&path)),
     }
 }
 
-fn lookup<'s>(
-    state: &'s State,
+/// Serves `rest` of `/api/{version}/…` or `/apis/{group}/{version}/…`, laid out as kube-apiserver lays it
+/// out: `[namespaces/{ns}/]{plural}[/{name}[/{subresource}]]`.
+async fn resource(
+    state: &State,
+    req: Request<Incoming>,
     group: &str,
     version: &str,
-    plural: &str,
-) -> Result<(&'s Arc<ResourceKind>, &'s Arc<KindStore>), ApiError> {
-    let kind = state
-        .registry
-        .get(group, version, plural)
-        .ok_or_else(|| ApiError::no_route(&format!("/apis/{group}/{version}/{plural}")))?;
-    let store = state.store.kind(&kind.plural).ok_or_else(|| ApiError::internal("kind without a store"))?;
-    Ok((kind, store))
+    rest: &[&str],
+    path: &str,
+) -> Result<Response<Body>, ApiError> {
+    let no_route = || ApiError::no_route(path);
+    let namespaced_plural = |p: &str| state.registry.get(group, version, p).is_some_and(|k| k.namespaced);
+    // `namespaces/{name}/status` is the Namespace kind's own subresource, not a kind called `status`.
+    let (namespace, plural, tail) = match rest {
+        ["namespaces", ns, plural, tail @ ..] if namespaced_plural(plural) => (Some(ns.to_string()), *plural, tail),
+        [plural, tail @ ..] => (None, *plural, tail),
+        [] => return Err(no_route()),
+    };
+    if tail.len() > 2 {
+        return Err(no_route());
+    }
+    let kind = state.registry.get(group, version, plural).ok_or_else(no_route)?;
+    let store = state.store.kind(group, plural).ok_or_else(|| ApiError::internal("kind without a store"))?;
+    let name = tail.first().copied();
+    // A namespaced object is only reachable inside its namespace; only lists and watches span namespaces.
+    if kind.namespaced && namespace.is_none() && name.is_some() {
+        return Err(no_route());
+    }
+    let method = req.method().clone();
+    let subresource = match tail.get(1).copied() {
+        None => None,
+        Some("status") if kind.has_status => Some("status"),
+        Some(other) => {
+            let sub = state
+                .subresources
+                .iter()
+                .find(|s| s.group == kind.group && s.plural == kind.plural && s.subresource == other)
+                .ok_or_else(no_route)?;
+            let (mut parts, body) = req.into_parts();
+            if method != Method::GET && method != Method::HEAD && !parts.headers.contains_key(header::UPGRADE) {
+                parts.extensions.insert(read_body(body, state.body_limit).await?);
+            }
+            return Ok((sub.endpoint)(parts).await);
+        }
+    };
+    if kind.namespaced && namespace.is_none() && method != Method::GET && method != Method::HEAD {
+        return Err(ApiError::method_not_allowed(method.as_str(), path));
+    }
+    let call = objects::Call::new(state, kind, store, namespace, &req)?;
+    let body = if method == Method::GET || method == Method::HEAD {
+        Bytes::new()
+    } else {
+        read_body(req.into_body(), state.body_limit).await?
+    };
+    call.dispatch(&method, name, subresource, body).await
 }
 
-async fn read_body(req: Request<Incoming>, limit: usize) -> Result<Bytes, ApiError> {
-    match Limited::new(req.into_body(), limit).collect().await {
+async fn read_body(body: Incoming, limit: usize) -> Result<Bytes, ApiError> {
+    match Limited::new(body, limit).collect().await {
         Ok(collected) => Ok(collected.to_bytes()),
         Err(err) if err.is::<http_body_util::LengthLimitError>() => Err(ApiError::too_large(limit)),
         Err(err) => Err(ApiError::bad_request(format!("reading the request body: {err}"))),

@@ -13,7 +13,7 @@ use crate::error::{ApiError, Cause};
 use crate::fields::{self, Writer};
 use crate::kind::ResourceKind;
 use crate::selector::{FieldSelector, LabelSelector};
-use crate::store::{KindStore, Precondition, StoreError, StoredObject};
+use crate::store::{KindStore, ListPage, Precondition, StoreError, StoredObject};
 
 /// `fieldValidation`: what to do with fields the schema does not declare.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -135,6 +135,8 @@ pub(crate) struct Call<'a> {
     pub state: &'a State,
     pub kind: &'a Arc<ResourceKind>,
     pub store: &'a Arc<KindStore>,
+    /// The namespace of the path; `None` for cluster-scoped kinds and for lists across all namespaces.
+    pub namespace: Option<String>,
     pub query: Query,
     pub format: Format,
     content_type: String,
@@ -210,6 +212,7 @@ impl<'a> Call<'a> {
         state: &'a State,
         kind: &'a Arc<ResourceKind>,
         store: &'a Arc<KindStore>,
+        namespace: Option<String>,
         req: &Request<Incoming>,
     ) -> Result<Self, ApiError> {
         let header = |h| req.headers().get(h).and_then(|v: &HeaderValue| v.to_str().ok()).unwrap_or_default().to_string();
@@ -217,6 +220,7 @@ impl<'a> Call<'a> {
             state,
             kind,
             store,
+            namespace,
             query: Query::parse(req.uri().query())?,
             format: negotiate(req.headers())?,
             content_type: header(header::CONTENT_TYPE),
@@ -251,6 +255,67 @@ impl<'a> Call<'a> {
 
     fn group(&self) -> &str {
         &self.kind.group
+    }
+
+    /// The namespace objects of this call live in; empty for cluster-scoped kinds.
+    fn ns(&self) -> &str {
+        self.namespace.as_deref().unwrap_or_default()
+    }
+
+    /// Whether an object is in this call's namespace and passes its selectors.
+    fn selected(&self, o: &StoredObject) -> bool {
+        let labels = &self.query.labels;
+        (labels.is_empty() || labels.matches(&o.labels)) && self.query.fields.matches(&o.namespace, &o.name)
+    }
+
+    /// What kube-apiserver's NamespaceLifecycle admission checks before a create: the namespace exists and
+    /// is not being deleted. Only when the core Namespace kind is served.
+    fn check_namespace_open(&self, name: &str) -> Result<(), ApiError> {
+        let Some(namespaces) = self
+            .state
+            .registry
+            .get("", "v1", "namespaces")
+            .and_then(|_| self.state.store.kind("", "namespaces"))
+        else {
+            return Ok(());
+        };
+        match namespaces.get("", self.ns()) {
+            None => Err(ApiError::not_found("", "namespaces", self.ns())),
+            Some(n) if n.value()["metadata"].get("deletionTimestamp").is_some() => Err(ApiError::forbidden(
+                self.group(),
+                &self.kind.plural,
+                name,
+                &format!("unable to create new content in namespace {} because it is being terminated", self.ns()),
+            )),
+            Some(_) => Ok(()),
+        }
+    }
+
+    fn is_core_namespace(&self) -> bool {
+        self.kind.group.is_empty() && self.kind.plural == "namespaces"
+    }
+
+    /// Deletes every object of every namespaced kind in `namespace`, as kube's namespace controller does once
+    /// a namespace is gone (objects with finalizers are marked and stay until their finalizers are removed).
+    fn delete_namespace_contents(&self, namespace: &str) {
+        for kind in self.state.registry.kinds().iter().filter(|k| k.namespaced) {
+            let Some(store) = self.state.store.kind(&kind.group, &kind.plural) else { continue };
+            let call = Call {
+                state: self.state,
+                kind,
+                store,
+                namespace: Some(namespace.to_string()),
+                query: Query::parse(None).expect("an empty query parses"),
+                format: Format::Json,
+                content_type: String::new(),
+                user_agent: String::new(),
+            };
+            for o in store.list(Some(namespace), None, 0, |_| true).items {
+                if let Err(err) = call.delete_one(&o.name, None, None, false) {
+                    tracing::debug!(%err, "deleting namespace contents");
+                }
+            }
+        }
     }
 
     fn not_found(&self, name: &str) -> ApiError {
@@ -373,6 +438,19 @@ impl<'a> Call<'a> {
             incoming["metadata"] = json!({});
         }
         incoming["metadata"]["name"] = json!(name);
+        if self.kind.namespaced {
+            if let Some(ns) = incoming["metadata"]["namespace"].as_str().filter(|ns| !ns.is_empty())
+                && ns != self.ns()
+            {
+                return Err(ApiError::bad_request(
+                    "the namespace of the provided object does not match the namespace sent on the request",
+                ));
+            }
+            incoming["metadata"]["namespace"] = json!(self.ns());
+            if current.is_none() {
+                self.check_namespace_open(name)?;
+            }
+        }
         let (incoming, mut w) = self.validate(name, incoming)?;
         warnings.append(&mut w);
         let current_value = current.map(|c| c.value());
@@ -419,6 +497,10 @@ impl<'a> Call<'a> {
                 meta.insert("uid".into(), json!(uuid::Uuid::new_v4().to_string()));
                 meta.insert("creationTimestamp".into(), json!(now()));
                 meta.insert("generation".into(), json!(1));
+                if self.is_core_namespace() {
+                    // kube-apiserver's namespace strategy: a new namespace is Active.
+                    r["status"] = json!({"phase": "Active"});
+                }
                 r
             }
         };
@@ -460,18 +542,23 @@ impl<'a> Call<'a> {
                 }
                 return self
                     .store
-                    .delete(name, pre)
-                    .map(Written::Stored)
+                    .delete(self.ns(), name, pre)
+                    .map(|gone| {
+                        if self.is_core_namespace() {
+                            self.delete_namespace_contents(name);
+                        }
+                        Written::Stored(gone)
+                    })
                     .map_err(|e| self.store_error(name, e));
             }
         }
         if self.query.dry_run {
-            if current.is_none() && pre == Precondition::Absent && self.store.get(name).is_some() {
+            if current.is_none() && pre == Precondition::Absent && self.store.get(self.ns(), name).is_some() {
                 return Err(self.store_error(name, StoreError::AlreadyExists));
             }
             return Ok(Written::DryRun(result));
         }
-        self.store.put(name, pre, result).map(Written::Stored).map_err(|e| self.store_error(name, e))
+        self.store.put(self.ns(), name, pre, result).map(Written::Stored).map_err(|e| self.store_error(name, e))
     }
 
     fn respond(&self, code: StatusCode, written: Written, warnings: &[String]) -> Result<Response<Body>, ApiError> {
@@ -509,7 +596,7 @@ impl<'a> Call<'a> {
     }
 
     fn get(&self, name: &str) -> Result<Response<Body>, ApiError> {
-        let obj = self.store.get(name).ok_or_else(|| self.not_found(name))?;
+        let obj = self.store.get(self.ns(), name).ok_or_else(|| self.not_found(name))?;
         self.object_response(StatusCode::OK, &obj)
     }
 
@@ -521,23 +608,22 @@ impl<'a> Call<'a> {
             }
             None => (None, None),
         };
-        let labels = &self.query.labels;
-        let fields = &self.query.fields;
-        let filter = |o: &StoredObject| (labels.is_empty() || labels.matches(&o.labels)) && fields.matches(&o.name);
-        let page = match fields.exact_name() {
-            Some(name) => {
-                let mut p = self.store.list(None, 0, |_| false);
-                p.items = self.store.get(name).filter(|o| filter(o)).into_iter().collect();
-                p
+        let filter = |o: &StoredObject| self.selected(o);
+        let page = match self.query.fields.exact_name() {
+            // One namespace (or none) and one name pin a single key.
+            Some(name) if !self.kind.namespaced || self.namespace.is_some() => {
+                let rv = self.state.store.current_rv();
+                let items = self.store.get(self.ns(), name).filter(|o| filter(o)).into_iter().collect();
+                ListPage { rv, items, more: false }
             }
-            None => self.store.list(start.as_deref(), self.query.limit, filter),
+            _ => self.store.list(self.namespace.as_deref(), start.as_deref(), self.query.limit, filter),
         };
         // All pages of one list report the first page's version; a watch from it replays what changed since.
         let rv = token_rv.unwrap_or(page.rv);
         let mut meta = json!({"resourceVersion": rv.to_string()});
         if page.more
             && let Some(last) = page.items.last() {
-                meta["continue"] = json!(encode_continue(rv, &last.name));
+                meta["continue"] = json!(encode_continue(rv, &last.key()));
             }
         let list_kind = &self.kind.list_kind;
         match self.format {
@@ -636,7 +722,7 @@ impl<'a> Call<'a> {
                 }));
             }
         };
-        let current = self.store.get(name).ok_or_else(|| self.not_found(name))?;
+        let current = self.store.get(self.ns(), name).ok_or_else(|| self.not_found(name))?;
         if current.rv != rv {
             return Err(self.store_error(name, StoreError::Conflict));
         }
@@ -672,7 +758,7 @@ impl<'a> Call<'a> {
         // Retry when another writer slipped in between our read and our commit, unless the patch itself
         // pinned a resourceVersion (then the conflict is the client's to see).
         for _ in 0..16 {
-            let current = self.store.get(name);
+            let current = self.store.get(self.ns(), name);
             let Some(current) = current else {
                 // Only an apply to the main resource creates; a status write needs the object.
                 let (Kind::Apply(config), Target::Main) = (&patch, target) else { return Err(self.not_found(name)) };
@@ -692,7 +778,7 @@ impl<'a> Call<'a> {
                 }
                 Kind::Json(p) => {
                     let mut v = cur.clone();
-                    json_patch::patch(&mut v, p).map_err(|e| {
+                    json_patch_as_kubernetes(&mut v, p).map_err(|e| {
                         self.invalid(name, Cause { reason: "FieldValueInvalid", message: e.to_string(), field: String::new() })
                     })?;
                     (v, Operation::Update)
@@ -809,7 +895,7 @@ impl<'a> Call<'a> {
 
     fn delete_one(&self, name: &str, uid: Option<&str>, rv: Option<u64>, dry_run: bool) -> Result<Written, ApiError> {
         for _ in 0..16 {
-            let current = self.store.get(name).ok_or_else(|| self.not_found(name))?;
+            let current = self.store.get(self.ns(), name).ok_or_else(|| self.not_found(name))?;
             let mut cur = current.value();
             let cur_uid = cur["metadata"]["uid"].as_str().unwrap_or_default().to_string();
             if let Some(uid) = uid
@@ -841,12 +927,17 @@ impl<'a> Call<'a> {
                 // Finalizers hold the object: mark it, and delete it when the last finalizer is removed.
                 cur["metadata"]["deletionTimestamp"] = json!(now());
                 cur["metadata"]["deletionGracePeriodSeconds"] = json!(0);
-                self.store.put(name, Precondition::Version(current.rv), cur)
+                self.store.put(self.ns(), name, Precondition::Version(current.rv), cur)
             } else {
-                self.store.delete(name, Precondition::Version(current.rv))
+                self.store.delete(self.ns(), name, Precondition::Version(current.rv))
             };
             match result {
-                Ok(s) => return Ok(Written::Stored(s)),
+                Ok(s) => {
+                    if self.is_core_namespace() && !has_finalizers {
+                        self.delete_namespace_contents(name);
+                    }
+                    return Ok(Written::Stored(s));
+                }
                 Err(StoreError::Conflict) => continue,
                 Err(e) => return Err(self.store_error(name, e)),
             }
@@ -856,11 +947,7 @@ impl<'a> Call<'a> {
 
     fn delete_collection(&self, body: Bytes) -> Result<Response<Body>, ApiError> {
         let (_, _, dry_run) = self.delete_options(&body)?;
-        let labels = &self.query.labels;
-        let fields = &self.query.fields;
-        let page = self
-            .store
-            .list(None, 0, |o| (labels.is_empty() || labels.matches(&o.labels)) && fields.matches(&o.name));
+        let page = self.store.list(self.namespace.as_deref(), None, 0, |o| self.selected(o));
         let mut items = Vec::new();
         for o in page.items {
             match self.delete_one(&o.name, None, None, dry_run) {
@@ -922,4 +1009,19 @@ mod tests {
         assert_eq!(decode_continue(&t).unwrap(), (42, "abc".to_string()));
         assert!(decode_continue("!!").is_err());
     }
+}
+
+/// Applies a JSON patch as kube-apiserver does: a `test` for `null` passes on an absent path (an omitted
+/// field is null), which kube-runtime's `finalizer()` relies on when an object has no finalizers yet.
+fn json_patch_as_kubernetes(doc: &mut Value, patch: &json_patch::Patch) -> Result<(), json_patch::PatchError> {
+    for op in &patch.0 {
+        if let json_patch::PatchOperation::Test(t) = op
+            && t.value.is_null()
+            && doc.pointer(t.path.as_str()).is_none_or(Value::is_null)
+        {
+            continue;
+        }
+        json_patch::patch(doc, std::slice::from_ref(op))?;
+    }
+    Ok(())
 }

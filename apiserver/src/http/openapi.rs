@@ -19,10 +19,45 @@ pub(crate) struct Documents {
     v3: HashMap<String, (Bytes, String)>,
 }
 
-/// `dev.tilt.v1alpha1.Cmd`: the definition name kube-openapi would give the kind.
+/// `dev.tilt.v1alpha1.Cmd`, `io.k8s.api.core.v1.Pod`: the definition name kube-openapi gives the kind.
 fn definition_name(k: &ResourceKind) -> String {
-    let reversed: Vec<&str> = k.group.split('.').rev().collect();
-    format!("{}.{}.{}", reversed.join("."), k.version, k.kind)
+    k.definition_name().to_string()
+}
+
+/// `api/v1` for the core group, `apis/{group}/{version}` for the others: the URL prefix of a group version,
+/// which is also its key in the OpenAPI v3 index.
+fn group_version_path(group: &str, version: &str) -> String {
+    if group.is_empty() { format!("api/{version}") } else { format!("apis/{group}/{version}") }
+}
+
+/// Points the `$ref`s that schemars writes for OpenAPI v3 at v2's `#/definitions/`.
+fn refs_to_v2(v: &mut Value) {
+    match v {
+        Value::Object(m) => {
+            for (key, child) in m.iter_mut() {
+                match child {
+                    Value::String(r) if key == "$ref" => {
+                        if let Some(name) = r.strip_prefix("#/components/schemas/") {
+                            *r = format!("#/definitions/{name}");
+                        }
+                    }
+                    _ => refs_to_v2(child),
+                }
+            }
+        }
+        Value::Array(a) => a.iter_mut().for_each(refs_to_v2),
+        _ => {}
+    }
+}
+
+/// The kind's definition and every schema it refers to, for the v3 document (`v2`: with v2 `$ref`s).
+fn definitions(k: &ResourceKind, v2: bool) -> Vec<(String, Value)> {
+    let mut out = vec![(definition_name(k), definition(k))];
+    out.extend(k.definitions().iter().map(|(name, schema)| (name.clone(), schema.clone())));
+    if v2 {
+        out.iter_mut().for_each(|(_, schema)| refs_to_v2(schema));
+    }
+    out
 }
 
 fn definition(k: &ResourceKind) -> Value {
@@ -80,13 +115,23 @@ fn paths(k: &ResourceKind, v3: bool) -> Vec<(String, Value)> {
         }
         op
     };
-    let base = format!("/apis/{}/{}/{}", k.group, k.version, k.plural);
+    let prefix = format!("/{}", group_version_path(&k.group, &k.version));
+    let base = if k.namespaced {
+        format!("{prefix}/namespaces/{{namespace}}/{}", k.plural)
+    } else {
+        format!("{prefix}/{}", k.plural)
+    };
     let mut out = vec![
         (base.clone(), json!({"get": op("list", "list"), "post": op("post", "create"), "delete": op("deletecollection", "deleteCollection")})),
         (format!("{base}/{{name}}"), json!({"get": op("get", "read"), "put": op("put", "replace"), "patch": op("patch", "patch"), "delete": op("delete", "delete")})),
     ];
     if k.has_status {
         out.push((format!("{base}/{{name}}/status"), json!({"get": op("get", "readStatus"), "put": op("put", "replaceStatus"), "patch": op("patch", "patchStatus")})));
+    }
+    if k.namespaced {
+        let mut list = op("list", "list");
+        list["operationId"] = json!(format!("list{}ForAllNamespaces", k.kind));
+        out.push((format!("{prefix}/{}", k.plural), json!({"get": list})));
     }
     out
 }
@@ -103,7 +148,7 @@ impl Documents {
         let mut all = Map::new();
         let mut all_paths = Map::new();
         for k in registry.kinds() {
-            all.insert(definition_name(k), definition(k));
+            all.extend(definitions(k, true));
             all_paths.extend(paths(k, false));
         }
         let v2 = json!({
@@ -119,7 +164,7 @@ impl Documents {
                 .kinds()
                 .iter()
                 .filter(|k| k.group == g && k.version == v)
-                .map(|k| (definition_name(k), definition(k)))
+                .flat_map(|k| definitions(k, false))
                 .collect();
             let gv_paths: Map<String, Value> = registry
                 .kinds()
@@ -135,7 +180,7 @@ impl Documents {
             });
             let bytes = Bytes::from(doc.to_string());
             let hash = hash_hex(&bytes);
-            let path = format!("apis/{g}/{v}");
+            let path = group_version_path(&g, &v);
             index.insert(path.clone(), json!({"serverRelativeURL": format!("/openapi/v3/{path}?hash={hash}")}));
             v3.insert(path, (bytes, hash));
         }
@@ -166,16 +211,10 @@ pub(crate) fn v3_index(state: &State) -> Response<Body> {
     bytes_response(StatusCode::OK, "application/json", state.openapi.v3_index.clone())
 }
 
-/// `/openapi/v3/apis/{group}/{version}`.
-pub(crate) fn v3_group_version(
-    state: &State,
-    group: &str,
-    version: &str,
-    headers: &HeaderMap,
-) -> Result<Response<Body>, ApiError> {
+/// `/openapi/v3/apis/{group}/{version}` and `/openapi/v3/api/{version}`; `path` is what follows `/openapi/v3/`.
+pub(crate) fn v3_group_version(state: &State, path: &str, headers: &HeaderMap) -> Result<Response<Body>, ApiError> {
     accepts_json(headers)?;
-    let path = format!("apis/{group}/{version}");
-    let (bytes, hash) = state.openapi.v3.get(&path).ok_or_else(|| ApiError::no_route(&format!("/openapi/v3/{path}")))?;
+    let (bytes, hash) = state.openapi.v3.get(path).ok_or_else(|| ApiError::no_route(&format!("/openapi/v3/{path}")))?;
     let mut resp = bytes_response(StatusCode::OK, "application/json", bytes.clone());
     resp.headers_mut().insert(header::ETAG, http::HeaderValue::from_str(&format!("\"{hash}\"")).expect("hex is a header value"));
     resp.headers_mut().insert(header::CACHE_CONTROL, http::HeaderValue::from_static("public, immutable"));

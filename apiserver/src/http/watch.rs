@@ -28,6 +28,8 @@ const DEFAULT_TIMEOUT: Duration = Duration::from_secs(1800);
 struct Watcher {
     kind: Arc<ResourceKind>,
     store: Arc<KindStore>,
+    /// Only objects of this namespace; `None`: every namespace (or a cluster-scoped kind).
+    namespace: Option<String>,
     labels: LabelSelector,
     fields: FieldSelector,
     format: Format,
@@ -59,6 +61,7 @@ pub(crate) async fn serve(call: Call<'_>, name: Option<String>) -> Result<Respon
     let mut w = Watcher {
         kind: call.kind.clone(),
         store: call.store.clone(),
+        namespace: call.namespace.clone(),
         labels: call.query.labels.clone(),
         fields,
         format: call.format,
@@ -103,7 +106,9 @@ pub(crate) async fn serve(call: Call<'_>, name: Option<String>) -> Result<Respon
 
 impl Watcher {
     fn matches(&self, obj: &StoredObject) -> bool {
-        (self.labels.is_empty() || self.labels.matches(&obj.labels)) && self.fields.matches(&obj.name)
+        self.namespace.as_ref().is_none_or(|ns| *ns == obj.namespace)
+            && (self.labels.is_empty() || self.labels.matches(&obj.labels))
+            && self.fields.matches(&obj.namespace, &obj.name)
     }
 
     /// Encodes one event line.

@@ -19,7 +19,7 @@ use tilt_apis::{
     DockerImageSpec, FileWatchSpec, Forward, IgnoreDef, ImageMapOverrideArgs,
     ImageMapOverrideCommand, ImageMapSpec, KubernetesApplySpec, KubernetesDiscoveryStrategy,
     KubernetesDiscoveryTemplateSpec, PodLogStreamTemplateSpec, PortForwardTemplateSpec,
-    RestartOnSpec,
+    RestartOnSpec, StartOnSpec,
 };
 
 use super::{
@@ -491,7 +491,7 @@ pub(crate) fn objects(
         if image.owner.as_deref() == Some(name) {
             image_objects(ctx, image, &meta, out)?;
         }
-        let spec = docker_image_spec(image);
+        let spec = docker_image_spec(ctx, r, image);
         out.push(object(
             "DockerImage",
             &sanitize_name(&format!("{name}:{}", image.image_map)),
@@ -579,11 +579,16 @@ fn image_objects(
     };
     out.push(object(
         "FileWatch",
-        &format!("image:{}", image.image_map),
+        &image_file_watch_name(&image.image_map),
         meta,
         spec,
     )?);
     Ok(())
+}
+
+/// Name of the FileWatch over the build context of the image with ImageMap `image_map`.
+fn image_file_watch_name(image_map: &str) -> String {
+    format!("image:{image_map}")
 }
 
 /// What the build leaves out of the context: the Tiltfile, `.git`, `.dockerignore`, `ignore=` and `only=`.
@@ -599,11 +604,16 @@ fn context_ignores(d: &ImageDecl) -> Vec<IgnoreDef> {
             patterns: Vec::new(),
         });
     }
+    // `!path/**` too: under gitignore semantics (the FileWatch's) `**` would otherwise keep ignoring the
+    // files inside a re-included directory; under .dockerignore semantics (the build's) it is redundant.
     let only: Vec<String> = if d.only.is_empty() {
         Vec::new()
     } else {
         std::iter::once("**".to_owned())
-            .chain(d.only.iter().map(|o| format!("!{o}")))
+            .chain(d.only.iter().flat_map(|o| {
+                let o = o.trim_end_matches('/');
+                [format!("!{o}"), format!("!{o}/**")]
+            }))
             .collect()
     };
     out.extend(merge_ignores([
@@ -619,9 +629,18 @@ fn context_ignores(d: &ImageDecl) -> Vec<IgnoreDef> {
     out
 }
 
-/// The build of an image.
-fn docker_image_spec(image: &PlannedImage) -> DockerImageSpec {
+/// The build of an image for resource `r`: rebuilt on context changes (auto trigger mode) and on the
+/// resource's trigger button; the first build waits for `resource_deps` and, with `auto_init=False`, a click.
+fn docker_image_spec(ctx: &Assembly<'_>, r: &K8sResource, image: &PlannedImage) -> DockerImageSpec {
     let d = &image.decl;
+    let button = trigger_button_name(&r.name);
+    let auto = r.trigger_mode.unwrap_or(ctx.default_trigger) == TriggerMode::Auto;
+    let resource_deps = ctx.deps_of(&r.name);
+    let start_on = (!resource_deps.is_empty() || !r.auto_init).then(|| StartOnSpec {
+        ui_resources: resource_deps,
+        ui_buttons: if r.auto_init { Vec::new() } else { vec![button.clone()] },
+        ..StartOnSpec::default()
+    });
     DockerImageSpec {
         ref_: image.reference.familiar(),
         dockerfile_contents: d.dockerfile_contents.clone(),
@@ -637,6 +656,14 @@ fn docker_image_spec(image: &PlannedImage) -> DockerImageSpec {
         platform: d.platform.clone(),
         extra_tags: d.extra_tags.clone(),
         extra_hosts: d.extra_hosts.clone(),
+        image_map: image.image_map.clone(),
+        restart_on: Some(RestartOnSpec {
+            file_watches: if auto { vec![image_file_watch_name(&image.image_map)] } else { Vec::new() },
+            ui_buttons: vec![button],
+            cmds: Vec::new(),
+        }),
+        start_on,
+        disable_source: Some(super::local::disable_source(&r.name)),
         ..DockerImageSpec::default()
     }
 }

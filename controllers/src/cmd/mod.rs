@@ -30,7 +30,8 @@ use kube::{Client, ResourceExt};
 use serde_json::json;
 use tilt_apis::{
     Cmd, CmdSpec, CmdStateRunning, CmdStateTerminated, CmdStateWaiting, CmdStatus, ConfigMap,
-    ConfigMapDisableSource, DisableSource, DisableStatus, FileWatch, RestartPolicy, UIButton, UIResource,
+    ConfigMapDisableSource, DisableSource, DisableStatus, FileWatch, RestartOnSpec, RestartPolicy, StartOnSpec, UIButton,
+    UIResource,
 };
 use tokio_util::sync::CancellationToken;
 
@@ -177,9 +178,13 @@ fn resource_ready(r: &UIResource) -> bool {
     r.status.as_ref().is_some_and(|s| s.conditions.iter().any(|c| c.type_ == "Ready" && c.status == "True"))
 }
 
-/// The newest event time among the objects `spec` restarts or starts on, and why it may not start yet
+/// The newest event time among the objects an object restarts or starts on, and why it may not start yet
 /// (`None` when every `startOn` condition is met).
-async fn triggers(client: &Client, spec: &CmdSpec) -> Result<(Option<Timestamp>, Option<String>), kube::Error> {
+pub(crate) async fn triggers(
+    client: &Client,
+    restart_on: Option<&RestartOnSpec>,
+    start_on: Option<&StartOnSpec>,
+) -> Result<(Option<Timestamp>, Option<String>), kube::Error> {
     let mut newest: Option<Timestamp> = None;
     let mut bump = |t: Option<Timestamp>| {
         if let Some(t) = t {
@@ -190,7 +195,7 @@ async fn triggers(client: &Client, spec: &CmdSpec) -> Result<(Option<Timestamp>,
     let buttons: Api<UIButton> = Api::all(client.clone());
     let cmds: Api<Cmd> = Api::all(client.clone());
     let resources: Api<UIResource> = Api::all(client.clone());
-    if let Some(r) = &spec.restart_on {
+    if let Some(r) = restart_on {
         for name in &r.file_watches {
             if let Some(fw) = fws.get_opt(name).await? {
                 bump(fw.status.as_ref().and_then(|s| s.last_event_time.as_ref()).map(|t| t.0));
@@ -208,7 +213,7 @@ async fn triggers(client: &Client, spec: &CmdSpec) -> Result<(Option<Timestamp>,
         }
     }
     let mut waiting = Vec::new();
-    if let Some(s) = &spec.start_on {
+    if let Some(s) = start_on {
         let after = s.start_after.as_ref().map(|t| t.0);
         if !s.ui_buttons.is_empty() {
             let mut clicked_any = false;
@@ -249,7 +254,7 @@ async fn triggers(client: &Client, spec: &CmdSpec) -> Result<(Option<Timestamp>,
 }
 
 /// Why the Cmd is disabled by its `disableSource` ConfigMap(s) (`key: "true"`), if it is.
-async fn disabled_by(client: &Client, source: Option<&DisableSource>) -> Result<Option<String>, kube::Error> {
+pub(crate) async fn disabled_by(client: &Client, source: Option<&DisableSource>) -> Result<Option<String>, kube::Error> {
     let Some(source) = source else { return Ok(None) };
     let maps: Api<ConfigMap> = Api::all(client.clone());
     let mut all: Vec<&ConfigMapDisableSource> = source.every_config_map.iter().collect();
@@ -268,7 +273,7 @@ async fn disabled_by(client: &Client, source: Option<&DisableSource>) -> Result<
 }
 
 /// The resource (manifest) name of a Cmd, for its logs.
-fn resource_of(cmd: &Cmd) -> String {
+pub(crate) fn resource_of(cmd: &impl ResourceExt) -> String {
     cmd.annotations().get(RESOURCE_ANNOTATION).cloned().unwrap_or_else(|| cmd.name_any())
 }
 
@@ -281,7 +286,7 @@ pub async fn reconcile(cmd: Arc<Cmd>, ctx: Arc<Ctx>) -> Result<Action, Error> {
         return Ok(Action::await_change());
     }
     let disabled = disabled_by(&ctx.client, cmd.spec.disable_source.as_ref()).await?;
-    let (trigger, waiting) = triggers(&ctx.client, &cmd.spec).await?;
+    let (trigger, waiting) = triggers(&ctx.client, cmd.spec.restart_on.as_ref(), cmd.spec.start_on.as_ref()).await?;
     let slot = ctx.slot(&name);
     let mut entry = slot.lock().await;
     if let Some(reason) = disabled {

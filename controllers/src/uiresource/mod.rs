@@ -3,7 +3,10 @@
 //! conditions that `kubectl wait --for=condition=Ready uiresource/NAME` and `tilt ci` rely on.
 //!
 //! A resource's objects carry the label `tilt.dev/resource=<name>`; the Cmd named `<name>:update` is its
-//! build step and `<name>:serve` its server (the Tiltfile's `local_resource` mapping).
+//! build step and `<name>:serve` its server (the Tiltfile's `local_resource` mapping); its DockerImages and
+//! KubernetesApply make up the update of a Kubernetes resource, and its KubernetesDiscovery's pods the
+//! runtime. The controller reads them from stores filled by its own watches, so a reconcile costs no
+//! request but the status write.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -13,12 +16,12 @@ use jiff::Timestamp;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::MicroTime;
 use kube::api::{Api, Patch, PatchParams};
 use kube::runtime::controller::{Action, Controller};
-use kube::runtime::reflector::ObjectRef;
-use kube::runtime::watcher;
-use kube::{Client, ResourceExt};
+use kube::runtime::reflector::{self, ObjectRef, Store};
+use kube::runtime::{WatchStreamExt, watcher};
+use kube::{Client, Resource, ResourceExt};
 use serde_json::json;
 use tilt_apis::{
-    Cmd, CmdStatus, DisableResourceStatus, DisableSource, RuntimeStatus, UIResource, UIResourceCondition, UIResourceStateWaiting, UIResourceStateWaitingOnRef,
+    Cmd, CmdStatus, DisableResourceStatus, DockerImage, KubernetesApply, KubernetesDiscovery, DisableSource, RuntimeStatus, UIResource, UIResourceCondition, UIResourceStateWaiting, UIResourceStateWaitingOnRef,
     UIResourceStatus, UpdateStatus,
 };
 use tokio_util::sync::CancellationToken;
@@ -42,6 +45,8 @@ pub enum Error {
 pub struct Ctx {
     /// The API client.
     pub client: Client,
+    /// What the resources are made of.
+    pub stores: Stores,
 }
 
 /// The build step's contribution.
@@ -94,16 +99,107 @@ fn condition(type_: &str, ok: bool, reason: &str, message: &str, previous: &[UIR
     }
 }
 
-/// Computes a resource's status from its Cmds.
-pub fn summarize(name: &str, cmds: &[Cmd], previous: &UIResourceStatus) -> UIResourceStatus {
-    let find = |suffix: &str| cmds.iter().find(|c| c.name_any() == format!("{name}:{suffix}"));
+/// The objects of one resource (those labelled `tilt.dev/resource=<name>`).
+#[derive(Default)]
+pub struct Objects<'a> {
+    /// Its Cmds (`<name>:update`, `<name>:serve`).
+    pub cmds: Vec<&'a Cmd>,
+    /// Its image builds.
+    pub images: Vec<&'a DockerImage>,
+    /// Its deploys.
+    pub applies: Vec<&'a KubernetesApply>,
+    /// The discoveries of its deployed pods.
+    pub discoveries: Vec<&'a KubernetesDiscovery>,
+}
+
+/// An image build's contribution to the update status.
+fn image_status(image: &DockerImage) -> (UpdateStatus, Option<String>) {
+    let s = image.status.clone().unwrap_or_default();
+    match (&s.building, &s.completed, &s.waiting) {
+        (Some(_), _, _) => (UpdateStatus::InProgress, None),
+        (None, Some(c), _) if !c.error.is_empty() => (UpdateStatus::Error, Some(format!("image build failed: {}", c.error))),
+        (None, Some(_), _) => (UpdateStatus::Ok, None),
+        (None, None, Some(w)) => (UpdateStatus::Pending, Some(w.reason.clone())),
+        (None, None, None) => (UpdateStatus::Pending, Some("waiting for the image build".into())),
+    }
+}
+
+/// A deploy's contribution to the update status.
+fn apply_status(ka: &KubernetesApply) -> (UpdateStatus, Option<String>) {
+    let s = ka.status.clone().unwrap_or_default();
+    if !s.error.is_empty() {
+        (UpdateStatus::Error, Some(s.error))
+    } else if s.last_apply_time.is_some() {
+        (UpdateStatus::Ok, None)
+    } else {
+        (UpdateStatus::Pending, Some("waiting to deploy".into()))
+    }
+}
+
+/// The deployed pods' contribution to the runtime status: the pod a user would look at first.
+fn pods_status(kd: &KubernetesDiscovery) -> (RuntimeStatus, Option<String>) {
+    let s = kd.status.clone().unwrap_or_default();
+    if let Some(w) = &s.waiting {
+        return (RuntimeStatus::Pending, Some(w.reason.clone()));
+    }
+    let live: Vec<&tilt_apis::Pod> = s.pods.iter().filter(|p| !p.deleting).collect();
+    let Some(pod) = crate::kubernetesdiscovery::pods::best_pod(&s.pods).or(live.first().copied()) else {
+        return (RuntimeStatus::Pending, Some("waiting for pods".into()));
+    };
+    if !pod.errors.is_empty() {
+        (RuntimeStatus::Error, Some(format!("pod {}: {}", pod.name, pod.errors.join("; "))))
+    } else if crate::kubernetesdiscovery::pods::ready(pod) {
+        (RuntimeStatus::Ok, None)
+    } else {
+        (RuntimeStatus::Pending, Some(format!("pod {}: {}", pod.name, pod.status)))
+    }
+}
+
+/// The most telling of several update statuses: an error, else work in progress, else pending, else ok.
+fn worst_update(all: Vec<(UpdateStatus, Option<String>)>) -> (UpdateStatus, Option<String>) {
+    let rank = |s: &UpdateStatus| match s {
+        UpdateStatus::Error => 0,
+        UpdateStatus::InProgress => 1,
+        UpdateStatus::Pending => 2,
+        _ => 3,
+    };
+    all.into_iter().min_by_key(|(s, _)| rank(s)).unwrap_or((UpdateStatus::NotApplicable, None))
+}
+
+fn worst_runtime(all: Vec<(RuntimeStatus, Option<String>)>) -> (RuntimeStatus, Option<String>) {
+    let rank = |s: &RuntimeStatus| match s {
+        RuntimeStatus::Error => 0,
+        RuntimeStatus::Pending => 1,
+        _ => 2,
+    };
+    all.into_iter().min_by_key(|(s, _)| rank(s)).unwrap_or((RuntimeStatus::NotApplicable, None))
+}
+
+/// Computes a resource's status from its objects.
+pub fn summarize(name: &str, objects: &Objects<'_>, previous: &UIResourceStatus) -> UIResourceStatus {
+    let find = |suffix: &str| objects.cmds.iter().copied().find(|c| c.name_any() == format!("{name}:{suffix}"));
     let update = find("update");
     let serve = find("serve");
-    let (update_status, update_why) = update_status(update.map(|c| c.status.clone().unwrap_or_default()).as_ref());
-    let (runtime, runtime_why) = runtime_status(serve.map(|c| c.status.clone().unwrap_or_default()).as_ref());
+    let mut updates: Vec<(UpdateStatus, Option<String>)> = Vec::new();
+    if let Some(c) = update {
+        updates.push(update_status(Some(&c.status.clone().unwrap_or_default())));
+    }
+    updates.extend(objects.images.iter().map(|i| image_status(i)));
+    updates.extend(objects.applies.iter().map(|a| apply_status(a)));
+    let mut runtimes: Vec<(RuntimeStatus, Option<String>)> = Vec::new();
+    if let Some(c) = serve {
+        runtimes.push(runtime_status(Some(&c.status.clone().unwrap_or_default())));
+    }
+    runtimes.extend(objects.discoveries.iter().map(|d| pods_status(d)));
+    if !objects.applies.is_empty() && objects.discoveries.is_empty() {
+        runtimes.push((RuntimeStatus::Pending, Some("waiting to deploy".into())));
+    }
+    let has_work = !updates.is_empty() || !runtimes.is_empty();
+    let (update_status, update_why) = worst_update(updates);
+    let (runtime, runtime_why) = worst_runtime(runtimes);
     let update_ok = matches!(update_status, UpdateStatus::Ok | UpdateStatus::NotApplicable);
     let runtime_ok = matches!(runtime, RuntimeStatus::Ok | RuntimeStatus::NotApplicable);
-    let ready = update_ok && runtime_ok && (update.is_some() || serve.is_some());
+    let ready = update_ok && runtime_ok && has_work;
     let failed = update_status == UpdateStatus::Error || runtime == RuntimeStatus::Error;
     let message = update_why.clone().or(runtime_why.clone()).unwrap_or_default();
     let waiting_cmd = [update, serve]
@@ -119,18 +215,42 @@ pub fn summarize(name: &str, cmds: &[Cmd], previous: &UIResourceStatus) -> UIRes
             name: c.name_any(),
         }],
     });
+    let unbuilt: Vec<&DockerImage> = if objects.applies.iter().any(|a| a.status.as_ref().is_none_or(|s| s.last_apply_time.is_none())) {
+        objects.images.iter().copied().filter(|i| i.status.as_ref().is_none_or(|s| s.completed.is_none())).collect()
+    } else {
+        Vec::new()
+    };
+    let waiting = waiting.or_else(|| {
+        (!unbuilt.is_empty()).then(|| UIResourceStateWaiting {
+            reason: "waiting for the image build".into(),
+            on: unbuilt
+                .iter()
+                .map(|i| UIResourceStateWaitingOnRef {
+                    group: "tilt.dev".into(),
+                    api_version: "v1alpha1".into(),
+                    kind: "DockerImage".into(),
+                    name: i.name_any(),
+                })
+                .collect(),
+        })
+    });
     let mine: Vec<&Cmd> = [update, serve].into_iter().flatten().collect();
     let is_disabled = |c: &Cmd| c.status.as_ref().and_then(|s| s.disable_status.as_ref()).is_some_and(|d| d.disabled);
-    let disabled_count = mine.iter().filter(|c| is_disabled(c)).count() as i32;
-    let disabled = !mine.is_empty() && disabled_count as usize == mine.len();
+    let apply_disabled =
+        |a: &KubernetesApply| a.status.as_ref().and_then(|s| s.disable_status.as_ref()).is_some_and(|d| d.disabled);
+    let total = (mine.len() + objects.applies.len()) as i32;
+    let disabled_count =
+        (mine.iter().filter(|c| is_disabled(c)).count() + objects.applies.iter().filter(|a| apply_disabled(a)).count()) as i32;
+    let disabled = total > 0 && disabled_count == total;
     let mut sources: Vec<DisableSource> = Vec::new();
-    for source in mine.iter().filter_map(|c| c.spec.disable_source.clone()) {
+    let declared = mine.iter().filter_map(|c| c.spec.disable_source.clone());
+    for source in declared.chain(objects.applies.iter().filter_map(|a| a.spec.disable_source.clone())) {
         if !sources.contains(&source) {
             sources.push(source);
         }
     }
     let disable_status = DisableResourceStatus {
-        enabled_count: mine.len() as i32 - disabled_count,
+        enabled_count: total - disabled_count,
         disabled_count,
         state: if disabled { "Disabled" } else { "Enabled" }.into(),
         sources,
@@ -142,17 +262,18 @@ pub fn summarize(name: &str, cmds: &[Cmd], previous: &UIResourceStatus) -> UIRes
         "Error"
     } else if waiting.is_some() {
         "Waiting"
-    } else if update.is_none() && serve.is_none() {
+    } else if !has_work {
         "NoWork"
     } else {
         "InProgress"
     };
+    let deployed = objects.applies.iter().filter_map(|a| a.status.as_ref()?.last_apply_time.clone()).max_by_key(|t| t.0);
     UIResourceStatus {
         update_status: Some(update_status),
         runtime_status: Some(runtime),
         waiting,
-        last_deploy_time: update
-            .and_then(|c| c.status.as_ref()?.terminated.as_ref()?.finished_at.clone())
+        last_deploy_time: deployed
+            .or_else(|| update.and_then(|c| c.status.as_ref()?.terminated.as_ref()?.finished_at.clone()))
             .or_else(|| serve.and_then(|c| c.status.as_ref()?.running.as_ref()?.started_at.clone())),
         disable_status,
         conditions: vec![
@@ -163,13 +284,46 @@ pub fn summarize(name: &str, cmds: &[Cmd], previous: &UIResourceStatus) -> UIRes
     }
 }
 
+/// The objects of every resource, as the controller's watches last saw them.
+pub struct Stores {
+    cmds: Store<Cmd>,
+    images: Store<DockerImage>,
+    applies: Store<KubernetesApply>,
+    discoveries: Store<KubernetesDiscovery>,
+}
+
+fn of_resource<K: Resource<DynamicType = ()> + Clone>(store: &Store<K>, name: &str) -> Vec<Arc<K>> {
+    store.state().into_iter().filter(|o| o.labels().get(RESOURCE_LABEL).is_some_and(|r| r == name)).collect()
+}
+
 /// Recomputes one UIResource's status.
 pub async fn reconcile(res: Arc<UIResource>, ctx: Arc<Ctx>) -> Result<Action, Error> {
     let name = res.name_any();
-    let cmds: Api<Cmd> = Api::all(ctx.client.clone());
-    let mine = cmds.list(&kube::api::ListParams::default().labels(&format!("{RESOURCE_LABEL}={name}"))).await?.items;
+    let s = &ctx.stores;
+    // Until every store has listed once, a missing object cannot be told from one not yet seen.
+    let ready = async {
+        s.cmds.wait_until_ready().await?;
+        s.images.wait_until_ready().await?;
+        s.applies.wait_until_ready().await?;
+        s.discoveries.wait_until_ready().await
+    };
+    if ready.await.is_err() {
+        return Ok(Action::requeue(Duration::from_millis(100)));
+    }
+    let (cmds, images, applies, discoveries) = (
+        of_resource(&s.cmds, &name),
+        of_resource(&s.images, &name),
+        of_resource(&s.applies, &name),
+        of_resource(&s.discoveries, &name),
+    );
+    let objects = Objects {
+        cmds: cmds.iter().map(|c| &**c).collect(),
+        images: images.iter().map(|c| &**c).collect(),
+        applies: applies.iter().map(|c| &**c).collect(),
+        discoveries: discoveries.iter().map(|c| &**c).collect(),
+    };
     let previous = res.status.clone().unwrap_or_default();
-    let status = summarize(&name, &mine, &previous);
+    let status = summarize(&name, &objects, &previous);
     if status == previous {
         return Ok(Action::await_change());
     }
@@ -187,15 +341,38 @@ fn error_policy(_r: Arc<UIResource>, err: &Error, _ctx: Arc<Ctx>) -> Action {
     Action::requeue(Duration::from_millis(500))
 }
 
+/// A store of every `K` and the stream of changes that fills it (deletes included).
+fn reflect<K>(client: &Client) -> (Store<K>, impl futures::Stream<Item = Result<K, watcher::Error>> + Send + 'static)
+where
+    K: Resource<DynamicType = ()> + Clone + std::fmt::Debug + serde::de::DeserializeOwned + Send + Sync + 'static,
+{
+    let (reader, writer) = reflector::store();
+    let stream = watcher(Api::<K>::all(client.clone()), watcher::Config::default())
+        .default_backoff()
+        .reflect(writer)
+        .touched_objects();
+    (reader, stream)
+}
+
+fn owner_resource<K: Resource>(o: K) -> Option<ObjectRef<UIResource>> {
+    o.labels().get(RESOURCE_LABEL).map(|r| ObjectRef::<UIResource>::new(r))
+}
+
 /// Runs the controller until `shutdown` is cancelled.
 pub async fn run(client: Client, shutdown: CancellationToken) {
     let api: Api<UIResource> = Api::all(client.clone());
+    let (cmds, cmd_events) = reflect::<Cmd>(&client);
+    let (images, image_events) = reflect::<DockerImage>(&client);
+    let (applies, apply_events) = reflect::<KubernetesApply>(&client);
+    let (discoveries, discovery_events) = reflect::<KubernetesDiscovery>(&client);
+    let ctx = Arc::new(Ctx { client, stores: Stores { cmds, images, applies, discoveries } });
     Controller::new(api, watcher::Config::default())
-        .watches(Api::<Cmd>::all(client.clone()), watcher::Config::default(), |cmd| {
-            cmd.labels().get(RESOURCE_LABEL).map(|r| ObjectRef::<UIResource>::new(r)).into_iter()
-        })
+        .watches_stream(cmd_events, owner_resource)
+        .watches_stream(image_events, owner_resource)
+        .watches_stream(apply_events, owner_resource)
+        .watches_stream(discovery_events, owner_resource)
         .graceful_shutdown_on(async move { shutdown.cancelled().await })
-        .run(reconcile, error_policy, Arc::new(Ctx { client }))
+        .run(reconcile, error_policy, ctx)
         .for_each(|_| async {})
         .await;
 }

@@ -1,0 +1,529 @@
+//! The KubernetesApply controller: deploys a resource's YAML to the cluster and follows what it deployed.
+//!
+//! Once every ImageMap in `spec.imageMaps` has an image, the controller injects those images into the
+//! objects ([`inject`]), applies each object with server-side apply (field manager `tilt`, forced, so
+//! tilt owns what the Tiltfile declares), deletes objects an earlier apply created that are no longer
+//! declared, and records the cluster's answer (with UIDs) in `status.resultYAML`. A hash of the inputs
+//! (`status.appliedInputHash`) makes reconcile idempotent: it applies again only for new inputs (YAML,
+//! images), a trigger (`spec.restartOn`) newer than the last apply, or after an error.
+//!
+//! For the pods of what it deployed it declares a KubernetesDiscovery of the same name (watched objects'
+//! UIDs, port-forward and log templates). A finalizer makes deletion (`tilt down`, re-evaluation) delete
+//! the applied objects from the cluster first.
+
+pub mod inject;
+
+use std::collections::{BTreeSet, HashMap};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use base64::Engine;
+use futures::StreamExt;
+use jiff::Timestamp;
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::{MicroTime, OwnerReference};
+use kube::api::{Api, ApiResource, DeleteParams, DynamicObject, GroupVersionKind, Patch, PatchParams};
+use kube::discovery::{ApiCapabilities, Scope};
+use kube::runtime::controller::{Action, Controller};
+use kube::runtime::finalizer::{Event as Finalized, finalizer};
+use kube::runtime::reflector::{ObjectRef, Store};
+use kube::runtime::watcher;
+use kube::{Client, Resource, ResourceExt};
+use serde_json::{Value, json};
+use sha2::{Digest, Sha256};
+use tilt_apis::{
+    ConfigMap, DisableStatus, ImageMap, KubernetesApply, KubernetesApplySpec, KubernetesApplyStatus,
+    KubernetesDiscovery, KubernetesDiscoverySpec, KubernetesWatchRef, UIButton,
+};
+use tokio_util::sync::CancellationToken;
+
+use crate::cluster::ClusterConnection;
+use crate::cmd::{RESOURCE_ANNOTATION, disabled_by, resource_of, triggers};
+use crate::logs::LogStore;
+use crate::uiresource::RESOURCE_LABEL;
+
+/// The field manager of this controller's writes to tilt's API.
+pub const MANAGER: &str = "tilt-kubernetesapply-controller";
+/// The field manager of server-side applies to the cluster, as in Go Tilt.
+pub const CLUSTER_MANAGER: &str = "tilt";
+/// The finalizer that deletes applied objects before the KubernetesApply goes away.
+pub const FINALIZER: &str = "tilt.dev/kubernetesapply";
+/// The label tilt puts on everything it deploys.
+pub const MANAGED_BY: (&str, &str) = ("app.kubernetes.io/managed-by", "tilt");
+
+/// Errors of one reconcile; retried with backoff.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// tilt's API refused a read or write.
+    #[error("KubernetesApply API call failed: {0}")]
+    Api(#[from] kube::Error),
+    /// Deleting applied objects failed; the finalizer stays until it works.
+    #[error("deleting applied objects: {0}")]
+    Cleanup(String),
+    /// The finalizer machinery failed.
+    #[error("{0}")]
+    Finalizer(String),
+}
+
+/// Shared state of the controller.
+pub struct Ctx {
+    client: Client,
+    cluster: Arc<ClusterConnection>,
+    logs: Arc<LogStore>,
+    /// The KubernetesDiscovery spec last declared per KubernetesApply, to skip identical writes.
+    discoveries: Mutex<HashMap<String, KubernetesDiscoverySpec>>,
+}
+
+impl Ctx {
+    /// A controller context.
+    pub fn new(client: Client, cluster: Arc<ClusterConnection>, logs: Arc<LogStore>) -> Self {
+        Ctx { client, cluster, logs, discoveries: Mutex::new(HashMap::new()) }
+    }
+}
+
+/// One object as the cluster knows it: enough to find, delete and watch it.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
+pub struct AppliedRef {
+    /// `group/version` or `v1`.
+    pub api_version: String,
+    /// Kind.
+    pub kind: String,
+    /// Namespace; empty for cluster-scoped objects.
+    pub namespace: String,
+    /// Name.
+    pub name: String,
+    /// UID.
+    pub uid: String,
+}
+
+impl AppliedRef {
+    fn of(object: &Value) -> Option<AppliedRef> {
+        let s = |v: &Value| v.as_str().unwrap_or_default().to_string();
+        Some(AppliedRef {
+            api_version: s(&object["apiVersion"]),
+            kind: s(&object["kind"]),
+            namespace: s(&object["metadata"]["namespace"]),
+            name: object["metadata"]["name"].as_str().filter(|n| !n.is_empty())?.to_string(),
+            uid: s(&object["metadata"]["uid"]),
+        })
+    }
+
+    /// Identity across applies (UIDs change when an object is recreated; the group does not matter for
+    /// the version).
+    fn key(&self) -> (String, String, String, String) {
+        let group = self.api_version.rsplit_once('/').map(|(g, _)| g.to_string()).unwrap_or_default();
+        (group, self.kind.clone(), self.namespace.clone(), self.name.clone())
+    }
+
+    fn gvk(&self) -> GroupVersionKind {
+        let (group, version) = self.api_version.rsplit_once('/').unwrap_or(("", &self.api_version));
+        GroupVersionKind::gvk(group, version, &self.kind)
+    }
+
+    /// `deployment/app` (as kubectl prints it).
+    fn display(&self) -> String {
+        format!("{}/{}", self.kind.to_lowercase(), self.name)
+    }
+}
+
+/// The objects recorded in a `resultYAML`.
+pub fn applied_refs(result_yaml: &str) -> Vec<AppliedRef> {
+    parse_stream(result_yaml).unwrap_or_default().iter().filter_map(AppliedRef::of).collect()
+}
+
+fn parse_stream(yaml: &str) -> Result<Vec<Value>, String> {
+    if yaml.trim().is_empty() {
+        return Ok(Vec::new());
+    }
+    let docs = serde_saphyr::from_multiple::<Value>(yaml).map_err(|e| format!("parsing the YAML: {e}"))?;
+    Ok(docs.into_iter().filter(|d| !d.is_null()).collect())
+}
+
+/// Discovery answers for one apply, so each group/version is asked once.
+#[derive(Default)]
+struct Kinds(HashMap<GroupVersionKind, (ApiResource, ApiCapabilities)>);
+
+impl Kinds {
+    async fn api(&mut self, client: &Client, r: &AppliedRef) -> Result<(Api<DynamicObject>, bool), String> {
+        let gvk = r.gvk();
+        if !self.0.contains_key(&gvk) {
+            let found = kube::discovery::pinned_kind(client, &gvk)
+                .await
+                .map_err(|e| format!("{} {}: the cluster does not serve this kind: {}", r.api_version, r.kind, brief(&e)))?;
+            self.0.insert(gvk.clone(), found);
+        }
+        let (resource, caps) = &self.0[&gvk];
+        Ok(if caps.scope == Scope::Namespaced {
+            let ns = if r.namespace.is_empty() { client.default_namespace() } else { &r.namespace };
+            (Api::namespaced_with(client.clone(), ns, resource), true)
+        } else {
+            (Api::all_with(client.clone(), resource), false)
+        })
+    }
+}
+
+/// A one-line message for a cluster error (the API's own message when there is one).
+fn brief(err: &kube::Error) -> String {
+    match err {
+        kube::Error::Api(s) => s.message.clone(),
+        other => other.to_string(),
+    }
+}
+
+/// The hash of everything an apply depends on.
+fn input_hash(spec: &KubernetesApplySpec, images: &[(String, String)]) -> String {
+    let mut h = Sha256::new();
+    h.update(spec.yaml.as_bytes());
+    for (name, image) in images {
+        h.update([0]);
+        h.update(name.as_bytes());
+        h.update([0]);
+        h.update(image.as_bytes());
+    }
+    h.update([0]);
+    h.update(spec.cluster.as_bytes());
+    base64::engine::general_purpose::STANDARD.encode(&h.finalize()[..16])
+}
+
+fn micro(t: Timestamp) -> MicroTime {
+    MicroTime(t)
+}
+
+/// Brings the cluster in line with one KubernetesApply.
+pub async fn reconcile(ka: Arc<KubernetesApply>, ctx: Arc<Ctx>) -> Result<Action, Error> {
+    let api: Api<KubernetesApply> = Api::all(ctx.client.clone());
+    finalizer(&api, FINALIZER, ka, |event| async {
+        match event {
+            Finalized::Apply(ka) => apply(&ka, &ctx).await,
+            Finalized::Cleanup(ka) => cleanup(&ka, &ctx).await,
+        }
+    })
+    .await
+    .map_err(|e| match e {
+        kube::runtime::finalizer::Error::ApplyFailed(e) | kube::runtime::finalizer::Error::CleanupFailed(e) => e,
+        other => Error::Finalizer(other.to_string()),
+    })
+}
+
+async fn write_status(ctx: &Ctx, name: &str, status: &KubernetesApplyStatus) -> Result<(), Error> {
+    let api: Api<KubernetesApply> = Api::all(ctx.client.clone());
+    let patch = json!({"apiVersion": tilt_apis::API_VERSION, "kind": "KubernetesApply", "status": status});
+    match api.patch_status(name, &PatchParams::apply(MANAGER).force(), &Patch::Apply(&patch)).await {
+        Ok(_) => Ok(()),
+        Err(kube::Error::Api(e)) if e.code == 404 => Ok(()),
+        Err(e) => Err(e.into()),
+    }
+}
+
+async fn apply(ka: &KubernetesApply, ctx: &Ctx) -> Result<Action, Error> {
+    let name = ka.name_any();
+    let resource = resource_of(ka);
+    let old = ka.status.clone().unwrap_or_default();
+
+    if let Some(reason) = disabled_by(&ctx.client, ka.spec.disable_source.as_ref()).await? {
+        if old.disable_status.as_ref().is_some_and(|d| d.disabled) {
+            return Ok(Action::await_change());
+        }
+        delete_objects(ctx, &resource, &applied_refs(&old.result_yaml)).await?;
+        delete_discovery(ctx, &name).await?;
+        let status = KubernetesApplyStatus {
+            disable_status: Some(DisableStatus {
+                disabled: true,
+                last_update_time: Some(micro(Timestamp::now())),
+                reason,
+                state: "Disabled".into(),
+            }),
+            ..KubernetesApplyStatus::default()
+        };
+        write_status(ctx, &name, &status).await?;
+        return Ok(Action::await_change());
+    }
+
+    // Every image must be built before anything is deployed.
+    let maps: Api<ImageMap> = Api::all(ctx.client.clone());
+    let mut image_maps = Vec::new();
+    for map_name in &ka.spec.image_maps {
+        let Some(map) = maps.get_opt(map_name).await? else { return Ok(Action::await_change()) };
+        let status = map.status.clone().unwrap_or_default();
+        let image = if status.image_from_cluster.is_empty() { status.image } else { status.image_from_cluster };
+        if image.is_empty() {
+            return Ok(Action::await_change());
+        }
+        image_maps.push((map, image));
+    }
+    let images: Vec<(String, String)> = image_maps.iter().map(|(m, i)| (m.name_any(), i.clone())).collect();
+    let hash = input_hash(&ka.spec, &images);
+    let (trigger, _) = triggers(&ctx.client, ka.spec.restart_on.as_ref(), None).await?;
+    let last_start = old.last_apply_start_time.as_ref().map(|t| t.0);
+    let triggered = trigger.is_some_and(|t| last_start.is_none_or(|s| t > s));
+    let up_to_date = old.applied_input_hash == hash && old.error.is_empty() && !triggered;
+    if up_to_date {
+        declare_discovery(ctx, ka, &applied_refs(&old.result_yaml)).await?;
+        return Ok(Action::await_change());
+    }
+
+    let started = Timestamp::now();
+    let client = match ctx.cluster.client().await {
+        Ok(c) => c,
+        Err(message) => return failed(ctx, ka, &resource, &hash, started, message).await,
+    };
+    let mut objects = match parse_stream(&ka.spec.yaml) {
+        Ok(o) => o,
+        Err(message) => return failed(ctx, ka, &resource, &hash, started, message).await,
+    };
+    let injections: Vec<inject::Injection<'_>> =
+        image_maps.iter().map(|(m, image)| inject::Injection { spec: &m.spec, image }).collect();
+    for object in &mut objects {
+        inject::inject(object, &injections);
+        if let Some(meta) = object.get_mut("metadata").and_then(Value::as_object_mut) {
+            let labels = meta.entry("labels").or_insert_with(|| json!({}));
+            if let Some(labels) = labels.as_object_mut() {
+                labels.insert(MANAGED_BY.0.into(), MANAGED_BY.1.into());
+            }
+        }
+    }
+
+    ctx.logs.append(&resource, "kubernetesapply", &format!("Applying {} objects to the cluster", objects.len()));
+    let mut kinds = Kinds::default();
+    let mut results = Vec::new();
+    for object in &objects {
+        match apply_one(&client, &mut kinds, object).await {
+            Ok(result) => results.push(result),
+            Err(message) => return failed(ctx, ka, &resource, &hash, started, message).await,
+        }
+    }
+    let applied: Vec<AppliedRef> = results.iter().filter_map(AppliedRef::of).collect();
+    for r in &applied {
+        ctx.logs.append(&resource, "kubernetesapply", &format!("  → {} ({})", r.display(), ns_label(r)));
+    }
+    let kept: BTreeSet<_> = applied.iter().map(AppliedRef::key).collect();
+    let removed: Vec<AppliedRef> =
+        applied_refs(&old.result_yaml).into_iter().filter(|r| !kept.contains(&r.key())).collect();
+    delete_objects(ctx, &resource, &removed).await?;
+
+    let result_yaml = results
+        .iter()
+        .map(|r| tilt_apis::yaml::to_string(r).unwrap_or_default())
+        .collect::<Vec<_>>()
+        .join("---\n");
+    let status = KubernetesApplyStatus {
+        result_yaml,
+        error: String::new(),
+        last_apply_time: Some(micro(Timestamp::now())),
+        last_apply_start_time: Some(micro(started)),
+        applied_input_hash: hash,
+        disable_status: None,
+        conditions: Vec::new(),
+    };
+    write_status(ctx, &ka.name_any(), &status).await?;
+    declare_discovery(ctx, ka, &applied).await?;
+    Ok(Action::await_change())
+}
+
+fn ns_label(r: &AppliedRef) -> String {
+    if r.namespace.is_empty() { "cluster-scoped".into() } else { format!("namespace {}", r.namespace) }
+}
+
+/// Records a failed apply; it is retried after a while (the cluster may come up), or on new input.
+async fn failed(
+    ctx: &Ctx,
+    ka: &KubernetesApply,
+    resource: &str,
+    hash: &str,
+    started: Timestamp,
+    message: String,
+) -> Result<Action, Error> {
+    let old = ka.status.clone().unwrap_or_default();
+    if old.error != message || old.applied_input_hash != hash {
+        ctx.logs.append(resource, "kubernetesapply", &format!("Error applying: {message}"));
+    }
+    let status = KubernetesApplyStatus {
+        error: message,
+        last_apply_time: Some(micro(Timestamp::now())),
+        last_apply_start_time: Some(micro(started)),
+        applied_input_hash: hash.to_string(),
+        // What was deployed before stays deployed, and stays recorded for deletion.
+        result_yaml: old.result_yaml,
+        ..KubernetesApplyStatus::default()
+    };
+    write_status(ctx, &ka.name_any(), &status).await?;
+    Ok(Action::requeue(Duration::from_secs(10)))
+}
+
+/// Server-side applies one object; returns the cluster's version of it, without managedFields.
+async fn apply_one(client: &Client, kinds: &mut Kinds, object: &Value) -> Result<Value, String> {
+    let r = AppliedRef::of(object)
+        .filter(|r| !r.api_version.is_empty() && !r.kind.is_empty())
+        .ok_or_else(|| "an object without apiVersion, kind or metadata.name cannot be applied".to_string())?;
+    let (api, namespaced) = kinds.api(client, &r).await?;
+    let mut object = object.clone();
+    if namespaced && r.namespace.is_empty() {
+        object["metadata"]["namespace"] = Value::String(client.default_namespace().to_string());
+    }
+    let params = PatchParams::apply(CLUSTER_MANAGER).force();
+    let result = api
+        .patch(&r.name, &params, &Patch::Apply(&object))
+        .await
+        .map_err(|e| format!("applying {}: {}", r.display(), brief(&e)))?;
+    let mut value = serde_json::to_value(&result).map_err(|e| e.to_string())?;
+    if let Some(meta) = value.get_mut("metadata").and_then(Value::as_object_mut) {
+        meta.remove("managedFields");
+    }
+    Ok(value)
+}
+
+/// Deletes objects from the cluster (already gone is fine).
+async fn delete_objects(ctx: &Ctx, resource: &str, refs: &[AppliedRef]) -> Result<(), Error> {
+    if refs.is_empty() {
+        return Ok(());
+    }
+    let client = ctx.cluster.client().await.map_err(Error::Cleanup)?;
+    let mut kinds = Kinds::default();
+    // Dependents go with their owners (as `kubectl delete` does).
+    let params = DeleteParams::background();
+    for r in refs {
+        let (api, _) = kinds.api(&client, r).await.map_err(Error::Cleanup)?;
+        match api.delete(&r.name, &params).await {
+            Ok(_) => ctx.logs.append(resource, "kubernetesapply", &format!("Deleted {} ({})", r.display(), ns_label(r))),
+            Err(kube::Error::Api(e)) if e.code == 404 => {}
+            Err(e) => return Err(Error::Cleanup(format!("{}: {}", r.display(), brief(&e)))),
+        }
+    }
+    Ok(())
+}
+
+/// Before the KubernetesApply goes away: delete what it deployed, and its discovery.
+async fn cleanup(ka: &KubernetesApply, ctx: &Ctx) -> Result<Action, Error> {
+    let refs = applied_refs(&ka.status.as_ref().map(|s| s.result_yaml.clone()).unwrap_or_default());
+    if !refs.is_empty() && ctx.cluster.client().await.is_err() {
+        // Without a cluster nothing can be deleted, and waiting would block `tilt down` forever.
+        tracing::warn!(ka = %ka.name_any(), "no cluster to delete applied objects from");
+    } else {
+        delete_objects(ctx, &resource_of(ka), &refs).await?;
+    }
+    delete_discovery(ctx, &ka.name_any()).await?;
+    Ok(Action::await_change())
+}
+
+async fn delete_discovery(ctx: &Ctx, name: &str) -> Result<(), Error> {
+    ctx.discoveries.lock().unwrap_or_else(|e| e.into_inner()).remove(name);
+    let api: Api<KubernetesDiscovery> = Api::all(ctx.client.clone());
+    match api.delete(name, &DeleteParams::default()).await {
+        Ok(_) => Ok(()),
+        Err(kube::Error::Api(e)) if e.code == 404 => Ok(()),
+        Err(e) => Err(e.into()),
+    }
+}
+
+/// Declares the KubernetesDiscovery that follows the pods of what was applied.
+async fn declare_discovery(ctx: &Ctx, ka: &KubernetesApply, applied: &[AppliedRef]) -> Result<(), Error> {
+    let name = ka.name_any();
+    let spec = KubernetesDiscoverySpec {
+        watches: applied
+            .iter()
+            .filter(|r| !r.namespace.is_empty())
+            .map(|r| KubernetesWatchRef { uid: r.uid.clone(), namespace: r.namespace.clone(), name: r.name.clone() })
+            .collect(),
+        extra_selectors: ka
+            .spec
+            .kubernetes_discovery_template_spec
+            .as_ref()
+            .map(|t| t.extra_selectors.clone())
+            .unwrap_or_default(),
+        port_forward_template_spec: ka.spec.port_forward_template_spec.clone(),
+        pod_log_stream_template_spec: ka.spec.pod_log_stream_template_spec.clone(),
+        cluster: ka.spec.cluster.clone(),
+    };
+    if ctx.discoveries.lock().unwrap_or_else(|e| e.into_inner()).get(&name) == Some(&spec) {
+        return Ok(());
+    }
+    let owner = OwnerReference {
+        api_version: tilt_apis::API_VERSION.into(),
+        kind: "KubernetesApply".into(),
+        name: name.clone(),
+        uid: ka.uid().unwrap_or_default(),
+        controller: Some(true),
+        block_owner_deletion: None,
+    };
+    let mut kd = KubernetesDiscovery::new(&name, spec.clone());
+    kd.meta_mut().owner_references = Some(vec![owner]);
+    kd.meta_mut().annotations = Some([(RESOURCE_ANNOTATION.to_string(), resource_of(ka))].into());
+    kd.meta_mut().labels = Some([(RESOURCE_LABEL.to_string(), resource_of(ka))].into());
+    let api: Api<KubernetesDiscovery> = Api::all(ctx.client.clone());
+    api.patch(&name, &PatchParams::apply(MANAGER).force(), &Patch::Apply(&kd)).await?;
+    ctx.discoveries.lock().unwrap_or_else(|e| e.into_inner()).insert(name, spec);
+    Ok(())
+}
+
+fn error_policy(ka: Arc<KubernetesApply>, err: &Error, _ctx: Arc<Ctx>) -> Action {
+    tracing::warn!(ka = %ka.name_any(), %err, "KubernetesApply reconcile failed");
+    Action::requeue(Duration::from_secs(1))
+}
+
+fn referrers(store: &Store<KubernetesApply>, kind: &str, name: &str) -> Vec<ObjectRef<KubernetesApply>> {
+    store
+        .state()
+        .iter()
+        .filter(|ka| match kind {
+            "ImageMap" => ka.spec.image_maps.iter().any(|m| m == name),
+            "UIButton" => ka.spec.restart_on.as_ref().is_some_and(|r| r.ui_buttons.iter().any(|b| b == name)),
+            "ConfigMap" => ka.spec.disable_source.as_ref().is_some_and(|d| {
+                d.config_map.iter().chain(d.every_config_map.iter()).any(|c| c.name == name)
+            }),
+            _ => false,
+        })
+        .map(|ka| ObjectRef::from_obj(&**ka))
+        .collect()
+}
+
+/// Runs the controller until `shutdown` is cancelled.
+pub async fn run(client: Client, shutdown: CancellationToken, cluster: Arc<ClusterConnection>, logs: Arc<LogStore>) {
+    let api: Api<KubernetesApply> = Api::all(client.clone());
+    let ctx = Arc::new(Ctx::new(client.clone(), cluster, logs));
+    let controller = Controller::new(api, watcher::Config::default());
+    let (maps, buttons, configs) = (controller.store(), controller.store(), controller.store());
+    controller
+        .watches(Api::<ImageMap>::all(client.clone()), watcher::Config::default(), move |m| {
+            referrers(&maps, "ImageMap", &m.name_any())
+        })
+        .watches(Api::<UIButton>::all(client.clone()), watcher::Config::default(), move |b| {
+            referrers(&buttons, "UIButton", &b.name_any())
+        })
+        .watches(Api::<ConfigMap>::all(client.clone()), watcher::Config::default(), move |c| {
+            referrers(&configs, "ConfigMap", &c.name_any())
+        })
+        .graceful_shutdown_on(async move { shutdown.cancelled().await })
+        .run(reconcile, error_policy, ctx)
+        .for_each(|_| async {})
+        .await;
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn refs_come_from_result_yaml_and_keys_ignore_version_and_uid() {
+        let yaml = "apiVersion: apps/v1\nkind: Deployment\nmetadata:\n  name: app\n  namespace: default\n  uid: u1\n---\n\
+                    apiVersion: v1\nkind: Namespace\nmetadata:\n  name: team\n";
+        let refs = applied_refs(yaml);
+        assert_eq!(refs.len(), 2);
+        assert_eq!(refs[0].uid, "u1");
+        assert_eq!(refs[0].display(), "deployment/app");
+        assert_eq!(refs[1].namespace, "");
+        let mut other = refs[0].clone();
+        other.api_version = "apps/v1beta2".into();
+        other.uid = "u2".into();
+        assert_eq!(other.key(), refs[0].key());
+        assert!(applied_refs("").is_empty());
+    }
+
+    #[test]
+    fn the_input_hash_changes_with_yaml_and_images() {
+        let spec = KubernetesApplySpec { yaml: "a".into(), ..Default::default() };
+        let base = input_hash(&spec, &[("im".into(), "app:tilt-1".into())]);
+        assert_eq!(base, input_hash(&spec, &[("im".into(), "app:tilt-1".into())]));
+        assert_ne!(base, input_hash(&spec, &[("im".into(), "app:tilt-2".into())]));
+        let other = KubernetesApplySpec { yaml: "b".into(), ..Default::default() };
+        assert_ne!(base, input_hash(&other, &[("im".into(), "app:tilt-1".into())]));
+    }
+}

@@ -1,0 +1,433 @@
+//! The KubernetesDiscovery controller: finds the pods of deployed objects and reports them in `status`.
+//!
+//! Each KubernetesDiscovery gets a monitor task that watches pods in the namespaces of its `spec.watches`
+//! (only those: tilt never watches a whole cluster) and keeps the pods that descend from a watched object
+//! (owner references followed through ReplicaSets and the like, with a per-monitor cache) or match an extra
+//! label selector. On every change it writes `status.pods` (phase, readiness, restarts, container states and
+//! waiting reasons such as CrashLoopBackOff) and declares the objects that attach to pods: one
+//! PodLogStream per pod and, with a port-forward template, one PortForward (same name as the discovery)
+//! aimed at the best pod — the newest running one, ready ones first — so a replaced pod moves it.
+//! `reconcile` only starts, restarts (spec change) or stops monitors, so it is idempotent.
+
+pub mod pods;
+
+use std::collections::{BTreeMap, HashMap, HashSet};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use futures::StreamExt;
+use jiff::Timestamp;
+use k8s_openapi::api::core::v1::Pod as K8sPod;
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::{MicroTime, OwnerReference};
+use kube::api::{Api, DeleteParams, ListParams, Patch, PatchParams};
+use kube::core::{Selector, SelectorExt};
+use kube::runtime::controller::{Action, Controller};
+use kube::runtime::{WatchStreamExt, watcher};
+use kube::{Client, Resource, ResourceExt};
+use serde_json::json;
+use tilt_apis::{
+    KubernetesDiscovery, KubernetesDiscoverySpec, KubernetesDiscoveryStateRunning, KubernetesDiscoveryStateWaiting,
+    KubernetesDiscoveryStatus, PodLogStream, PodLogStreamSpec, PortForward, PortForwardSpec,
+};
+use tokio_util::sync::CancellationToken;
+
+use self::pods::Owners;
+use crate::cluster::ClusterConnection;
+use crate::cmd::{RESOURCE_ANNOTATION, resource_of};
+
+/// The field manager of this controller's writes.
+pub const MANAGER: &str = "tilt-kubernetesdiscovery-controller";
+/// The label naming the KubernetesDiscovery that declared a PortForward or PodLogStream.
+pub const DISCOVERY_LABEL: &str = "tilt.dev/discovery";
+/// How long pod events are gathered before status is written.
+const SETTLE: Duration = Duration::from_millis(20);
+
+/// Errors of one reconcile; retried with backoff.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// tilt's API refused a read or write.
+    #[error("KubernetesDiscovery API call failed: {0}")]
+    Api(#[from] kube::Error),
+}
+
+struct Monitor {
+    uid: String,
+    spec: KubernetesDiscoverySpec,
+    stop: CancellationToken,
+    task: tokio::task::JoinHandle<()>,
+}
+
+/// Shared state of the controller.
+pub struct Ctx {
+    client: Client,
+    cluster: Arc<ClusterConnection>,
+    monitors: Mutex<HashMap<String, Monitor>>,
+}
+
+impl Ctx {
+    /// A controller context.
+    pub fn new(client: Client, cluster: Arc<ClusterConnection>) -> Self {
+        Ctx { client, cluster, monitors: Mutex::new(HashMap::new()) }
+    }
+
+    fn stop(&self, name: &str, uid: Option<&str>) -> bool {
+        let mut monitors = self.monitors.lock().unwrap_or_else(|e| e.into_inner());
+        if monitors.get(name).is_some_and(|m| uid.is_none_or(|u| u == m.uid)) {
+            let m = monitors.remove(name).expect("checked");
+            m.stop.cancel();
+            m.task.abort();
+            return true;
+        }
+        false
+    }
+}
+
+/// Starts, restarts or keeps the monitor of one KubernetesDiscovery.
+pub async fn reconcile(kd: Arc<KubernetesDiscovery>, ctx: Arc<Ctx>) -> Result<Action, Error> {
+    let name = kd.name_any();
+    let uid = kd.uid().unwrap_or_default();
+    if kd.metadata.deletion_timestamp.is_some() {
+        if ctx.stop(&name, Some(&uid)) {
+            delete_children(&ctx.client, &name, &HashSet::new()).await?;
+        }
+        return Ok(Action::await_change());
+    }
+    {
+        let monitors = ctx.monitors.lock().unwrap_or_else(|e| e.into_inner());
+        if monitors.get(&name).is_some_and(|m| m.uid == uid && m.spec == kd.spec) {
+            return Ok(Action::await_change());
+        }
+    }
+    ctx.stop(&name, None);
+    let stop = CancellationToken::new();
+    let monitor = PodMonitor {
+        client: ctx.client.clone(),
+        cluster: ctx.cluster.clone(),
+        name: name.clone(),
+        resource: resource_of(&*kd),
+        owner: owner_ref(&kd),
+        spec: kd.spec.clone(),
+        declared: Declared::default(),
+    };
+    let task = tokio::spawn(monitor.run(stop.clone()));
+    ctx.monitors
+        .lock()
+        .unwrap_or_else(|e| e.into_inner())
+        .insert(name, Monitor { uid, spec: kd.spec.clone(), stop, task });
+    Ok(Action::await_change())
+}
+
+fn owner_ref(kd: &KubernetesDiscovery) -> OwnerReference {
+    OwnerReference {
+        api_version: tilt_apis::API_VERSION.into(),
+        kind: "KubernetesDiscovery".into(),
+        name: kd.name_any(),
+        uid: kd.uid().unwrap_or_default(),
+        controller: Some(true),
+        block_owner_deletion: None,
+    }
+}
+
+/// What a monitor last declared, so unchanged objects are not written again.
+#[derive(Default)]
+struct Declared {
+    status: Option<KubernetesDiscoveryStatus>,
+    port_forward: Option<PortForwardSpec>,
+    log_streams: HashMap<String, PodLogStreamSpec>,
+}
+
+struct PodMonitor {
+    client: Client,
+    cluster: Arc<ClusterConnection>,
+    name: String,
+    resource: String,
+    owner: OwnerReference,
+    spec: KubernetesDiscoverySpec,
+    declared: Declared,
+}
+
+impl PodMonitor {
+    async fn run(mut self, stop: CancellationToken) {
+        let started = Timestamp::now();
+        let cluster = loop {
+            match self.cluster.client().await {
+                Ok(c) => break c,
+                Err(reason) => {
+                    self.write_status(KubernetesDiscoveryStatus {
+                        monitor_start_time: Some(MicroTime(started)),
+                        waiting: Some(KubernetesDiscoveryStateWaiting { reason }),
+                        ..Default::default()
+                    })
+                    .await;
+                    tokio::select! {
+                        _ = stop.cancelled() => return,
+                        _ = tokio::time::sleep(Duration::from_secs(5)) => {}
+                    }
+                }
+            }
+        };
+        let namespaces: std::collections::BTreeSet<String> = if self.spec.watches.is_empty() {
+            [cluster.default_namespace().to_string()].into()
+        } else {
+            self.spec.watches.iter().map(|w| w.namespace.clone()).collect()
+        };
+        let streams = namespaces.iter().map(|ns| {
+            watcher(Api::<K8sPod>::namespaced(cluster.clone(), ns), watcher::Config::default())
+                .default_backoff()
+                .boxed()
+        });
+        let mut events = futures::stream::select_all(streams);
+        let selectors: Vec<Selector> =
+            self.spec.extra_selectors.iter().filter_map(|s| Selector::try_from(s.clone()).ok()).collect();
+        let watched: HashSet<String> = self.spec.watches.iter().map(|w| w.uid.clone()).collect();
+        let mut owners = Owners::new(cluster.clone());
+        // Pods by namespace/name; a watcher's re-list replaces its namespace's pods.
+        let mut all: BTreeMap<(String, String), K8sPod> = BTreeMap::new();
+        let mut relisting: HashMap<String, BTreeMap<(String, String), K8sPod>> = HashMap::new();
+        self.write_status(KubernetesDiscoveryStatus {
+            monitor_start_time: Some(MicroTime(started)),
+            running: Some(KubernetesDiscoveryStateRunning { start_time: Some(MicroTime(started)) }),
+            ..Default::default()
+        })
+        .await;
+        loop {
+            let first = tokio::select! {
+                _ = stop.cancelled() => return,
+                e = events.next() => e,
+            };
+            let Some(first) = first else { return };
+            let mut batch = vec![first];
+            let settle = tokio::time::sleep(SETTLE);
+            tokio::pin!(settle);
+            loop {
+                tokio::select! {
+                    _ = &mut settle => break,
+                    e = events.next() => match e { Some(e) => batch.push(e), None => break },
+                }
+            }
+            let mut changed = false;
+            for event in batch {
+                match event {
+                    Ok(watcher::Event::Apply(p)) => {
+                        all.insert(key(&p), p);
+                        changed = true;
+                    }
+                    Ok(watcher::Event::Delete(p)) => {
+                        all.remove(&key(&p));
+                        changed = true;
+                    }
+                    Ok(watcher::Event::Init) => {}
+                    Ok(watcher::Event::InitApply(p)) => {
+                        let ns = p.namespace().unwrap_or_default();
+                        relisting.entry(ns).or_default().insert(key(&p), p);
+                    }
+                    Ok(watcher::Event::InitDone) => {
+                        // One namespace's re-list finished: its pods are exactly what it listed.
+                        for (ns, pods) in relisting.drain() {
+                            all.retain(|(n, _), _| *n != ns);
+                            all.extend(pods);
+                        }
+                        changed = true;
+                    }
+                    Err(err) => tracing::debug!(kd = %self.name, %err, "pod watch error"),
+                }
+            }
+            if changed {
+                self.publish(started, &all, &watched, &selectors, &mut owners).await;
+            }
+        }
+    }
+
+    /// Writes the status and the attached objects for the current pods.
+    async fn publish(
+        &mut self,
+        started: Timestamp,
+        all: &BTreeMap<(String, String), K8sPod>,
+        watched: &HashSet<String>,
+        selectors: &[Selector],
+        owners: &mut Owners,
+    ) {
+        let mut found = Vec::new();
+        for pod in all.values() {
+            let ancestor = owners.watched_ancestor(pod, watched).await;
+            let labels = pod.metadata.labels.clone().unwrap_or_default();
+            if ancestor.is_some() || selectors.iter().any(|s| s.matches(&labels)) {
+                found.push(pods::describe(pod, ancestor.unwrap_or_default(), owners.owner_of(pod)));
+            }
+        }
+        found.sort_by(|a, b| b.created_at.as_ref().map(|t| t.0).cmp(&a.created_at.as_ref().map(|t| t.0)));
+        self.write_status(KubernetesDiscoveryStatus {
+            monitor_start_time: Some(MicroTime(started)),
+            pods: found.clone(),
+            running: Some(KubernetesDiscoveryStateRunning { start_time: Some(MicroTime(started)) }),
+            waiting: None,
+        })
+        .await;
+        self.declare_log_streams(&found).await;
+        self.declare_port_forward(&found, all).await;
+    }
+
+    async fn write_status(&mut self, status: KubernetesDiscoveryStatus) {
+        if self.declared.status.as_ref() == Some(&status) {
+            return;
+        }
+        let api: Api<KubernetesDiscovery> = Api::all(self.client.clone());
+        let patch = json!({"apiVersion": tilt_apis::API_VERSION, "kind": "KubernetesDiscovery", "status": &status});
+        match api.patch_status(&self.name, &PatchParams::apply(MANAGER).force(), &Patch::Apply(&patch)).await {
+            Ok(_) => self.declared.status = Some(status),
+            Err(err) => tracing::warn!(kd = %self.name, %err, "writing KubernetesDiscovery status"),
+        }
+    }
+
+    fn child_meta<K: Resource>(&self, object: &mut K) {
+        let meta = object.meta_mut();
+        meta.owner_references = Some(vec![self.owner.clone()]);
+        meta.annotations = Some([(RESOURCE_ANNOTATION.to_string(), self.resource.clone())].into());
+        meta.labels = Some([(DISCOVERY_LABEL.to_string(), self.name.clone())].into());
+    }
+
+    async fn declare_log_streams(&mut self, found: &[tilt_apis::Pod]) {
+        let template = self.spec.pod_log_stream_template_spec.clone().unwrap_or_default();
+        let api: Api<PodLogStream> = Api::all(self.client.clone());
+        let mut wanted = HashSet::new();
+        for pod in found.iter().filter(|p| !p.deleting) {
+            let name = format!("{}-{}", self.name, pod.name);
+            let spec = PodLogStreamSpec {
+                pod: pod.name.clone(),
+                namespace: pod.namespace.clone(),
+                since_time: template.since_time.clone(),
+                only_containers: template.only_containers.clone(),
+                ignore_containers: template.ignore_containers.clone(),
+                cluster: self.spec.cluster.clone(),
+            };
+            wanted.insert(name.clone());
+            if self.declared.log_streams.get(&name) == Some(&spec) {
+                continue;
+            }
+            let mut pls = PodLogStream::new(&name, spec.clone());
+            self.child_meta(&mut pls);
+            match api.patch(&name, &PatchParams::apply(MANAGER).force(), &Patch::Apply(&pls)).await {
+                Ok(_) => {
+                    self.declared.log_streams.insert(name, spec);
+                }
+                Err(err) => tracing::warn!(kd = %self.name, %err, "declaring a PodLogStream"),
+            }
+        }
+        let gone: Vec<String> = self.declared.log_streams.keys().filter(|n| !wanted.contains(*n)).cloned().collect();
+        for name in gone {
+            match api.delete(&name, &DeleteParams::default()).await {
+                Ok(_) | Err(kube::Error::Api(_)) => {
+                    self.declared.log_streams.remove(&name);
+                }
+                Err(err) => tracing::warn!(kd = %self.name, %err, "deleting a PodLogStream"),
+            }
+        }
+    }
+
+    async fn declare_port_forward(&mut self, found: &[tilt_apis::Pod], all: &BTreeMap<(String, String), K8sPod>) {
+        let Some(template) = self.spec.port_forward_template_spec.clone().filter(|t| !t.forwards.is_empty()) else {
+            return;
+        };
+        let Some(best) = pods::best_pod(found) else { return };
+        let declared_ports: Vec<i32> = all
+            .get(&(best.namespace.clone(), best.name.clone()))
+            .and_then(|p| p.spec.as_ref())
+            .map(|s| s.containers.iter().flat_map(|c| c.ports.iter().flatten().map(|p| p.container_port)).collect())
+            .unwrap_or_default();
+        let forwards = template
+            .forwards
+            .iter()
+            .map(|f| {
+                let mut f = f.clone();
+                if f.container_port == 0 {
+                    // As Go Tilt: the declared port equal to the local one, else the first, else the local one.
+                    f.container_port = declared_ports
+                        .iter()
+                        .copied()
+                        .find(|p| *p == f.local_port)
+                        .or(declared_ports.first().copied())
+                        .unwrap_or(f.local_port);
+                }
+                f
+            })
+            .collect();
+        let spec = PortForwardSpec {
+            pod_name: best.name.clone(),
+            namespace: best.namespace.clone(),
+            forwards,
+            cluster: self.spec.cluster.clone(),
+        };
+        if self.declared.port_forward.as_ref() == Some(&spec) {
+            return;
+        }
+        let mut pf = PortForward::new(&self.name, spec.clone());
+        self.child_meta(&mut pf);
+        let api: Api<PortForward> = Api::all(self.client.clone());
+        match api.patch(&self.name, &PatchParams::apply(MANAGER).force(), &Patch::Apply(&pf)).await {
+            Ok(_) => self.declared.port_forward = Some(spec),
+            Err(err) => tracing::warn!(kd = %self.name, %err, "declaring the PortForward"),
+        }
+    }
+}
+
+fn key(p: &K8sPod) -> (String, String) {
+    (p.namespace().unwrap_or_default(), p.name_any())
+}
+
+/// Deletes the PortForwards and PodLogStreams a discovery declared, except `keep`.
+async fn delete_children(client: &Client, discovery: &str, keep: &HashSet<String>) -> Result<(), kube::Error> {
+    let params = ListParams::default().labels(&format!("{DISCOVERY_LABEL}={discovery}"));
+    let pls: Api<PodLogStream> = Api::all(client.clone());
+    for o in pls.list_metadata(&params).await?.items {
+        if !keep.contains(&o.name_any()) {
+            let _ = pls.delete(&o.name_any(), &DeleteParams::default()).await;
+        }
+    }
+    let pfs: Api<PortForward> = Api::all(client.clone());
+    for o in pfs.list_metadata(&params).await?.items {
+        if !keep.contains(&o.name_any()) {
+            let _ = pfs.delete(&o.name_any(), &DeleteParams::default()).await;
+        }
+    }
+    Ok(())
+}
+
+fn error_policy(kd: Arc<KubernetesDiscovery>, err: &Error, _ctx: Arc<Ctx>) -> Action {
+    tracing::warn!(kd = %kd.name_any(), %err, "KubernetesDiscovery reconcile failed");
+    Action::requeue(Duration::from_secs(1))
+}
+
+/// Runs the controller until `shutdown` is cancelled.
+pub async fn run(client: Client, shutdown: CancellationToken, cluster: Arc<ClusterConnection>) {
+    let api: Api<KubernetesDiscovery> = Api::all(client.clone());
+    let ctx = Arc::new(Ctx::new(client.clone(), cluster));
+    let stop = shutdown.clone();
+    let controller = Controller::new(api.clone(), watcher::Config::default())
+        .graceful_shutdown_on(async move { stop.cancelled().await })
+        .run(reconcile, error_policy, ctx.clone())
+        .for_each(|_| async {});
+    // The Controller never calls reconcile for deleted objects, so deletes are followed here.
+    let deletes = {
+        let ctx = ctx.clone();
+        watcher(api, watcher::Config::default()).default_backoff().for_each(move |event| {
+            let ctx = ctx.clone();
+            async move {
+                if let Ok(watcher::Event::Delete(kd)) = event
+                    && ctx.stop(&kd.name_any(), kd.uid().as_deref())
+                    && let Err(err) = delete_children(&ctx.client, &kd.name_any(), &HashSet::new()).await
+                {
+                    tracing::warn!(kd = %kd.name_any(), %err, "deleting what a KubernetesDiscovery declared");
+                }
+            }
+        })
+    };
+    tokio::select! {
+        _ = controller => {}
+        _ = deletes => {}
+        _ = shutdown.cancelled() => {}
+    }
+    let names: Vec<String> = ctx.monitors.lock().unwrap_or_else(|e| e.into_inner()).keys().cloned().collect();
+    for name in names {
+        ctx.stop(&name, None);
+    }
+}

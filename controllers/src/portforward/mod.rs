@@ -1,0 +1,414 @@
+//! The PortForward controller: listens on each forward's local port and carries every accepted connection
+//! to the pod's container port over the cluster's `pods/NAME/portforward` websocket.
+//!
+//! Each forward has a listener task (`listener.rs`) bound to `host:localPort` (`localhost` when the host is
+//! empty: every address it resolves to). A connection dials the pod when it is accepted, with a deadline,
+//! so a dead apiserver or kubelet fails that connection instead of wedging it. The pod a connection goes to
+//! is read when it is accepted: when `spec.podName` changes (the pod was replaced), the listener stays bound
+//! and only new connections go to the new pod. A listener is rebound only when its host or local port
+//! changes.
+//!
+//! Every failure — a port that cannot be bound, a dial that times out, a pod that is gone, an error the
+//! kubelet sends on the stream's error channel ("connection refused"), a connection that breaks — is written
+//! to that forward's `status.forwardStatuses[].error`, naming the pod, the ports and the cause; the next
+//! connection that gets bytes from the pod clears it. A port that cannot be bound is retried with backoff.
+//! Deleting the object (or shutting down) closes its listeners and connections.
+
+mod listener;
+
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use futures::{StreamExt, TryStreamExt};
+use kube::api::{Api, Patch, PatchParams};
+use kube::runtime::controller::{Action, Controller};
+use kube::runtime::reflector::{self, ObjectRef, Store};
+use kube::runtime::watcher;
+use kube::runtime::WatchStreamExt;
+use kube::{Client, ResourceExt};
+use serde_json::json;
+use tilt_apis::{Forward, ForwardStatus, PortForward, PortForwardSpec, PortForwardStatus};
+use tokio::sync::watch;
+use tokio_util::sync::CancellationToken;
+
+use crate::cluster::ClusterConnection;
+
+/// The field manager of this controller's status writes.
+pub const MANAGER: &str = "tilt-portforward-controller";
+
+/// The host a forward listens on when `host` is empty (Go Tilt's default).
+pub const DEFAULT_HOST: &str = "localhost";
+
+/// How long a connection may take to reach the pod before it is given up.
+pub const DIAL_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// Why a reconcile failed; retried with backoff.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// The API refused a status write.
+    #[error("writing PortForward status: {0}")]
+    Api(#[from] kube::Error),
+}
+
+/// Where new connections of one forward go.
+#[derive(Debug, Clone, PartialEq)]
+struct Target {
+    pod: String,
+    namespace: String,
+    container_port: u16,
+}
+
+/// The forward statuses of one object, kept by listener id and written in spec order.
+#[derive(Default)]
+struct Forwards {
+    order: Vec<u64>,
+    by_id: HashMap<u64, ForwardStatus>,
+    /// What was last written, to skip writes that change nothing.
+    written: Option<PortForwardStatus>,
+}
+
+/// The status of one object as this controller knows it; writes are serialized so they land in order.
+struct StatusCell {
+    api: Api<PortForward>,
+    name: String,
+    forwards: tokio::sync::Mutex<Forwards>,
+}
+
+impl StatusCell {
+    fn new(client: Client, name: String) -> Self {
+        StatusCell { api: Api::all(client), name, forwards: tokio::sync::Mutex::default() }
+    }
+
+    /// Applies `change` and writes the whole status if it differs from what was last written.
+    async fn update(&self, change: impl FnOnce(&mut Forwards)) {
+        let mut forwards = self.forwards.lock().await;
+        change(&mut forwards);
+        let status = PortForwardStatus {
+            forward_statuses: forwards.order.iter().filter_map(|id| forwards.by_id.get(id).cloned()).collect(),
+        };
+        if forwards.written.as_ref() == Some(&status) {
+            return;
+        }
+        let patch = json!({"apiVersion": tilt_apis::API_VERSION, "kind": "PortForward", "status": &status});
+        match self.api.patch_status(&self.name, &PatchParams::apply(MANAGER).force(), &Patch::Apply(&patch)).await {
+            Ok(_) => forwards.written = Some(status),
+            // Deleted: the delete stops the listeners.
+            Err(kube::Error::Api(e)) if e.code == 404 => {}
+            Err(err) => {
+                forwards.written = None;
+                tracing::warn!(name = %self.name, %err, "writing PortForward status");
+            }
+        }
+    }
+
+    /// Changes the status of the forward `id`, if it is still in the spec.
+    async fn forward(&self, id: u64, change: impl FnOnce(&mut ForwardStatus)) {
+        self.update(|f| {
+            if let Some(s) = f.by_id.get_mut(&id) {
+                change(s);
+            }
+        })
+        .await;
+    }
+}
+
+/// One forward of a running object: its listener task and where it sends connections.
+struct Listener {
+    id: u64,
+    /// `(host, localPort)` as in the spec; a listener is reused for a forward with the same key.
+    /// `None` for a forward that cannot run (its status says why).
+    key: Option<(String, i32)>,
+    target: watch::Sender<Target>,
+    stop: CancellationToken,
+    task: Option<tokio::task::JoinHandle<()>>,
+}
+
+impl Listener {
+    async fn stop(self) {
+        self.stop.cancel();
+        if let Some(task) = self.task {
+            let _ = task.await;
+        }
+    }
+}
+
+/// What the controller runs for one object.
+struct Entry {
+    uid: Option<String>,
+    spec: PortForwardSpec,
+    listeners: Vec<Listener>,
+    status: Arc<StatusCell>,
+}
+
+impl Entry {
+    async fn stop(self) {
+        futures::future::join_all(self.listeners.into_iter().map(Listener::stop)).await;
+    }
+}
+
+type Slot = Arc<tokio::sync::Mutex<Option<Entry>>>;
+
+/// What reconciles share.
+struct Ctx {
+    client: Client,
+    cluster: Arc<ClusterConnection>,
+    /// The controller's view of the objects, to tell a live object from a deleted one.
+    store: Store<PortForward>,
+    slots: Mutex<HashMap<String, Slot>>,
+    next_id: AtomicU64,
+    shutdown: CancellationToken,
+}
+
+impl Ctx {
+    fn slot(&self, name: &str) -> Slot {
+        self.slots.lock().unwrap_or_else(|e| e.into_inner()).entry(name.to_string()).or_default().clone()
+    }
+
+    fn is_live(&self, name: &str, uid: &Option<String>) -> bool {
+        self.store.get(&ObjectRef::new(name)).is_some_and(|o| o.uid() == *uid && o.metadata.deletion_timestamp.is_none())
+    }
+
+    /// Closes the listeners of `name` if they belong to the object with `uid` (any object when `None`).
+    async fn forget(&self, name: &str, uid: Option<&Option<String>>) {
+        let slot = self.slot(name);
+        let mut entry = slot.lock().await;
+        if entry.as_ref().is_some_and(|e| uid.is_none_or(|u| *u == e.uid))
+            && let Some(e) = entry.take()
+        {
+            e.stop().await;
+        }
+    }
+
+    /// Reacts to deletes on the controller's watch stream, which reconciles never see.
+    fn observe(self: &Arc<Self>, event: &watcher::Event<PortForward>) {
+        let gone: Vec<(String, Option<String>)> = match event {
+            watcher::Event::Delete(o) => vec![(o.name_any(), o.uid())],
+            // A re-list replaces the store without a delete event for what vanished meanwhile.
+            watcher::Event::InitDone => {
+                let names: Vec<String> = self.slots.lock().unwrap_or_else(|e| e.into_inner()).keys().cloned().collect();
+                names
+                    .into_iter()
+                    .filter(|n| self.store.get(&ObjectRef::new(n)).is_none())
+                    .map(|n| (n, None))
+                    .collect()
+            }
+            _ => return,
+        };
+        for (name, uid) in gone {
+            let ctx = self.clone();
+            tokio::spawn(async move {
+                match uid {
+                    Some(uid) => ctx.forget(&name, Some(&Some(uid))).await,
+                    None if ctx.store.get(&ObjectRef::new(&name)).is_none() => ctx.forget(&name, None).await,
+                    None => {}
+                }
+            });
+        }
+    }
+}
+
+/// The host a forward listens on.
+fn host_of(forward: &Forward) -> String {
+    if forward.host.is_empty() { DEFAULT_HOST.to_string() } else { forward.host.clone() }
+}
+
+/// Why the object cannot be forwarded at all, if it cannot.
+fn invalid_spec(spec: &PortForwardSpec) -> Option<String> {
+    if spec.pod_name.is_empty() {
+        return Some("spec.podName is empty".into());
+    }
+    if !spec.cluster.is_empty() && spec.cluster != "default" {
+        return Some(format!("cluster {:?} is not supported: tilt forwards to the default cluster only", spec.cluster));
+    }
+    None
+}
+
+/// Why one forward cannot run, if it cannot.
+fn invalid_forward(forward: &Forward) -> Option<String> {
+    if !(1..=65535).contains(&forward.container_port) {
+        return Some(format!("containerPort {} is not a port number (1-65535)", forward.container_port));
+    }
+    if !(0..=65535).contains(&forward.local_port) {
+        return Some(format!("localPort {} is not a port number (0-65535; 0 picks a free one)", forward.local_port));
+    }
+    None
+}
+
+/// Makes the object's listeners follow its spec.
+async fn reconcile(pf: Arc<PortForward>, ctx: Arc<Ctx>) -> Result<Action, Error> {
+    let (name, uid) = (pf.name_any(), pf.uid());
+    let slot = ctx.slot(&name);
+    let mut entry = slot.lock().await;
+    // Checked under the slot lock: a delete seen after this finds (and stops) what is started here.
+    if !ctx.is_live(&name, &uid) {
+        if let Some(e) = entry.take_if(|e| e.uid == uid) {
+            e.stop().await;
+        }
+        return Ok(Action::await_change());
+    }
+    if entry.as_ref().is_some_and(|e| e.uid == uid && e.spec == pf.spec) {
+        return Ok(Action::await_change());
+    }
+    let (mut old, status) = match entry.take() {
+        Some(e) if e.uid == uid => (e.listeners, e.status),
+        Some(e) => {
+            e.stop().await;
+            (Vec::new(), Arc::new(StatusCell::new(ctx.client.clone(), name.clone())))
+        }
+        None => (Vec::new(), Arc::new(StatusCell::new(ctx.client.clone(), name.clone()))),
+    };
+    let spec = &pf.spec;
+    let client = match invalid_spec(spec) {
+        Some(why) => Err(why),
+        None => ctx.cluster.client().await,
+    };
+    let namespace = match &client {
+        Ok(c) if spec.namespace.is_empty() => c.default_namespace().to_string(),
+        _ => spec.namespace.clone(),
+    };
+    // Match forwards to running listeners by (host, localPort); the rest are closed before new ones bind.
+    let mut plan: Vec<(usize, Option<Listener>)> = Vec::new();
+    for (i, forward) in spec.forwards.iter().enumerate() {
+        let key = (host_of(forward), forward.local_port);
+        let reuse = match (&client, invalid_forward(forward)) {
+            (Ok(_), None) => old.iter().position(|l| l.key.as_ref() == Some(&key)).map(|j| old.remove(j)),
+            _ => None,
+        };
+        plan.push((i, reuse));
+    }
+    futures::future::join_all(old.into_iter().map(Listener::stop)).await;
+    let mut listeners = Vec::new();
+    let mut fresh: Vec<(u64, ForwardStatus)> = Vec::new();
+    for (i, reuse) in plan {
+        let forward = &spec.forwards[i];
+        let target = Target {
+            pod: spec.pod_name.clone(),
+            namespace: namespace.clone(),
+            container_port: forward.container_port.clamp(0, 65535) as u16,
+        };
+        if let Some(listener) = reuse {
+            listener.target.send_replace(target);
+            listeners.push(listener);
+            continue;
+        }
+        let id = ctx.next_id.fetch_add(1, Ordering::Relaxed);
+        let (tx, rx) = watch::channel(target);
+        let stop = ctx.shutdown.child_token();
+        let initial = ForwardStatus {
+            local_port: forward.local_port,
+            container_port: forward.container_port,
+            ..Default::default()
+        };
+        let why = match &client {
+            Err(why) => Some(why.clone()),
+            Ok(_) => invalid_forward(forward),
+        };
+        let (key, task) = match (&client, why) {
+            (Ok(client), None) => {
+                let key = (host_of(forward), forward.local_port);
+                let run = listener::Run {
+                    id,
+                    host: key.0.clone(),
+                    local_port: forward.local_port as u16,
+                    target: rx,
+                    cluster: client.clone(),
+                    status: status.clone(),
+                    stop: stop.clone(),
+                };
+                (Some(key), Some(tokio::spawn(run.run())))
+            }
+            (_, why) => {
+                fresh.push((id, ForwardStatus { error: why.unwrap_or_default(), ..initial }));
+                listeners.push(Listener { id, key: None, target: tx, stop, task: None });
+                continue;
+            }
+        };
+        fresh.push((id, initial));
+        listeners.push(Listener { id, key, target: tx, stop, task });
+    }
+    let order: Vec<u64> = listeners.iter().map(|l| l.id).collect();
+    let container_ports: HashMap<u64, i32> =
+        listeners.iter().zip(&spec.forwards).map(|(l, f)| (l.id, f.container_port)).collect();
+    status
+        .update(move |f| {
+            for (id, s) in fresh {
+                // A listener may have reported already; keep what it wrote.
+                f.by_id.entry(id).or_insert(s);
+            }
+            f.by_id.retain(|id, _| order.contains(id));
+            for (id, port) in container_ports {
+                if let Some(s) = f.by_id.get_mut(&id) {
+                    s.container_port = port;
+                }
+            }
+            f.order = order;
+        })
+        .await;
+    *entry = Some(Entry { uid, spec: pf.spec.clone(), listeners, status });
+    Ok(Action::await_change())
+}
+
+fn error_policy(pf: Arc<PortForward>, err: &Error, _ctx: Arc<Ctx>) -> Action {
+    tracing::warn!(name = %pf.name_any(), %err, "PortForward reconcile failed");
+    Action::requeue(Duration::from_millis(500))
+}
+
+/// Runs the controller until `shutdown` is cancelled, then closes every listener and connection. Pods are
+/// reached in the cluster `cluster` connects to; the objects through `client` (tilt's API).
+pub async fn run(client: Client, shutdown: CancellationToken, cluster: Arc<ClusterConnection>) {
+    let api: Api<PortForward> = Api::all(client.clone());
+    let (store, writer) = reflector::store();
+    let ctx = Arc::new(Ctx {
+        client,
+        cluster,
+        store: store.clone(),
+        slots: Mutex::default(),
+        next_id: AtomicU64::new(1),
+        shutdown: shutdown.clone(),
+    });
+    let observer = ctx.clone();
+    let objects = watcher(api, watcher::Config::default())
+        .default_backoff()
+        .reflect(writer)
+        .inspect_ok(move |event| observer.observe(event))
+        .applied_objects();
+    let stopping = shutdown.clone();
+    Controller::for_stream(objects, store)
+        .graceful_shutdown_on(async move { stopping.cancelled().await })
+        .run(reconcile, error_policy, ctx.clone())
+        .for_each(|_| async {})
+        .await;
+    shutdown.cancel();
+    let names: Vec<String> = ctx.slots.lock().unwrap_or_else(|e| e.into_inner()).keys().cloned().collect();
+    futures::future::join_all(names.iter().map(|n| ctx.forget(n, None))).await;
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn forward(local: i32, container: i32) -> Forward {
+        Forward { local_port: local, container_port: container, ..Default::default() }
+    }
+
+    #[test]
+    fn forwards_are_validated() {
+        assert!(invalid_forward(&forward(8080, 80)).is_none());
+        assert!(invalid_forward(&forward(0, 80)).is_none());
+        assert!(invalid_forward(&forward(8080, 0)).unwrap().contains("containerPort 0"));
+        assert!(invalid_forward(&forward(70000, 80)).unwrap().contains("localPort 70000"));
+        assert!(invalid_forward(&forward(-1, 80)).unwrap().contains("localPort -1"));
+        let spec = PortForwardSpec { pod_name: String::new(), ..Default::default() };
+        assert_eq!(invalid_spec(&spec).unwrap(), "spec.podName is empty");
+        let spec = PortForwardSpec { pod_name: "p".into(), cluster: "prod".into(), ..Default::default() };
+        assert!(invalid_spec(&spec).unwrap().contains("\"prod\""));
+    }
+
+    #[test]
+    fn the_default_host_is_localhost() {
+        assert_eq!(host_of(&forward(1, 2)), "localhost");
+        assert_eq!(host_of(&Forward { host: "127.0.0.1".into(), ..forward(1, 2) }), "127.0.0.1");
+    }
+}

@@ -1,0 +1,284 @@
+//! The KubernetesApply and KubernetesDiscovery controllers (and the UIResource summary of them) against a
+//! real tilt API server and the fixture cluster, reached through the kube client as a real cluster would be.
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use k8s_openapi::api::apps::v1::Deployment;
+use k8s_openapi::api::core::v1::{ConfigMap as K8sConfigMap, Pod};
+use kube::api::{Api, DeleteParams, ListParams, Patch, PatchParams, PostParams};
+use kube::config::{KubeConfigOptions, Kubeconfig};
+use kube::{Client, ResourceExt};
+use serde_json::json;
+use tilt_apis::{
+    DockerImage, DockerImageSpec, Forward, ImageMap, ImageMapSpec, KubernetesApply, KubernetesApplySpec, KubernetesDiscovery, PodLogStream,
+    PortForward, PortForwardTemplateSpec, UIResource, UIResourceSpec,
+};
+use tilt_apiserver::{ApiServer, Config, Registry};
+use tilt_controllers::cluster::ClusterConnection;
+use tilt_controllers::logs::LogStore;
+use tilt_controllers::{kubernetesapply, kubernetesdiscovery, uiresource};
+use tilt_fixtures::cluster::FixtureCluster;
+use tokio_util::sync::CancellationToken;
+
+struct Env {
+    _server: ApiServer,
+    cluster: FixtureCluster,
+    client: Client,
+    logs: Arc<LogStore>,
+    shutdown: CancellationToken,
+    tasks: Vec<tokio::task::JoinHandle<()>>,
+}
+
+impl Env {
+    async fn start() -> Env {
+        // Controller warnings show in the output of a failing test.
+        let _ = tracing_subscriber::fmt().with_env_filter("warn").with_test_writer().try_init();
+        let server = ApiServer::start(Registry::tilt(), Config::default()).await.unwrap();
+        let kubeconfig: Kubeconfig = serde_json::from_value(server.kubeconfig("test")).unwrap();
+        let config = kube::Config::from_custom_kubeconfig(kubeconfig, &KubeConfigOptions::default()).await.unwrap();
+        let client = Client::try_from(config).unwrap();
+        let cluster = FixtureCluster::start().await.unwrap();
+        let connection = Arc::new(ClusterConnection::with_client(cluster.client()));
+        let logs = Arc::new(LogStore::default());
+        let shutdown = CancellationToken::new();
+        let tasks = vec![
+            tokio::spawn(kubernetesapply::run(client.clone(), shutdown.clone(), connection.clone(), logs.clone())),
+            tokio::spawn(kubernetesdiscovery::run(client.clone(), shutdown.clone(), connection)),
+            tokio::spawn(uiresource::run(client.clone(), shutdown.clone())),
+        ];
+        Env { _server: server, cluster, client, logs, shutdown, tasks }
+    }
+
+    fn tilt<K>(&self) -> Api<K>
+    where
+        K: kube::Resource<Scope = k8s_openapi::ClusterResourceScope, DynamicType = ()>,
+    {
+        Api::all(self.client.clone())
+    }
+
+    async fn stop(self) {
+        self.shutdown.cancel();
+        for t in self.tasks {
+            let _ = t.await;
+        }
+        self.cluster.shutdown().await;
+    }
+}
+
+/// Polls `check` until it returns `Some`, for up to 20 s.
+async fn eventually<T, F, Fut>(what: &str, mut check: F) -> T
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = Option<T>>,
+{
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        if let Some(v) = check().await {
+            return v;
+        }
+        assert!(Instant::now() < deadline, "timed out waiting for {what}");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+fn deployment_yaml(name: &str, image: &str) -> String {
+    format!(
+        "apiVersion: apps/v1\nkind: Deployment\nmetadata:\n  name: {name}\nspec:\n  replicas: 1\n  selector:\n    matchLabels:\n      app: {name}\n  template:\n    metadata:\n      labels:\n        app: {name}\n    spec:\n      containers:\n      - name: web\n        image: {image}\n        ports:\n        - containerPort: 8000\n"
+    )
+}
+
+const CONFIG_MAP_YAML: &str = "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: app-settings\ndata:\n  mode: dev\n";
+
+fn labelled<K: kube::Resource>(mut object: K, resource: &str) -> K {
+    object.meta_mut().labels = Some([("tilt.dev/resource".to_string(), resource.to_string())].into());
+    object.meta_mut().annotations = Some([("tilt.dev/resource".to_string(), resource.to_string())].into());
+    object
+}
+
+/// What the DockerImage controller does after a build: the build's and the ImageMap's status.
+async fn set_image(env: &Env, map: &str, image: &str) {
+    let now = jiff::Timestamp::now().to_string();
+    let built = json!({"apiVersion": "tilt.dev/v1alpha1", "kind": "DockerImage", "status": {
+        "ref": image, "completed": {"startedAt": now, "finishedAt": now}}});
+    env.tilt::<DockerImage>()
+        .patch_status(&format!("app:{map}"), &PatchParams::apply("test").force(), &Patch::Apply(&built))
+        .await
+        .unwrap();
+    let status = json!({"apiVersion": "tilt.dev/v1alpha1", "kind": "ImageMap", "status": {"image": image, "imageFromCluster": image}});
+    env.tilt::<ImageMap>()
+        .patch_status(map, &PatchParams::apply("test").force(), &Patch::Apply(&status))
+        .await
+        .unwrap();
+}
+
+async fn pod_images(cluster: &Client) -> Vec<(String, String, bool)> {
+    let pods: Api<Pod> = Api::namespaced(cluster.clone(), "default");
+    pods.list(&ListParams::default())
+        .await
+        .unwrap()
+        .items
+        .into_iter()
+        .map(|p| {
+            let ready = p.status.as_ref().and_then(|s| s.container_statuses.as_ref()).is_some_and(|c| c.iter().all(|c| c.ready));
+            let image = p.spec.as_ref().and_then(|s| s.containers[0].image.clone()).unwrap_or_default();
+            (p.name_any(), image, ready)
+        })
+        .collect()
+}
+
+#[tokio::test]
+async fn deploys_with_built_images_follows_pods_and_deletes_on_removal() {
+    let env = Env::start().await;
+    let cluster = env.cluster.client();
+    env.tilt::<UIResource>()
+        .create(&PostParams::default(), &UIResource::new("app", UIResourceSpec::default()))
+        .await
+        .unwrap();
+    env.tilt::<ImageMap>()
+        .create(&PostParams::default(), &labelled(ImageMap::new("app-image", ImageMapSpec { selector: "app-image".into(), ..Default::default() }), "app"))
+        .await
+        .unwrap();
+    env.tilt::<DockerImage>()
+        .create(&PostParams::default(), &labelled(DockerImage::new("app:app-image", DockerImageSpec { ref_: "app-image".into(), ..Default::default() }), "app"))
+        .await
+        .unwrap();
+    let spec = KubernetesApplySpec {
+        yaml: format!("{}---\n{CONFIG_MAP_YAML}", deployment_yaml("app", "app-image")),
+        image_maps: vec!["app-image".into()],
+        port_forward_template_spec: Some(PortForwardTemplateSpec {
+            forwards: vec![Forward { local_port: 18000, ..Default::default() }],
+        }),
+        cluster: "default".into(),
+        ..Default::default()
+    };
+    env.tilt::<KubernetesApply>()
+        .create(&PostParams::default(), &labelled(KubernetesApply::new("app", spec.clone()), "app"))
+        .await
+        .unwrap();
+
+    // Nothing is deployed before the image exists, and the resource says why it waits.
+    let waiting = eventually("the UIResource to wait for the image", || async {
+        let r = env.tilt::<UIResource>().get("app").await.unwrap();
+        r.status.and_then(|s| s.waiting)
+    })
+    .await;
+    assert!(waiting.reason.contains("image"), "{waiting:?}");
+    let deployments: Api<Deployment> = Api::namespaced(cluster.clone(), "default");
+    assert!(deployments.get_opt("app").await.unwrap().is_none());
+
+    set_image(&env, "app-image", "app-image:tilt-1111111111111111").await;
+    let applied = eventually("the first apply", || async {
+        let ka = env.tilt::<KubernetesApply>().get("app").await.unwrap();
+        ka.status.filter(|s| s.last_apply_time.is_some())
+    })
+    .await;
+    assert_eq!(applied.error, "");
+    let deployment = deployments.get("app").await.unwrap();
+    let container = &deployment.spec.template.spec.as_ref().unwrap().containers[0];
+    assert_eq!(container.image.as_deref(), Some("app-image:tilt-1111111111111111"));
+    assert_eq!(container.image_pull_policy.as_deref(), Some("IfNotPresent"));
+    assert_eq!(deployment.labels().get("app.kubernetes.io/managed-by").map(String::as_str), Some("tilt"));
+    let managers: Vec<String> =
+        deployment.metadata.managed_fields.iter().flatten().filter_map(|m| m.manager.clone()).collect();
+    assert!(managers.contains(&"tilt".to_string()), "{managers:?}");
+    assert!(applied.result_yaml.contains(&deployment.uid().unwrap()), "resultYAML records UIDs");
+    assert!(env.logs.lines(&["app".to_string()], 0).iter().any(|l| l.text.contains("deployment/app")));
+
+    // The discovery follows the deployment's pod; log streams and the port forward attach to it.
+    let kd = eventually("a ready pod in the discovery", || async {
+        let kd = env.tilt::<KubernetesDiscovery>().get_opt("app").await.unwrap()?;
+        let pods = kd.status.as_ref()?.pods.clone();
+        pods.iter().any(|p| p.containers.iter().all(|c| c.ready) && !p.containers.is_empty()).then_some(kd)
+    })
+    .await;
+    assert_eq!(kd.spec.watches.iter().filter(|w| w.name == "app").count(), 1);
+    let first_pod = kd.status.unwrap().pods[0].clone();
+    assert_eq!(first_pod.ancestor_uid, deployment.uid().unwrap());
+    assert_eq!(first_pod.containers[0].image, "app-image:tilt-1111111111111111");
+    let pf = eventually("the port forward", || async { env.tilt::<PortForward>().get_opt("app").await.unwrap() }).await;
+    assert_eq!(pf.spec.pod_name, first_pod.name);
+    assert_eq!(pf.spec.forwards[0].container_port, 8000, "inferred from the pod");
+    eventually("a log stream for the pod", || async {
+        env.tilt::<PodLogStream>().get_opt(&format!("app-{}", first_pod.name)).await.unwrap()
+    })
+    .await;
+    eventually("the resource to be Ready", || async {
+        let r = env.tilt::<UIResource>().get("app").await.unwrap();
+        r.status?.conditions.iter().any(|c| c.type_ == "Ready" && c.status == "True").then_some(())
+    })
+    .await;
+
+    // A new image redeploys; the discovery and the port forward move to the new pod.
+    set_image(&env, "app-image", "app-image:tilt-2222222222222222").await;
+    let new_pod = eventually("a ready pod with the new image", || async {
+        pod_images(&cluster)
+            .await
+            .into_iter()
+            .find(|(_, image, ready)| image.ends_with("tilt-2222222222222222") && *ready)
+            .map(|(name, _, _)| name)
+    })
+    .await;
+    eventually("the port forward to move", || async {
+        let pf = env.tilt::<PortForward>().get("app").await.unwrap();
+        (pf.spec.pod_name == new_pod).then_some(())
+    })
+    .await;
+    eventually("the old pod's log stream to go", || async {
+        let gone = env.tilt::<PodLogStream>().get_opt(&format!("app-{}", first_pod.name)).await.unwrap().is_none();
+        gone.then_some(())
+    })
+    .await;
+
+    // An object no longer declared is deleted from the cluster.
+    let mut spec2 = spec.clone();
+    spec2.yaml = deployment_yaml("app", "app-image");
+    env.tilt::<KubernetesApply>()
+        .patch("app", &PatchParams::apply("test").force(), &Patch::Apply(&labelled(KubernetesApply::new("app", spec2), "app")))
+        .await
+        .unwrap();
+    let maps: Api<K8sConfigMap> = Api::namespaced(cluster.clone(), "default");
+    eventually("the ConfigMap to be deleted", || async { maps.get_opt("app-settings").await.unwrap().is_none().then_some(()) })
+        .await;
+    assert!(deployments.get_opt("app").await.unwrap().is_some());
+
+    // Deleting the KubernetesApply deletes what it deployed, then the object itself goes.
+    env.tilt::<KubernetesApply>().delete("app", &DeleteParams::default()).await.unwrap();
+    eventually("the deployment to be deleted", || async { deployments.get_opt("app").await.unwrap().is_none().then_some(()) })
+        .await;
+    eventually("the KubernetesApply to go", || async {
+        env.tilt::<KubernetesApply>().get_opt("app").await.unwrap().is_none().then_some(())
+    })
+    .await;
+    eventually("the discovery to go", || async {
+        env.tilt::<KubernetesDiscovery>().get_opt("app").await.unwrap().is_none().then_some(())
+    })
+    .await;
+    env.stop().await;
+}
+
+#[tokio::test]
+async fn apply_errors_are_in_status_and_a_fix_applies() {
+    let env = Env::start().await;
+    let bad = "apiVersion: example.com/v1\nkind: Widget\nmetadata:\n  name: w\n";
+    env.tilt::<KubernetesApply>()
+        .create(&PostParams::default(), &KubernetesApply::new("bad", KubernetesApplySpec { yaml: bad.into(), ..Default::default() }))
+        .await
+        .unwrap();
+    let status = eventually("an apply error", || async {
+        env.tilt::<KubernetesApply>().get("bad").await.unwrap().status.filter(|s| !s.error.is_empty())
+    })
+    .await;
+    assert!(status.error.contains("Widget"), "{}", status.error);
+
+    let fixed = KubernetesApply::new("bad", KubernetesApplySpec { yaml: CONFIG_MAP_YAML.into(), ..Default::default() });
+    env.tilt::<KubernetesApply>().patch("bad", &PatchParams::apply("test").force(), &Patch::Apply(&fixed)).await.unwrap();
+    eventually("the fixed apply", || async {
+        let s = env.tilt::<KubernetesApply>().get("bad").await.unwrap().status?;
+        (s.error.is_empty() && s.result_yaml.contains("app-settings")).then_some(())
+    })
+    .await;
+    let maps: Api<K8sConfigMap> = Api::namespaced(env.cluster.client(), "default");
+    assert_eq!(maps.get("app-settings").await.unwrap().data.unwrap()["mode"], "dev");
+    env.stop().await;
+}
