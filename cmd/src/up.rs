@@ -16,6 +16,7 @@ use tilt_apis::{ExitCondition, Session, SessionSpec, Tiltfile, TiltfileSpec};
 use tilt_apiserver::{ApiServer, Config, Registry};
 use tilt_controllers::Services;
 use tilt_controllers::cluster::{ClusterConfig, ClusterConnection};
+use tilt_controllers::dockerimage::DockerConfig;
 use tilt_controllers::cmd::CmdConfig;
 use tilt_controllers::cmd::reaper::Reaper;
 use tilt_controllers::filewatch::FileWatchConfig;
@@ -178,6 +179,7 @@ async fn run(args: RunArgs, exit: ExitCondition, timeout: Option<Duration>, stat
         filewatch: FileWatchConfig { debounce: Duration::from_millis(args.debounce_ms), ..FileWatchConfig::default() },
         loader: Arc::new(StarlarkLoader),
         cluster: Arc::new(ClusterConnection::new(ClusterConfig::default())),
+        docker: DockerConfig::from_env(),
     };
 
     let shutdown = CancellationToken::new();

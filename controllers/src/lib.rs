@@ -38,6 +38,8 @@ pub struct Services {
     pub loader: Arc<dyn tiltfile::Loader>,
     /// The user's Kubernetes cluster.
     pub cluster: Arc<cluster::ClusterConnection>,
+    /// The Docker engine that builds images.
+    pub docker: dockerimage::DockerConfig,
 }
 
 /// Runs every controller until `shutdown` is cancelled; returns once their processes are stopped.
@@ -48,8 +50,11 @@ pub async fn run(client: Client, shutdown: CancellationToken, services: Services
         uiresource::run(client.clone(), shutdown.clone()),
         session::run(client.clone(), shutdown.clone()),
         cmd::run(client.clone(), shutdown.clone(), services.logs.clone(), services.reaper.clone(), services.cmd.clone()),
+        dockerimage::run(client.clone(), shutdown.clone(), services.logs.clone(), services.docker.clone()),
         kubernetesapply::run(client.clone(), shutdown.clone(), services.cluster.clone(), services.logs.clone()),
         kubernetesdiscovery::run(client.clone(), shutdown.clone(), services.cluster.clone()),
+        podlogstream::run(client.clone(), shutdown.clone(), services.cluster.clone(), services.logs.clone()),
+        portforward::run(client.clone(), shutdown.clone(), services.cluster.clone()),
     );
 }
 

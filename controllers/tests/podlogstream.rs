@@ -7,9 +7,9 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use k8s_openapi::api::core::v1::Pod;
+use kube::Client;
 use kube::api::{Api, DeleteParams, ObjectMeta, PostParams};
 use kube::config::{KubeConfigOptions, Kubeconfig};
-use kube::Client;
 use serde_json::json;
 use tilt_apis::{PodLogStream, PodLogStreamSpec, PodLogStreamStatus};
 use tilt_apiserver::{ApiServer, Config, Registry};
@@ -200,8 +200,10 @@ async fn logs_reach_the_store_and_a_restart_brings_new_lines_without_duplicates(
     assert!(env.request("web-1", "/after").await.contains("pod=web-1"));
     want.push("GET /after".into());
     env.log_is("web", &want).await;
-    env.status("web-1-logs", "web streaming again", |s| s.container_statuses.first().is_some_and(|c| c.active && c.error.is_empty()))
-        .await;
+    env.status("web-1-logs", "web streaming again", |s| {
+        s.container_statuses.first().is_some_and(|c| c.active && c.error.is_empty())
+    })
+    .await;
     // And nothing more arrives later (no late replay).
     tokio::time::sleep(Duration::from_millis(500)).await;
     assert_eq!(env.texts("web"), want);
@@ -217,10 +219,11 @@ async fn only_and_ignored_containers_are_honoured() {
     let only = PodLogStreamSpec { only_containers: vec!["sidecar".into()], ..self::spec("duo") };
     env.create_stream("duo-sidecar", "sidecar-only", only).await;
     env.log_is("sidecar-only", &[started("sidecar", "duo"), "hello from sidecar".into()]).await;
-    let status = env.status("duo-logs", "two containers streaming", |s| {
-        s.container_statuses.len() == 2 && s.container_statuses.iter().all(|c| c.active)
-    })
-    .await;
+    let status = env
+        .status("duo-logs", "two containers streaming", |s| {
+            s.container_statuses.len() == 2 && s.container_statuses.iter().all(|c| c.active)
+        })
+        .await;
     let names: Vec<&str> = status.container_statuses.iter().map(|c| c.name.as_str()).collect();
     assert_eq!(names, ["app", "sidecar"]);
     // Each container's lines in order, the two interleaved in any order, and nothing from the proxy.
@@ -230,7 +233,8 @@ async fn only_and_ignored_containers_are_honoured() {
     })
     .await;
     for c in ["app", "sidecar"] {
-        let of: Vec<&str> = wait.iter().filter(|l| l.source == format!("pod/duo/{c}")).map(|l| l.text.as_str()).collect();
+        let of: Vec<&str> =
+            wait.iter().filter(|l| l.source == format!("pod/duo/{c}")).map(|l| l.text.as_str()).collect();
         assert_eq!(of, [started(c, "duo"), format!("hello from {c}")]);
     }
     env.stop().await;
@@ -243,12 +247,16 @@ async fn a_missing_pod_is_reported_until_it_exists_and_a_deleted_stream_stops() 
     env.status("late-logs", "a pod-not-found error", |s| s.error == "pod default/late not found").await;
     env.create_pod("late", &["web"]).await;
     env.log_is("late", &[started("web", "late"), "hello from web".into()]).await;
-    env.status("late-logs", "the error cleared", |s| s.error.is_empty() && s.container_statuses.iter().any(|c| c.active))
-        .await;
+    env.status("late-logs", "the error cleared", |s| {
+        s.error.is_empty() && s.container_statuses.iter().any(|c| c.active)
+    })
+    .await;
 
     env.streams().delete("late-logs", &DeleteParams::default()).await.unwrap();
-    eventually("the stream object gone", || async { env.streams().get_opt("late-logs").await.unwrap().is_none().then_some(()) })
-        .await;
+    eventually("the stream object gone", || async {
+        env.streams().get_opt("late-logs").await.unwrap().is_none().then_some(())
+    })
+    .await;
     // Give the controller time to see the delete, then make the container log a line: it must not arrive.
     tokio::time::sleep(Duration::from_millis(300)).await;
     assert!(env.request("late", "/unseen").await.contains("pod=late"));

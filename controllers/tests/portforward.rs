@@ -7,9 +7,9 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use k8s_openapi::api::core::v1::Pod;
+use kube::Client;
 use kube::api::{Api, DeleteParams, Patch, PatchParams, PostParams};
 use kube::config::{KubeConfigOptions, Kubeconfig};
-use kube::Client;
 use serde_json::json;
 use tilt_apis::{Forward, ForwardStatus, PortForward, PortForwardSpec};
 use tilt_apiserver::{ApiServer, Config, Registry};
@@ -98,7 +98,12 @@ impl Env {
         let spec = PortForwardSpec {
             pod_name: pod.into(),
             namespace: "default".into(),
-            forwards: vec![Forward { local_port, container_port: 8000, host: "127.0.0.1".into(), ..Default::default() }],
+            forwards: vec![Forward {
+                local_port,
+                container_port: 8000,
+                host: "127.0.0.1".into(),
+                ..Default::default()
+            }],
             ..Default::default()
         };
         self.forwards().create(&PostParams::default(), &PortForward::new(name, spec)).await.unwrap();
@@ -127,7 +132,9 @@ impl Env {
 
     /// Waits until the forward listens, and returns its local port.
     async fn listening(&self, name: &str) -> u16 {
-        let s = self.status(name, "listening", |s| !s.addresses.is_empty() && s.local_port != 0 && s.error.is_empty()).await;
+        let s = self
+            .status(name, "listening", |s| !s.addresses.is_empty() && s.local_port != 0 && s.error.is_empty())
+            .await;
         assert_eq!(s.addresses, ["127.0.0.1"]);
         assert!(s.started_at.is_some());
         u16::try_from(s.local_port).unwrap()
@@ -172,7 +179,10 @@ async fn forwards_http_and_sends_new_connections_to_a_new_pod() {
     assert_eq!(get(port, "/").await.unwrap(), "pod=web-2 container=web image=web:1\n");
     // Same listener: not rebound.
     let after = env.status("web", "listening", |_| true).await;
-    assert_eq!((after.local_port, &after.addresses, &after.started_at), (before.local_port, &before.addresses, &before.started_at));
+    assert_eq!(
+        (after.local_port, &after.addresses, &after.started_at),
+        (before.local_port, &before.addresses, &before.started_at)
+    );
     // The old connection still streams from web-1.
     let mut got = String::new();
     for _ in 0..3 {
@@ -207,7 +217,11 @@ async fn a_killed_container_ends_the_connection_reports_the_error_and_recovers()
     .await;
     assert!(ended.is_ok(), "the connection did not end after the container was killed");
     let reset = env.status("web", "the reset reported", |s| !s.error.is_empty()).await;
-    assert!(reset.error.starts_with(&format!("forwarding 127.0.0.1:{port} to pod default/web-1 port 8000: ")), "{}", reset.error);
+    assert!(
+        reset.error.starts_with(&format!("forwarding 127.0.0.1:{port} to pod default/web-1 port 8000: ")),
+        "{}",
+        reset.error
+    );
     assert!(reset.error.to_lowercase().contains("reset"), "{}", reset.error);
 
     // While the container is down, a connection fails, and the status says why.
@@ -248,13 +262,18 @@ async fn a_missing_pod_is_reported_and_delete_closes_the_port() {
     let port = env.listening("ghost").await;
     assert_eq!(get(port, "/").await, None);
     let s = env.status("ghost", "a pod-not-found error", |s| !s.error.is_empty()).await;
-    assert!(s.error.starts_with(&format!("forwarding 127.0.0.1:{port} to pod default/ghost port 8000: pod not found")), "{}", s.error);
+    assert!(
+        s.error.starts_with(&format!("forwarding 127.0.0.1:{port} to pod default/ghost port 8000: pod not found")),
+        "{}",
+        s.error
+    );
 
     env.create_pod("ghost").await;
     assert_eq!(get(port, "/").await.unwrap(), "pod=ghost container=web image=web:1\n");
     env.status("ghost", "the error cleared", |s| s.error.is_empty()).await;
 
     env.forwards().delete("ghost", &DeleteParams::default()).await.unwrap();
-    eventually("the port closed", || async { TcpStream::connect(("127.0.0.1", port)).await.is_err().then_some(()) }).await;
+    eventually("the port closed", || async { TcpStream::connect(("127.0.0.1", port)).await.is_err().then_some(()) })
+        .await;
     env.stop().await;
 }

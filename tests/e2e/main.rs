@@ -3,6 +3,7 @@
 mod cli;
 mod common;
 mod kubectl;
+mod kubernetes;
 mod python;
 mod resources;
 mod tiltfile;

@@ -157,7 +157,9 @@ impl Ctx {
     }
 
     fn is_live(&self, name: &str, uid: &Option<String>) -> bool {
-        self.store.get(&ObjectRef::new(name)).is_some_and(|o| o.uid() == *uid && o.metadata.deletion_timestamp.is_none())
+        self.store
+            .get(&ObjectRef::new(name))
+            .is_some_and(|o| o.uid() == *uid && o.metadata.deletion_timestamp.is_none())
     }
 
     /// Stops the stream of `name` if it belongs to the object with `uid` (any object when `None`).
@@ -178,11 +180,7 @@ impl Ctx {
             // A re-list replaces the store without a delete event for what vanished meanwhile.
             watcher::Event::InitDone => {
                 let names: Vec<String> = self.slots.lock().unwrap_or_else(|e| e.into_inner()).keys().cloned().collect();
-                names
-                    .into_iter()
-                    .filter(|n| self.store.get(&ObjectRef::new(n)).is_none())
-                    .map(|n| (n, None))
-                    .collect()
+                names.into_iter().filter(|n| self.store.get(&ObjectRef::new(n)).is_none()).map(|n| (n, None)).collect()
             }
             _ => return,
         };
@@ -210,7 +208,10 @@ fn invalid_spec(spec: &PodLogStreamSpec) -> Option<String> {
         return Some("spec.pod is empty".into());
     }
     if !spec.cluster.is_empty() && spec.cluster != "default" {
-        return Some(format!("cluster {:?} is not supported: tilt streams logs from the default cluster only", spec.cluster));
+        return Some(format!(
+            "cluster {:?} is not supported: tilt streams logs from the default cluster only",
+            spec.cluster
+        ));
     }
     None
 }
@@ -410,8 +411,11 @@ impl PodStream {
             Ok(c) => c,
             Err(why) => return self.status.set_error(why).await,
         };
-        let namespace =
-            if self.spec.namespace.is_empty() { client.default_namespace().to_string() } else { self.spec.namespace.clone() };
+        let namespace = if self.spec.namespace.is_empty() {
+            client.default_namespace().to_string()
+        } else {
+            self.spec.namespace.clone()
+        };
         let pods: Api<Pod> = Api::namespaced(client, &namespace);
         let pod_name = format!("{namespace}/{}", self.spec.pod);
         let mut backoff = Backoff::new(POD_BACKOFF);
@@ -447,7 +451,8 @@ impl PodStream {
         let since = self.spec.since_time.as_ref().map(|t| t.0);
         let mut tasks = JoinSet::new();
         for name in names {
-            let position = self.positions.lock().unwrap_or_else(|e| e.into_inner()).entry(name.clone()).or_default().clone();
+            let position =
+                self.positions.lock().unwrap_or_else(|e| e.into_inner()).entry(name.clone()).or_default().clone();
             tasks.spawn(
                 ContainerStream {
                     pods: pods.clone(),
@@ -521,11 +526,12 @@ impl ContainerStream {
                 }
                 Err(err) => {
                     let error = format!("reading pod {}: {}", self.pod_name, message(&err));
-                    self.status.container(&self.container, |c| {
-                        c.active = false;
-                        c.error = error;
-                    })
-                    .await;
+                    self.status
+                        .container(&self.container, |c| {
+                            c.active = false;
+                            c.error = error;
+                        })
+                        .await;
                     backoff.next()
                 }
                 Ok(Some(pod)) => {

@@ -23,10 +23,10 @@ use std::time::Duration;
 
 use futures::{StreamExt, TryStreamExt};
 use kube::api::{Api, Patch, PatchParams};
+use kube::runtime::WatchStreamExt;
 use kube::runtime::controller::{Action, Controller};
 use kube::runtime::reflector::{self, ObjectRef, Store};
 use kube::runtime::watcher;
-use kube::runtime::WatchStreamExt;
 use kube::{Client, ResourceExt};
 use serde_json::json;
 use tilt_apis::{Forward, ForwardStatus, PortForward, PortForwardSpec, PortForwardStatus};
@@ -167,7 +167,9 @@ impl Ctx {
     }
 
     fn is_live(&self, name: &str, uid: &Option<String>) -> bool {
-        self.store.get(&ObjectRef::new(name)).is_some_and(|o| o.uid() == *uid && o.metadata.deletion_timestamp.is_none())
+        self.store
+            .get(&ObjectRef::new(name))
+            .is_some_and(|o| o.uid() == *uid && o.metadata.deletion_timestamp.is_none())
     }
 
     /// Closes the listeners of `name` if they belong to the object with `uid` (any object when `None`).
@@ -188,11 +190,7 @@ impl Ctx {
             // A re-list replaces the store without a delete event for what vanished meanwhile.
             watcher::Event::InitDone => {
                 let names: Vec<String> = self.slots.lock().unwrap_or_else(|e| e.into_inner()).keys().cloned().collect();
-                names
-                    .into_iter()
-                    .filter(|n| self.store.get(&ObjectRef::new(n)).is_none())
-                    .map(|n| (n, None))
-                    .collect()
+                names.into_iter().filter(|n| self.store.get(&ObjectRef::new(n)).is_none()).map(|n| (n, None)).collect()
             }
             _ => return,
         };

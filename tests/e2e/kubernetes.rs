@@ -1,0 +1,190 @@
+//! Issue 6 end to end: a Tiltfile with `docker_build` + `k8s_yaml` + `k8s_resource(port_forwards=)` comes up
+//! against the fixture cluster (the user's kubeconfig, current context) and the fake Docker engine
+//! (`DOCKER_HOST`); an edit rebuilds and redeploys; pod logs reach `tilt logs`; the port forward serves
+//! traffic, survives the pod being replaced and its container being killed mid-stream (reporting the error
+//! in status while it is down); `tilt down` deletes every applied object.
+
+use std::io::{Read, Write};
+use std::net::TcpStream;
+use std::time::Duration;
+
+use k8s_openapi::api::apps::v1::Deployment;
+use k8s_openapi::api::core::v1::{Pod, Service};
+use kube::api::{Api, ListParams};
+use kube::ResourceExt;
+use tilt_apis::{PortForward, UIResource};
+use tilt_fixtures::cluster::FixtureCluster;
+use tilt_fixtures::docker::FakeDocker;
+
+use crate::common::{TiltUp, kubeconfig_path, poll};
+
+const DEPLOY: &str = "\
+apiVersion: apps/v1
+kind: Deployment
+metadata:
+  name: app
+spec:
+  replicas: 1
+  selector:
+    matchLabels:
+      app: app
+  template:
+    metadata:
+      labels:
+        app: app
+    spec:
+      containers:
+      - name: web
+        image: app-image
+        ports:
+        - containerPort: 8000
+---
+apiVersion: v1
+kind: Service
+metadata:
+  name: app
+spec:
+  selector:
+    app: app
+  ports:
+  - port: 80
+    targetPort: 8000
+";
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+}
+
+/// One HTTP/1.1 GET through the port forward; the body, or why it failed.
+fn get(port: u16, path: &str) -> Result<String, String> {
+    let mut s = TcpStream::connect(("127.0.0.1", port)).map_err(|e| e.to_string())?;
+    s.set_read_timeout(Some(Duration::from_secs(3))).unwrap();
+    write!(s, "GET {path} HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n").map_err(|e| e.to_string())?;
+    let mut out = String::new();
+    s.read_to_string(&mut out).map_err(|e| e.to_string())?;
+    match out.split_once("\r\n\r\n") {
+        Some((head, body)) if head.starts_with("HTTP/1.1 200") => Ok(body.to_string()),
+        _ => Err(format!("unexpected answer {out:?}")),
+    }
+}
+
+async fn ready_pod(cluster: &kube::Client, image_suffix: &str) -> Option<String> {
+    let pods: Api<Pod> = Api::namespaced(cluster.clone(), "default");
+    pods.list(&ListParams::default()).await.ok()?.items.into_iter().find_map(|p| {
+        let status = p.status.as_ref()?;
+        let ready = status.container_statuses.as_ref()?.iter().all(|c| c.ready);
+        let image = p.spec.as_ref()?.containers[0].image.clone()?;
+        (ready && p.metadata.deletion_timestamp.is_none() && image.ends_with(image_suffix)).then(|| p.name_any())
+    })
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn docker_build_k8s_yaml_and_port_forward_end_to_end() {
+    let home = tempfile::tempdir().unwrap();
+    let cluster = FixtureCluster::start().await.unwrap();
+    let kubeconfig = kubeconfig_path(home.path());
+    std::fs::create_dir_all(kubeconfig.parent().unwrap()).unwrap();
+    cluster.write_kubeconfig(&kubeconfig, "fixture").unwrap();
+    let docker = FakeDocker::start(home.path()).await.unwrap();
+
+    let dir = home.path();
+    std::fs::write(dir.join("Dockerfile"), "FROM scratch\nCOPY app.txt /app.txt\n").unwrap();
+    std::fs::write(dir.join("app.txt"), "version 1\n").unwrap();
+    std::fs::write(dir.join("secret.txt"), "not for the image\n").unwrap();
+    std::fs::write(dir.join(".dockerignore"), "secret.txt\n.kube\n").unwrap();
+    std::fs::write(dir.join("deploy.yaml"), DEPLOY).unwrap();
+    let port = free_port();
+    std::fs::write(
+        dir.join("Tiltfile"),
+        format!("docker_build('app-image', '.')\nk8s_yaml('deploy.yaml')\nk8s_resource('app', port_forwards={port})\n"),
+    )
+    .unwrap();
+
+    let up = TiltUp::start_with(home, &[("DOCKER_HOST", &docker.docker_host())]);
+    let tilt = up.client().await;
+    let k8s = cluster.client();
+    let resources: Api<UIResource> = Api::all(tilt.clone());
+    let ready = || async {
+        let r = resources.get_opt("app").await.ok()??;
+        r.status?.conditions.iter().any(|c| c.type_ == "Ready" && c.status == "True").then_some(())
+    };
+    poll("resource app to be Ready", ready).await;
+
+    // The build got the context without what .dockerignore leaves out, and the deploy uses its image.
+    let builds = docker.builds();
+    assert_eq!(builds.len(), 1, "one build");
+    assert!(builds[0].files.contains_key("app.txt"), "{:?}", builds[0].files.keys());
+    assert!(!builds[0].files.contains_key("secret.txt"), "{:?}", builds[0].files.keys());
+    let deployments: Api<Deployment> = Api::namespaced(k8s.clone(), "default");
+    let image1 = deployments.get("app").await.unwrap().spec.template.spec.unwrap().containers[0].image.clone().unwrap();
+    assert!(image1.starts_with("app-image:tilt-"), "{image1}");
+    let pod1 = poll("the first pod", || ready_pod(&k8s, &image1)).await;
+
+    // The port forward reaches the pod.
+    let body = poll("traffic through the port forward", || async { get(port, "/").ok() }).await;
+    assert!(body.contains(&format!("pod={pod1}")) && body.contains(&image1), "{body}");
+
+    // Pod logs (the container's start line, the request) reach `tilt logs`.
+    poll("pod logs in tilt logs", || async {
+        let out = up.tilt_command(&["logs", "app"]).output().unwrap();
+        let text = String::from_utf8_lossy(&out.stdout).into_owned();
+        (text.contains(&format!("started in pod {pod1}")) && text.contains("GET /")).then_some(())
+    })
+    .await;
+
+    // An edit rebuilds with a new content tag and redeploys; the forward moves to the new pod.
+    std::fs::write(up.home.path().join("app.txt"), "version 2\n").unwrap();
+    let image2 = poll("a rebuilt image deployed", || async {
+        let d = deployments.get("app").await.ok()?;
+        let image = d.spec.template.spec?.containers[0].image.clone()?;
+        (image != image1).then_some(image)
+    })
+    .await;
+    assert!(image2.starts_with("app-image:tilt-"), "{image2}");
+    assert_eq!(docker.builds().last().unwrap().files["app.txt"], b"version 2\n");
+    let pod2 = poll("the new pod", || ready_pod(&k8s, &image2)).await;
+    assert_ne!(pod1, pod2);
+    poll("traffic to the new pod", || async { get(port, "/").ok().filter(|b| b.contains(&format!("pod={pod2}"))) })
+        .await;
+
+    // Kill the container while a response streams: the stream ends, the error shows in status while the
+    // container is down, and traffic flows again once it is back.
+    let mut stream = TcpStream::connect(("127.0.0.1", port)).unwrap();
+    stream.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+    write!(stream, "GET /stream HTTP/1.1\r\nHost: localhost\r\n\r\n").unwrap();
+    let mut buf = [0u8; 256];
+    assert!(stream.read(&mut buf).unwrap() > 0, "the stream started");
+    cluster.kill_container("default", &pod2, "web").await.unwrap();
+    let ended = (0..100).any(|_| matches!(stream.read(&mut buf), Ok(0) | Err(_)));
+    assert!(ended, "the stream ended when its container died");
+    let forwards: Api<PortForward> = Api::all(tilt.clone());
+    let error = poll("the forward's error in status", || async {
+        let _ = get(port, "/");
+        let pf = forwards.get("app").await.ok()?;
+        pf.status?.forward_statuses.into_iter().map(|f| f.error).find(|e| !e.is_empty())
+    })
+    .await;
+    assert!(error.contains(&pod2) || error.contains("8000"), "{error}");
+    cluster.start_container("default", &pod2, "web").await.unwrap();
+    poll("traffic after the container restarted", || async { get(port, "/").ok() }).await;
+    poll("the error to be cleared", || async {
+        let pf = forwards.get("app").await.ok()?;
+        pf.status?.forward_statuses.iter().all(|f| f.error.is_empty()).then_some(())
+    })
+    .await;
+
+    // `tilt down` deletes every applied object.
+    let out = up.tilt_command(&["down"]).output().unwrap();
+    assert!(out.status.success(), "tilt down: {}", String::from_utf8_lossy(&out.stderr));
+    assert!(deployments.get_opt("app").await.unwrap().is_none(), "deployment deleted");
+    let services: Api<Service> = Api::namespaced(k8s.clone(), "default");
+    assert!(services.get_opt("app").await.unwrap().is_none(), "service deleted");
+    poll("the pods to be gone", || async {
+        let pods: Api<Pod> = Api::namespaced(k8s.clone(), "default");
+        pods.list(&ListParams::default()).await.ok()?.items.is_empty().then_some(())
+    })
+    .await;
+    drop(up);
+    docker.shutdown().await;
+    cluster.shutdown().await;
+}
