@@ -14,6 +14,7 @@ pub mod kubernetesdiscovery;
 pub mod logs;
 pub mod podlogstream;
 pub mod portforward;
+mod reflect;
 pub mod session;
 pub mod tiltfile;
 pub mod uiresource;

@@ -178,10 +178,78 @@ fn resource_ready(r: &UIResource) -> bool {
     r.status.as_ref().is_some_and(|s| s.conditions.iter().any(|c| c.type_ == "Ready" && c.status == "True"))
 }
 
+/// A kind that a spec can refer to by name (`restartOn`, `startOn`, `disableSource`).
+pub(crate) trait Referenced:
+    Resource<DynamicType = ()> + Clone + std::fmt::Debug + DeserializeOwned + Send + Sync + 'static
+{
+    /// This kind's store among the Cmd controller's.
+    fn store(stores: &References) -> &Store<Self>;
+}
+
+macro_rules! referenced {
+    ($($kind:ty => $field:ident),* $(,)?) => {$(
+        impl Referenced for $kind {
+            fn store(stores: &References) -> &Store<Self> {
+                &stores.$field
+            }
+        }
+    )*};
+}
+referenced!(FileWatch => file_watches, UIButton => buttons, Cmd => cmds, UIResource => resources, ConfigMap => config_maps);
+
+/// Where [`triggers`] and [`disabled_by`] find the objects a spec names: the API (a GET each, for
+/// controllers without stores) or the Cmd controller's [`References`].
+pub(crate) trait Lookup: Sync {
+    /// The object `name` of kind `K`, if it exists.
+    async fn get<K: Referenced>(&self, name: &str) -> Result<Option<Arc<K>>, kube::Error>;
+}
+
+impl Lookup for Client {
+    async fn get<K: Referenced>(&self, name: &str) -> Result<Option<Arc<K>>, kube::Error> {
+        Ok(Api::<K>::all(self.clone()).get_opt(name).await?.map(Arc::new))
+    }
+}
+
+/// The objects Cmds refer to, as the Cmd controller's watches last saw them.
+pub struct References {
+    file_watches: Store<FileWatch>,
+    buttons: Store<UIButton>,
+    cmds: Store<Cmd>,
+    resources: Store<UIResource>,
+    config_maps: Store<ConfigMap>,
+}
+
+impl References {
+    /// Waits until every store has listed once; before that, an object not yet seen would look missing
+    /// and a trigger time already acted on could look new.
+    async fn ready(&self) -> Result<(), reflector::store::WriterDropped> {
+        self.file_watches.wait_until_ready().await?;
+        self.buttons.wait_until_ready().await?;
+        self.cmds.wait_until_ready().await?;
+        self.resources.wait_until_ready().await?;
+        self.config_maps.wait_until_ready().await
+    }
+}
+
+impl Lookup for References {
+    async fn get<K: Referenced>(&self, name: &str) -> Result<Option<Arc<K>>, kube::Error> {
+        Ok(K::store(self).get(&ObjectRef::new(name)))
+    }
+}
+
 /// The newest event time among the objects an object restarts or starts on, and why it may not start yet
-/// (`None` when every `startOn` condition is met).
+/// (`None` when every `startOn` condition is met); read through the API.
 pub(crate) async fn triggers(
     client: &Client,
+    restart_on: Option<&RestartOnSpec>,
+    start_on: Option<&StartOnSpec>,
+) -> Result<(Option<Timestamp>, Option<String>), kube::Error> {
+    triggers_in(client, restart_on, start_on).await
+}
+
+/// [`triggers`], reading the referenced objects from `lookup`.
+async fn triggers_in(
+    lookup: &impl Lookup,
     restart_on: Option<&RestartOnSpec>,
     start_on: Option<&StartOnSpec>,
 ) -> Result<(Option<Timestamp>, Option<String>), kube::Error> {
@@ -191,23 +259,20 @@ pub(crate) async fn triggers(
             newest = Some(newest.map_or(t, |n| n.max(t)));
         }
     };
-    let fws: Api<FileWatch> = Api::all(client.clone());
-    let buttons: Api<UIButton> = Api::all(client.clone());
-    let cmds: Api<Cmd> = Api::all(client.clone());
-    let resources: Api<UIResource> = Api::all(client.clone());
+    let clicked_at = |b: &UIButton| b.status.as_ref().and_then(|s| s.last_clicked_at.as_ref()).map(|t| t.0);
     if let Some(r) = restart_on {
         for name in &r.file_watches {
-            if let Some(fw) = fws.get_opt(name).await? {
+            if let Some(fw) = lookup.get::<FileWatch>(name).await? {
                 bump(fw.status.as_ref().and_then(|s| s.last_event_time.as_ref()).map(|t| t.0));
             }
         }
         for name in &r.ui_buttons {
-            if let Some(b) = buttons.get_opt(name).await? {
-                bump(b.status.as_ref().and_then(|s| s.last_clicked_at.as_ref()).map(|t| t.0));
+            if let Some(b) = lookup.get::<UIButton>(name).await? {
+                bump(clicked_at(&b));
             }
         }
         for name in &r.cmds {
-            if let Some(c) = cmds.get_opt(name).await? {
+            if let Some(c) = lookup.get::<Cmd>(name).await? {
                 bump(succeeded_at(&c));
             }
         }
@@ -218,9 +283,8 @@ pub(crate) async fn triggers(
         if !s.ui_buttons.is_empty() {
             let mut clicked_any = false;
             for name in &s.ui_buttons {
-                if let Some(b) = buttons.get_opt(name).await? {
-                    let clicked = b.status.as_ref().and_then(|s| s.last_clicked_at.as_ref()).map(|t| t.0);
-                    if let Some(c) = clicked.filter(|c| after.is_none_or(|a| *c > a)) {
+                if let Some(b) = lookup.get::<UIButton>(name).await? {
+                    if let Some(c) = clicked_at(&b).filter(|c| after.is_none_or(|a| *c > a)) {
                         clicked_any = true;
                         bump(Some(c));
                     }
@@ -231,20 +295,17 @@ pub(crate) async fn triggers(
             }
         }
         for name in &s.cmds {
-            match cmds.get_opt(name).await?.as_ref().and_then(succeeded_at) {
+            match lookup.get::<Cmd>(name).await?.as_deref().and_then(succeeded_at) {
                 Some(t) => bump(Some(t)),
                 None => waiting.push(format!("{name} to succeed")),
             }
         }
-        let not_ready: Vec<&str> = {
-            let mut v = Vec::new();
-            for name in &s.ui_resources {
-                if !resources.get_opt(name).await?.as_ref().is_some_and(resource_ready) {
-                    v.push(name.as_str());
-                }
+        let mut not_ready: Vec<&str> = Vec::new();
+        for name in &s.ui_resources {
+            if !lookup.get::<UIResource>(name).await?.as_deref().is_some_and(resource_ready) {
+                not_ready.push(name.as_str());
             }
-            v
-        };
+        }
         if !not_ready.is_empty() {
             waiting.push(format!("resource_deps to be ready ({})", not_ready.join(", ")));
         }
@@ -253,18 +314,23 @@ pub(crate) async fn triggers(
     Ok((newest, reason))
 }
 
-/// Why the Cmd is disabled by its `disableSource` ConfigMap(s) (`key: "true"`), if it is.
+/// Why the Cmd is disabled by its `disableSource` ConfigMap(s) (`key: "true"`), if it is; read through
+/// the API.
 pub(crate) async fn disabled_by(client: &Client, source: Option<&DisableSource>) -> Result<Option<String>, kube::Error> {
+    disabled_in(client, source).await
+}
+
+/// [`disabled_by`], reading the ConfigMaps from `lookup`.
+async fn disabled_in(lookup: &impl Lookup, source: Option<&DisableSource>) -> Result<Option<String>, kube::Error> {
     let Some(source) = source else { return Ok(None) };
-    let maps: Api<ConfigMap> = Api::all(client.clone());
     let mut all: Vec<&ConfigMapDisableSource> = source.every_config_map.iter().collect();
     all.extend(source.config_map.as_ref());
     if all.is_empty() {
         return Ok(None);
     }
     for cm in &all {
-        let value = maps.get_opt(&cm.name).await?.and_then(|m| m.data.get(&cm.key).cloned());
-        if value.as_deref() != Some("true") {
+        let map = lookup.get::<ConfigMap>(&cm.name).await?;
+        if map.as_ref().and_then(|m| m.data.get(&cm.key)).map(String::as_str) != Some("true") {
             return Ok(None);
         }
     }
