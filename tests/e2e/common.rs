@@ -27,9 +27,15 @@ impl TiltUp {
 
     /// Like `start_in`, with extra environment variables.
     pub fn start_with(home: tempfile::TempDir, env: &[(&str, &str)]) -> TiltUp {
+        let tiltfile = home.path().join("Tiltfile");
+        Self::start_at(home, &tiltfile, env)
+    }
+
+    /// Starts `tilt up -f TILTFILE` (a project anywhere, e.g. inside HOME) with HOME's kubeconfig.
+    pub fn start_at(home: tempfile::TempDir, tiltfile: &Path, env: &[(&str, &str)]) -> TiltUp {
         let mut child = Command::new(env!("CARGO_BIN_EXE_tilt"))
             .args(["up", "--api-port", "0", "-f"])
-            .arg(home.path().join("Tiltfile"))
+            .arg(tiltfile)
             .env("HOME", home.path())
             .env("KUBECONFIG", kubeconfig_path(home.path()))
             .env_remove("TILT_CONFIG")

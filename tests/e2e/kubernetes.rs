@@ -1,4 +1,5 @@
-//! Issue 6 end to end: a Tiltfile with `docker_build` + `k8s_yaml` + `k8s_resource(port_forwards=)` comes up
+//! Issue 6 end to end: the example project examples/kubernetes (`docker_build` + `k8s_yaml` +
+//! `k8s_resource(port_forwards=)`) comes up
 //! against the fixture cluster (the user's kubeconfig, current context) and the fake Docker engine
 //! (`DOCKER_HOST`); an edit rebuilds and redeploys; pod logs reach `tilt logs`; the port forward serves
 //! traffic, survives the pod being replaced and its container being killed mid-stream (reporting the error
@@ -6,6 +7,7 @@
 
 use std::io::{Read, Write};
 use std::net::TcpStream;
+use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use k8s_openapi::api::apps::v1::Deployment;
@@ -18,38 +20,24 @@ use tilt_fixtures::docker::FakeDocker;
 
 use crate::common::{TiltUp, kubeconfig_path, poll};
 
-const DEPLOY: &str = "\
-apiVersion: apps/v1
-kind: Deployment
-metadata:
-  name: app
-spec:
-  replicas: 1
-  selector:
-    matchLabels:
-      app: app
-  template:
-    metadata:
-      labels:
-        app: app
-    spec:
-      containers:
-      - name: web
-        image: app-image
-        ports:
-        - containerPort: 8000
----
-apiVersion: v1
-kind: Service
-metadata:
-  name: app
-spec:
-  selector:
-    app: app
-  ports:
-  - port: 80
-    targetPort: 8000
-";
+/// Copies `examples/kubernetes` (the example the README points to) into `dir`.
+fn copy_example(dir: &Path) {
+    let example = Path::new(env!("CARGO_MANIFEST_DIR")).join("../examples/kubernetes");
+    for entry in walk(&example) {
+        let target = dir.join(entry.strip_prefix(&example).unwrap());
+        std::fs::create_dir_all(target.parent().unwrap()).unwrap();
+        std::fs::copy(&entry, &target).unwrap();
+    }
+}
+
+fn walk(dir: &Path) -> Vec<PathBuf> {
+    let mut out = Vec::new();
+    for entry in std::fs::read_dir(dir).unwrap() {
+        let path = entry.unwrap().path();
+        if path.is_dir() { out.extend(walk(&path)) } else { out.push(path) }
+    }
+    out
+}
 
 fn free_port() -> u16 {
     std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
@@ -87,37 +75,31 @@ async fn docker_build_k8s_yaml_and_port_forward_end_to_end() {
     cluster.write_kubeconfig(&kubeconfig, "fixture").unwrap();
     let docker = FakeDocker::start(home.path()).await.unwrap();
 
-    let dir = home.path();
-    std::fs::write(dir.join("Dockerfile"), "FROM scratch\nCOPY app.txt /app.txt\n").unwrap();
-    std::fs::write(dir.join("app.txt"), "version 1\n").unwrap();
-    std::fs::write(dir.join("secret.txt"), "not for the image\n").unwrap();
-    std::fs::write(dir.join(".dockerignore"), "secret.txt\n.kube\n").unwrap();
-    std::fs::write(dir.join("deploy.yaml"), DEPLOY).unwrap();
+    let project = home.path().join("project");
+    copy_example(&project);
     let port = free_port();
-    std::fs::write(
-        dir.join("Tiltfile"),
-        format!("docker_build('app-image', '.')\nk8s_yaml('deploy.yaml')\nk8s_resource('app', port_forwards={port})\n"),
-    )
-    .unwrap();
-
-    let up = TiltUp::start_with(home, &[("DOCKER_HOST", &docker.docker_host())]);
+    let up = TiltUp::start_at(
+        home,
+        &project.join("Tiltfile"),
+        &[("DOCKER_HOST", &docker.docker_host()), ("APP_PORT", &port.to_string())],
+    );
     let tilt = up.client().await;
     let k8s = cluster.client();
     let resources: Api<UIResource> = Api::all(tilt.clone());
     let ready = || async {
-        let r = resources.get_opt("app").await.ok()??;
+        let r = resources.get_opt("hello-web").await.ok()??;
         r.status?.conditions.iter().any(|c| c.type_ == "Ready" && c.status == "True").then_some(())
     };
-    poll("resource app to be Ready", ready).await;
+    poll("resource hello-web to be Ready", ready).await;
 
     // The build got the context without what .dockerignore leaves out, and the deploy uses its image.
     let builds = docker.builds();
     assert_eq!(builds.len(), 1, "one build");
-    assert!(builds[0].files.contains_key("app.txt"), "{:?}", builds[0].files.keys());
-    assert!(!builds[0].files.contains_key("secret.txt"), "{:?}", builds[0].files.keys());
+    assert!(builds[0].files.contains_key("www/index.html"), "{:?}", builds[0].files.keys());
+    assert!(!builds[0].files.contains_key("notes.md"), "{:?}", builds[0].files.keys());
     let deployments: Api<Deployment> = Api::namespaced(k8s.clone(), "default");
-    let image1 = deployments.get("app").await.unwrap().spec.template.spec.unwrap().containers[0].image.clone().unwrap();
-    assert!(image1.starts_with("app-image:tilt-"), "{image1}");
+    let image1 = deployments.get("hello-web").await.unwrap().spec.template.spec.unwrap().containers[0].image.clone().unwrap();
+    assert!(image1.starts_with("hello-web:tilt-"), "{image1}");
     let pod1 = poll("the first pod", || ready_pod(&k8s, &image1)).await;
 
     // The port forward reaches the pod.
@@ -126,22 +108,22 @@ async fn docker_build_k8s_yaml_and_port_forward_end_to_end() {
 
     // Pod logs (the container's start line, the request) reach `tilt logs`.
     poll("pod logs in tilt logs", || async {
-        let out = up.tilt_command(&["logs", "app"]).output().unwrap();
+        let out = up.tilt_command(&["logs", "hello-web"]).output().unwrap();
         let text = String::from_utf8_lossy(&out.stdout).into_owned();
         (text.contains(&format!("started in pod {pod1}")) && text.contains("GET /")).then_some(())
     })
     .await;
 
     // An edit rebuilds with a new content tag and redeploys; the forward moves to the new pod.
-    std::fs::write(up.home.path().join("app.txt"), "version 2\n").unwrap();
+    std::fs::write(project.join("www/index.html"), "<h1>version 2</h1>\n").unwrap();
     let image2 = poll("a rebuilt image deployed", || async {
-        let d = deployments.get("app").await.ok()?;
+        let d = deployments.get("hello-web").await.ok()?;
         let image = d.spec.template.spec?.containers[0].image.clone()?;
         (image != image1).then_some(image)
     })
     .await;
-    assert!(image2.starts_with("app-image:tilt-"), "{image2}");
-    assert_eq!(docker.builds().last().unwrap().files["app.txt"], b"version 2\n");
+    assert!(image2.starts_with("hello-web:tilt-"), "{image2}");
+    assert_eq!(docker.builds().last().unwrap().files["www/index.html"], b"<h1>version 2</h1>\n");
     let pod2 = poll("the new pod", || ready_pod(&k8s, &image2)).await;
     assert_ne!(pod1, pod2);
     poll("traffic to the new pod", || async { get(port, "/").ok().filter(|b| b.contains(&format!("pod={pod2}"))) })
@@ -160,7 +142,7 @@ async fn docker_build_k8s_yaml_and_port_forward_end_to_end() {
     let forwards: Api<PortForward> = Api::all(tilt.clone());
     let error = poll("the forward's error in status", || async {
         let _ = get(port, "/");
-        let pf = forwards.get("app").await.ok()?;
+        let pf = forwards.get("hello-web").await.ok()?;
         pf.status?.forward_statuses.into_iter().map(|f| f.error).find(|e| !e.is_empty())
     })
     .await;
@@ -168,7 +150,7 @@ async fn docker_build_k8s_yaml_and_port_forward_end_to_end() {
     cluster.start_container("default", &pod2, "web").await.unwrap();
     poll("traffic after the container restarted", || async { get(port, "/").ok() }).await;
     poll("the error to be cleared", || async {
-        let pf = forwards.get("app").await.ok()?;
+        let pf = forwards.get("hello-web").await.ok()?;
         pf.status?.forward_statuses.iter().all(|f| f.error.is_empty()).then_some(())
     })
     .await;
@@ -176,9 +158,9 @@ async fn docker_build_k8s_yaml_and_port_forward_end_to_end() {
     // `tilt down` deletes every applied object.
     let out = up.tilt_command(&["down"]).output().unwrap();
     assert!(out.status.success(), "tilt down: {}", String::from_utf8_lossy(&out.stderr));
-    assert!(deployments.get_opt("app").await.unwrap().is_none(), "deployment deleted");
+    assert!(deployments.get_opt("hello-web").await.unwrap().is_none(), "deployment deleted");
     let services: Api<Service> = Api::namespaced(k8s.clone(), "default");
-    assert!(services.get_opt("app").await.unwrap().is_none(), "service deleted");
+    assert!(services.get_opt("hello-web").await.unwrap().is_none(), "service deleted");
     poll("the pods to be gone", || async {
         let pods: Api<Pod> = Api::namespaced(k8s.clone(), "default");
         pods.list(&ListParams::default()).await.ok()?.items.is_empty().then_some(())

@@ -24,9 +24,10 @@ use jiff::Timestamp;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::MicroTime;
 use kube::api::{Api, Patch, PatchParams};
 use kube::runtime::controller::{Action, Controller};
-use kube::runtime::reflector::{ObjectRef, Store};
+use kube::runtime::reflector::{self, ObjectRef, Store};
 use kube::runtime::{WatchStreamExt, watcher};
-use kube::{Client, ResourceExt};
+use kube::{Client, Resource, ResourceExt};
+use serde::de::DeserializeOwned;
 use serde_json::json;
 use tilt_apis::{
     Cmd, CmdSpec, CmdStateRunning, CmdStateTerminated, CmdStateWaiting, CmdStatus, ConfigMap,
@@ -38,6 +39,7 @@ use tokio_util::sync::CancellationToken;
 use self::process::ProcessGroup;
 use self::reaper::Reaper;
 use crate::logs::LogStore;
+use crate::reflect::reflect;
 
 /// The field manager of this controller's status writes.
 pub const MANAGER: &str = "tilt-cmd-controller";
@@ -132,13 +134,14 @@ pub struct Ctx {
     logs: Arc<LogStore>,
     reaper: Arc<Reaper>,
     config: CmdConfig,
+    references: References,
     entries: Mutex<HashMap<String, Arc<tokio::sync::Mutex<Option<Entry>>>>>,
 }
 
 impl Ctx {
-    /// A controller context.
-    pub fn new(client: Client, logs: Arc<LogStore>, reaper: Arc<Reaper>, config: CmdConfig) -> Self {
-        Ctx { client, logs, reaper, config, entries: Mutex::new(HashMap::new()) }
+    /// A controller context that reads the objects Cmds refer to from `references`.
+    pub fn new(client: Client, logs: Arc<LogStore>, reaper: Arc<Reaper>, config: CmdConfig, references: References) -> Self {
+        Ctx { client, logs, reaper, config, references, entries: Mutex::new(HashMap::new()) }
     }
 
     fn slot(&self, name: &str) -> Arc<tokio::sync::Mutex<Option<Entry>>> {
@@ -283,11 +286,11 @@ async fn triggers_in(
         if !s.ui_buttons.is_empty() {
             let mut clicked_any = false;
             for name in &s.ui_buttons {
-                if let Some(b) = lookup.get::<UIButton>(name).await? {
-                    if let Some(c) = clicked_at(&b).filter(|c| after.is_none_or(|a| *c > a)) {
-                        clicked_any = true;
-                        bump(Some(c));
-                    }
+                if let Some(b) = lookup.get::<UIButton>(name).await?
+                    && let Some(c) = clicked_at(&b).filter(|c| after.is_none_or(|a| *c > a))
+                {
+                    clicked_any = true;
+                    bump(Some(c));
                 }
             }
             if !clicked_any {
@@ -351,8 +354,13 @@ pub async fn reconcile(cmd: Arc<Cmd>, ctx: Arc<Ctx>) -> Result<Action, Error> {
         ctx.forget(&name, Some(&uid), ctx.config.grace).await;
         return Ok(Action::await_change());
     }
-    let disabled = disabled_by(&ctx.client, cmd.spec.disable_source.as_ref()).await?;
-    let (trigger, waiting) = triggers(&ctx.client, cmd.spec.restart_on.as_ref(), cmd.spec.start_on.as_ref()).await?;
+    if ctx.references.ready().await.is_err() {
+        // The watches are gone (shutdown): decide nothing on a partial view.
+        return Ok(Action::requeue(Duration::from_millis(100)));
+    }
+    let refs = &ctx.references;
+    let disabled = disabled_in(refs, cmd.spec.disable_source.as_ref()).await?;
+    let (trigger, waiting) = triggers_in(refs, cmd.spec.restart_on.as_ref(), cmd.spec.start_on.as_ref()).await?;
     let slot = ctx.slot(&name);
     let mut entry = slot.lock().await;
     if let Some(reason) = disabled {
@@ -576,40 +584,53 @@ fn referrers(store: &Store<Cmd>, kind: &'static str, name: &str) -> Vec<ObjectRe
 
 /// Runs the controller until `shutdown` is cancelled, then stops every process it started.
 pub async fn run(client: Client, shutdown: CancellationToken, logs: Arc<LogStore>, reaper: Arc<Reaper>, config: CmdConfig) {
-    let cmds: Api<Cmd> = Api::all(client.clone());
-    let ctx = Arc::new(Ctx::new(client.clone(), logs, reaper, config));
-    let controller = Controller::new(cmds.clone(), watcher::Config::default());
-    let store = controller.store();
-    let (fw_store, button_store, cmd_store, resource_store, cm_store) =
-        (store.clone(), store.clone(), store.clone(), store.clone(), store.clone());
+    let (cmds, cmd_writer) = reflector::store::<Cmd>();
+    let (file_watches, file_watch_events) = reflect::<FileWatch>(&client);
+    let (buttons, button_events) = reflect::<UIButton>(&client);
+    let (resources, resource_events) = reflect::<UIResource>(&client);
+    let (config_maps, config_map_events) = reflect::<ConfigMap>(&client);
+    let references = References { file_watches, buttons, cmds: cmds.clone(), resources, config_maps };
+    let ctx = Arc::new(Ctx::new(client.clone(), logs, reaper, config, references));
+
+    // One watch of Cmds fills the store and triggers each changed Cmd, the Cmds that refer to it, and
+    // (the Controller never reconciles a deleted object) the stop of a deleted Cmd's process.
+    let (deleted_tx, deleted_rx) = futures::channel::mpsc::unbounded::<Cmd>();
+    let (referrers_tx, referrers_rx) = futures::channel::mpsc::unbounded::<ObjectRef<Cmd>>();
+    let store = cmds.clone();
+    let cmd_events = watcher(Api::<Cmd>::all(client.clone()), watcher::Config::default())
+        .default_backoff()
+        .reflect(cmd_writer)
+        .inspect(move |event| {
+            let changed = match event {
+                Ok(watcher::Event::Apply(cmd)) => cmd,
+                Ok(watcher::Event::Delete(cmd)) => {
+                    let _ = deleted_tx.unbounded_send(cmd.clone());
+                    cmd
+                }
+                // A (re)list reconciles every Cmd anyway.
+                _ => return,
+            };
+            for r in referrers(&store, "Cmd", &changed.name_any()) {
+                let _ = referrers_tx.unbounded_send(r);
+            }
+        })
+        .applied_objects();
+    let (fw_store, button_store, resource_store, cm_store) = (cmds.clone(), cmds.clone(), cmds.clone(), cmds.clone());
     let stop = shutdown.clone();
-    let controller = controller
-        .watches(Api::<FileWatch>::all(client.clone()), watcher::Config::default(), move |fw| {
-            referrers(&fw_store, "FileWatch", &fw.name_any())
-        })
-        .watches(Api::<UIButton>::all(client.clone()), watcher::Config::default(), move |b| {
-            referrers(&button_store, "UIButton", &b.name_any())
-        })
-        .watches(cmds.clone(), watcher::Config::default(), move |c| referrers(&cmd_store, "Cmd", &c.name_any()))
-        .watches(Api::<UIResource>::all(client.clone()), watcher::Config::default(), move |r| {
-            referrers(&resource_store, "UIResource", &r.name_any())
-        })
-        .watches(Api::<ConfigMap>::all(client.clone()), watcher::Config::default(), move |m| {
-            referrers(&cm_store, "ConfigMap", &m.name_any())
-        })
+    let controller = Controller::for_stream(cmd_events, cmds)
+        .reconcile_on(referrers_rx)
+        .watches_stream(file_watch_events, move |fw| referrers(&fw_store, "FileWatch", &fw.name_any()))
+        .watches_stream(button_events, move |b| referrers(&button_store, "UIButton", &b.name_any()))
+        .watches_stream(resource_events, move |r| referrers(&resource_store, "UIResource", &r.name_any()))
+        .watches_stream(config_map_events, move |m| referrers(&cm_store, "ConfigMap", &m.name_any()))
         .graceful_shutdown_on(async move { stop.cancelled().await })
         .run(reconcile, error_policy, ctx.clone())
         .for_each(|_| async {});
-    // The Controller never calls reconcile for deleted objects, so deletes are followed here.
     let deletes = {
         let ctx = ctx.clone();
-        watcher(cmds, watcher::Config::default()).default_backoff().for_each(move |event| {
+        deleted_rx.for_each(move |cmd| {
             let ctx = ctx.clone();
-            async move {
-                if let Ok(watcher::Event::Delete(cmd)) = event {
-                    ctx.forget(&cmd.name_any(), cmd.uid().as_deref(), ctx.config.grace).await;
-                }
-            }
+            async move { ctx.forget(&cmd.name_any(), cmd.uid().as_deref(), ctx.config.grace).await }
         })
     };
     tokio::select! {
