@@ -16,6 +16,8 @@ pub mod podlogstream;
 pub mod portforward;
 mod reflect;
 pub mod session;
+mod status;
+mod tasks;
 pub mod tiltfile;
 pub mod uiresource;
 
@@ -59,8 +61,33 @@ pub async fn run(client: Client, shutdown: CancellationToken, services: Services
     );
 }
 
-
 /// A `MicroTime` for now.
 pub(crate) fn now_micro() -> k8s_openapi::apimachinery::pkg::apis::meta::v1::MicroTime {
-    k8s_openapi::apimachinery::pkg::apis::meta::v1::MicroTime(jiff::Timestamp::now())
+    micro(jiff::Timestamp::now())
+}
+
+/// `t` as a `MicroTime`.
+pub(crate) fn micro(t: jiff::Timestamp) -> k8s_openapi::apimachinery::pkg::apis::meta::v1::MicroTime {
+    k8s_openapi::apimachinery::pkg::apis::meta::v1::MicroTime(t)
+}
+
+/// Whether a spec's `restartOn`, `startOn` or `disableSource` names the object `name` of `kind`: which
+/// objects a change of that object must reconcile.
+pub(crate) fn refers_to(
+    restart_on: Option<&tilt_apis::RestartOnSpec>,
+    start_on: Option<&tilt_apis::StartOnSpec>,
+    disable_source: Option<&tilt_apis::DisableSource>,
+    kind: &str,
+    name: &str,
+) -> bool {
+    let has = |list: &[String]| list.iter().any(|n| n == name);
+    match kind {
+        "FileWatch" => restart_on.is_some_and(|r| has(&r.file_watches)),
+        "UIButton" => restart_on.is_some_and(|r| has(&r.ui_buttons)) || start_on.is_some_and(|s| has(&s.ui_buttons)),
+        "Cmd" => restart_on.is_some_and(|r| has(&r.cmds)) || start_on.is_some_and(|s| has(&s.cmds)),
+        "UIResource" => start_on.is_some_and(|s| has(&s.ui_resources)),
+        "ConfigMap" => disable_source
+            .is_some_and(|d| d.config_map.iter().chain(d.every_config_map.iter()).any(|c| c.name == name)),
+        _ => false,
+    }
 }

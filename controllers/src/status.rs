@@ -84,11 +84,6 @@ where
         }
         out
     }
-
-    /// A copy of the status as it is now.
-    pub(crate) async fn get(&self) -> K::Status {
-        self.status.lock().await.status.clone()
-    }
 }
 
 #[cfg(test)]

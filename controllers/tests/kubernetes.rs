@@ -282,3 +282,73 @@ async fn apply_errors_are_in_status_and_a_fix_applies() {
     assert_eq!(maps.get("app-settings").await.unwrap().data.unwrap()["mode"], "dev");
     env.stop().await;
 }
+
+#[tokio::test]
+async fn a_failed_apply_records_what_it_created_so_deletion_removes_it() {
+    let env = Env::start().await;
+    // The ConfigMap is created before the unknown kind fails the apply.
+    let yaml = format!("{CONFIG_MAP_YAML}---\napiVersion: example.com/v1\nkind: Widget\nmetadata:\n  name: w\n");
+    env.tilt::<KubernetesApply>()
+        .create(&PostParams::default(), &KubernetesApply::new("half", KubernetesApplySpec { yaml, ..Default::default() }))
+        .await
+        .unwrap();
+    let status = eventually("an apply error", || async {
+        env.tilt::<KubernetesApply>().get("half").await.unwrap().status.filter(|s| !s.error.is_empty())
+    })
+    .await;
+    assert!(status.error.contains("Widget"), "{}", status.error);
+    let maps: Api<K8sConfigMap> = Api::namespaced(env.cluster.client(), "default");
+    let created = maps.get("app-settings").await.unwrap();
+    assert!(status.result_yaml.contains(&created.uid().unwrap()), "the created object is recorded: {}", status.result_yaml);
+
+    env.tilt::<KubernetesApply>().delete("half", &DeleteParams::default()).await.unwrap();
+    eventually("the created ConfigMap to be deleted", || async { maps.get_opt("app-settings").await.unwrap().is_none().then_some(()) })
+        .await;
+    env.stop().await;
+}
+
+#[tokio::test]
+async fn a_restarted_discovery_deletes_what_its_earlier_spec_declared() {
+    let env = Env::start().await;
+    let pod: Pod = serde_json::from_value(json!({
+        "apiVersion": "v1", "kind": "Pod",
+        "metadata": {"name": "solo", "labels": {"app": "solo"}},
+        "spec": {"containers": [{"name": "web", "image": "solo:1", "ports": [{"containerPort": 8000}]}]}
+    }))
+    .unwrap();
+    Api::<Pod>::namespaced(env.cluster.client(), "default").create(&PostParams::default(), &pod).await.unwrap();
+    let selector = |app: &str| {
+        k8s_openapi::apimachinery::pkg::apis::meta::v1::LabelSelector {
+            match_labels: Some([("app".to_string(), app.to_string())].into()),
+            ..Default::default()
+        }
+    };
+    let spec = tilt_apis::KubernetesDiscoverySpec {
+        extra_selectors: vec![selector("solo")],
+        port_forward_template_spec: Some(PortForwardTemplateSpec { forwards: vec![Forward { local_port: 18001, ..Default::default() }] }),
+        ..Default::default()
+    };
+    // Applied (not created), so the next apply by the same manager removes the fields it leaves out.
+    env.tilt::<KubernetesDiscovery>()
+        .patch("d", &PatchParams::apply("test").force(), &Patch::Apply(&KubernetesDiscovery::new("d", spec)))
+        .await
+        .unwrap();
+    eventually("the log stream of the pod", || async { env.tilt::<PodLogStream>().get_opt("d-solo").await.unwrap() }).await;
+    eventually("the port forward", || async { env.tilt::<PortForward>().get_opt("d").await.unwrap() }).await;
+
+    // A new spec restarts the monitor: the pod no longer matches and there are no forwards.
+    let spec = tilt_apis::KubernetesDiscoverySpec { extra_selectors: vec![selector("other")], ..Default::default() };
+    env.tilt::<KubernetesDiscovery>()
+        .patch("d", &PatchParams::apply("test").force(), &Patch::Apply(&KubernetesDiscovery::new("d", spec)))
+        .await
+        .unwrap();
+    eventually("the old log stream to go", || async {
+        env.tilt::<PodLogStream>().get_opt("d-solo").await.unwrap().is_none().then_some(())
+    })
+    .await;
+    eventually("the old port forward to go", || async {
+        env.tilt::<PortForward>().get_opt("d").await.unwrap().is_none().then_some(())
+    })
+    .await;
+    env.stop().await;
+}

@@ -170,3 +170,47 @@ async fn docker_build_k8s_yaml_and_port_forward_end_to_end() {
     docker.shutdown().await;
     cluster.shutdown().await;
 }
+
+/// `tilt ci` on the example against a fresh fixture cluster and fake Docker engine: exit status and output.
+async fn kubernetes_ci(project_edit: impl FnOnce(&Path)) -> (bool, String, FixtureCluster) {
+    let home = tempfile::tempdir().unwrap();
+    let cluster = FixtureCluster::start().await.unwrap();
+    let kubeconfig = kubeconfig_path(home.path());
+    std::fs::create_dir_all(kubeconfig.parent().unwrap()).unwrap();
+    cluster.write_kubeconfig(&kubeconfig, "fixture").unwrap();
+    let docker = FakeDocker::start(home.path()).await.unwrap();
+    let project = home.path().join("project");
+    copy_example(&project);
+    project_edit(&project);
+    let out = tokio::process::Command::new(env!("CARGO_BIN_EXE_tilt"))
+        .args(["ci", "--timeout", "30s", "-f"])
+        .arg(project.join("Tiltfile"))
+        .env("HOME", home.path())
+        .env("KUBECONFIG", &kubeconfig)
+        .env("DOCKER_HOST", docker.docker_host())
+        .env("APP_PORT", free_port().to_string())
+        .env_remove("TILT_CONFIG")
+        .output()
+        .await
+        .unwrap();
+    docker.shutdown().await;
+    let text = String::from_utf8_lossy(&out.stdout).into_owned() + &String::from_utf8_lossy(&out.stderr);
+    (out.status.success(), text, cluster)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn tilt_ci_waits_for_the_pod_and_reports_build_failures() {
+    let (ok, out, cluster) = kubernetes_ci(|_| {}).await;
+    assert!(ok && out.contains("SUCCESS"), "{out}");
+    let deployments: Api<Deployment> = Api::namespaced(cluster.client(), "default");
+    assert!(deployments.get_opt("hello-web").await.unwrap().is_some(), "ci leaves the deploy running");
+    cluster.shutdown().await;
+
+    // A Dockerfile that copies a missing file: the daemon's message names the resource's failure.
+    let (ok, out, cluster) = kubernetes_ci(|p| std::fs::write(p.join("Dockerfile"), "FROM busybox:1.36\nCOPY missing.txt /\n").unwrap()).await;
+    assert!(!ok, "{out}");
+    assert!(out.contains("FAILED") && out.contains("hello-web") && out.contains("missing.txt"), "{out}");
+    let deployments: Api<Deployment> = Api::namespaced(cluster.client(), "default");
+    assert!(deployments.get_opt("hello-web").await.unwrap().is_none(), "nothing deployed without an image");
+    cluster.shutdown().await;
+}

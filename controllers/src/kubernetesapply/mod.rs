@@ -20,7 +20,7 @@ use std::time::Duration;
 use base64::Engine;
 use futures::StreamExt;
 use jiff::Timestamp;
-use k8s_openapi::apimachinery::pkg::apis::meta::v1::{MicroTime, OwnerReference};
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::OwnerReference;
 use kube::api::{Api, ApiResource, DeleteParams, DynamicObject, GroupVersionKind, Patch, PatchParams};
 use kube::discovery::{ApiCapabilities, Scope};
 use kube::runtime::controller::{Action, Controller};
@@ -39,6 +39,7 @@ use tokio_util::sync::CancellationToken;
 use crate::cluster::ClusterConnection;
 use crate::cmd::{RESOURCE_ANNOTATION, disabled_by, resource_of, triggers};
 use crate::logs::LogStore;
+use crate::status::{apply_status, is_not_found, message};
 use crate::uiresource::RESOURCE_LABEL;
 
 /// The field manager of this controller's writes to tilt's API.
@@ -148,7 +149,7 @@ impl Kinds {
         if !self.0.contains_key(&gvk) {
             let found = kube::discovery::pinned_kind(client, &gvk)
                 .await
-                .map_err(|e| format!("{} {}: the cluster does not serve this kind: {}", r.api_version, r.kind, brief(&e)))?;
+                .map_err(|e| format!("{} {}: the cluster does not serve this kind: {}", r.api_version, r.kind, message(&e)))?;
             self.0.insert(gvk.clone(), found);
         }
         let (resource, caps) = &self.0[&gvk];
@@ -158,14 +159,6 @@ impl Kinds {
         } else {
             (Api::all_with(client.clone(), resource), false)
         })
-    }
-}
-
-/// A one-line message for a cluster error (the API's own message when there is one).
-fn brief(err: &kube::Error) -> String {
-    match err {
-        kube::Error::Api(s) => s.message.clone(),
-        other => other.to_string(),
     }
 }
 
@@ -182,10 +175,6 @@ fn input_hash(spec: &KubernetesApplySpec, images: &[(String, String)]) -> String
     h.update([0]);
     h.update(spec.cluster.as_bytes());
     base64::engine::general_purpose::STANDARD.encode(&h.finalize()[..16])
-}
-
-fn micro(t: Timestamp) -> MicroTime {
-    MicroTime(t)
 }
 
 /// Brings the cluster in line with one KubernetesApply.
@@ -205,13 +194,7 @@ pub async fn reconcile(ka: Arc<KubernetesApply>, ctx: Arc<Ctx>) -> Result<Action
 }
 
 async fn write_status(ctx: &Ctx, name: &str, status: &KubernetesApplyStatus) -> Result<(), Error> {
-    let api: Api<KubernetesApply> = Api::all(ctx.client.clone());
-    let patch = json!({"apiVersion": tilt_apis::API_VERSION, "kind": "KubernetesApply", "status": status});
-    match api.patch_status(name, &PatchParams::apply(MANAGER).force(), &Patch::Apply(&patch)).await {
-        Ok(_) => Ok(()),
-        Err(kube::Error::Api(e)) if e.code == 404 => Ok(()),
-        Err(e) => Err(e.into()),
-    }
+    Ok(apply_status(&Api::<KubernetesApply>::all(ctx.client.clone()), name, MANAGER, status).await?)
 }
 
 async fn apply(ka: &KubernetesApply, ctx: &Ctx) -> Result<Action, Error> {
@@ -228,7 +211,7 @@ async fn apply(ka: &KubernetesApply, ctx: &Ctx) -> Result<Action, Error> {
         let status = KubernetesApplyStatus {
             disable_status: Some(DisableStatus {
                 disabled: true,
-                last_update_time: Some(micro(Timestamp::now())),
+                last_update_time: Some(crate::now_micro()),
                 reason,
                 state: "Disabled".into(),
             }),
@@ -264,11 +247,11 @@ async fn apply(ka: &KubernetesApply, ctx: &Ctx) -> Result<Action, Error> {
     let started = Timestamp::now();
     let client = match ctx.cluster.client().await {
         Ok(c) => c,
-        Err(message) => return failed(ctx, ka, &resource, &hash, started, message).await,
+        Err(message) => return failed(ctx, ka, &resource, &hash, started, &[], message).await,
     };
     let mut objects = match parse_stream(&ka.spec.yaml) {
         Ok(o) => o,
-        Err(message) => return failed(ctx, ka, &resource, &hash, started, message).await,
+        Err(message) => return failed(ctx, ka, &resource, &hash, started, &[], message).await,
     };
     let injections: Vec<inject::Injection<'_>> =
         image_maps.iter().map(|(m, image)| inject::Injection { spec: &m.spec, image }).collect();
@@ -288,7 +271,7 @@ async fn apply(ka: &KubernetesApply, ctx: &Ctx) -> Result<Action, Error> {
     for object in &objects {
         match apply_one(&client, &mut kinds, object).await {
             Ok(result) => results.push(result),
-            Err(message) => return failed(ctx, ka, &resource, &hash, started, message).await,
+            Err(message) => return failed(ctx, ka, &resource, &hash, started, &results, message).await,
         }
     }
     let applied: Vec<AppliedRef> = results.iter().filter_map(AppliedRef::of).collect();
@@ -298,18 +281,15 @@ async fn apply(ka: &KubernetesApply, ctx: &Ctx) -> Result<Action, Error> {
     let kept: BTreeSet<_> = applied.iter().map(AppliedRef::key).collect();
     let removed: Vec<AppliedRef> =
         applied_refs(&old.result_yaml).into_iter().filter(|r| !kept.contains(&r.key())).collect();
-    delete_objects(ctx, &resource, &removed).await?;
+    if let Err(err) = delete_objects(ctx, &resource, &removed).await {
+        return failed(ctx, ka, &resource, &hash, started, &results, err.to_string()).await;
+    }
 
-    let result_yaml = results
-        .iter()
-        .map(|r| tilt_apis::yaml::to_string(r).unwrap_or_default())
-        .collect::<Vec<_>>()
-        .join("---\n");
     let status = KubernetesApplyStatus {
-        result_yaml,
+        result_yaml: to_yaml_stream(&results),
         error: String::new(),
-        last_apply_time: Some(micro(Timestamp::now())),
-        last_apply_start_time: Some(micro(started)),
+        last_apply_time: Some(crate::now_micro()),
+        last_apply_start_time: Some(crate::micro(started)),
         applied_input_hash: hash,
         disable_status: None,
         conditions: Vec::new(),
@@ -323,13 +303,29 @@ fn ns_label(r: &AppliedRef) -> String {
     if r.namespace.is_empty() { "cluster-scoped".into() } else { format!("namespace {}", r.namespace) }
 }
 
+fn to_yaml_stream(objects: &[Value]) -> String {
+    objects.iter().map(|r| tilt_apis::yaml::to_string(r).unwrap_or_default()).collect::<Vec<_>>().join("---\n")
+}
+
+/// What an apply that stopped part way leaves deployed: the objects it applied (`applied`), and those of
+/// the previous apply it did not replace (they were not deleted).
+fn partial_result(old_result_yaml: &str, applied: &[Value]) -> String {
+    let replaced: BTreeSet<_> = applied.iter().filter_map(AppliedRef::of).map(|r| r.key()).collect();
+    let mut objects = applied.to_vec();
+    let old = parse_stream(old_result_yaml).unwrap_or_default();
+    objects.extend(old.into_iter().filter(|o| AppliedRef::of(o).is_some_and(|r| !replaced.contains(&r.key()))));
+    to_yaml_stream(&objects)
+}
+
 /// Records a failed apply; it is retried after a while (the cluster may come up), or on new input.
+/// `applied` are the objects this attempt applied before it failed.
 async fn failed(
     ctx: &Ctx,
     ka: &KubernetesApply,
     resource: &str,
     hash: &str,
     started: Timestamp,
+    applied: &[Value],
     message: String,
 ) -> Result<Action, Error> {
     let old = ka.status.clone().unwrap_or_default();
@@ -338,11 +334,12 @@ async fn failed(
     }
     let status = KubernetesApplyStatus {
         error: message,
-        last_apply_time: Some(micro(Timestamp::now())),
-        last_apply_start_time: Some(micro(started)),
+        last_apply_time: Some(crate::now_micro()),
+        last_apply_start_time: Some(crate::micro(started)),
         applied_input_hash: hash.to_string(),
-        // What was deployed before stays deployed, and stays recorded for deletion.
-        result_yaml: old.result_yaml,
+        // Everything on the cluster stays recorded for deletion: what this attempt created, and what was
+        // deployed before.
+        result_yaml: partial_result(&old.result_yaml, applied),
         ..KubernetesApplyStatus::default()
     };
     write_status(ctx, &ka.name_any(), &status).await?;
@@ -363,7 +360,7 @@ async fn apply_one(client: &Client, kinds: &mut Kinds, object: &Value) -> Result
     let result = api
         .patch(&r.name, &params, &Patch::Apply(&object))
         .await
-        .map_err(|e| format!("applying {}: {}", r.display(), brief(&e)))?;
+        .map_err(|e| format!("applying {}: {}", r.display(), message(&e)))?;
     let mut value = serde_json::to_value(&result).map_err(|e| e.to_string())?;
     if let Some(meta) = value.get_mut("metadata").and_then(Value::as_object_mut) {
         meta.remove("managedFields");
@@ -384,8 +381,8 @@ async fn delete_objects(ctx: &Ctx, resource: &str, refs: &[AppliedRef]) -> Resul
         let (api, _) = kinds.api(&client, r).await.map_err(Error::Cleanup)?;
         match api.delete(&r.name, &params).await {
             Ok(_) => ctx.logs.append(resource, "kubernetesapply", &format!("Deleted {} ({})", r.display(), ns_label(r))),
-            Err(kube::Error::Api(e)) if e.code == 404 => {}
-            Err(e) => return Err(Error::Cleanup(format!("{}: {}", r.display(), brief(&e)))),
+            Err(e) if is_not_found(&e) => {}
+            Err(e) => return Err(Error::Cleanup(format!("{}: {}", r.display(), message(&e)))),
         }
     }
     Ok(())
@@ -409,7 +406,7 @@ async fn delete_discovery(ctx: &Ctx, name: &str) -> Result<(), Error> {
     let api: Api<KubernetesDiscovery> = Api::all(ctx.client.clone());
     match api.delete(name, &DeleteParams::default()).await {
         Ok(_) => Ok(()),
-        Err(kube::Error::Api(e)) if e.code == 404 => Ok(()),
+        Err(e) if is_not_found(&e) => Ok(()),
         Err(e) => Err(e.into()),
     }
 }
@@ -465,11 +462,7 @@ fn referrers(store: &Store<KubernetesApply>, kind: &str, name: &str) -> Vec<Obje
         .iter()
         .filter(|ka| match kind {
             "ImageMap" => ka.spec.image_maps.iter().any(|m| m == name),
-            "UIButton" => ka.spec.restart_on.as_ref().is_some_and(|r| r.ui_buttons.iter().any(|b| b == name)),
-            "ConfigMap" => ka.spec.disable_source.as_ref().is_some_and(|d| {
-                d.config_map.iter().chain(d.every_config_map.iter()).any(|c| c.name == name)
-            }),
-            _ => false,
+            _ => crate::refers_to(ka.spec.restart_on.as_ref(), None, ka.spec.disable_source.as_ref(), kind, name),
         })
         .map(|ka| ObjectRef::from_obj(&**ka))
         .collect()
@@ -515,6 +508,19 @@ mod tests {
         other.uid = "u2".into();
         assert_eq!(other.key(), refs[0].key());
         assert!(applied_refs("").is_empty());
+    }
+
+    #[test]
+    fn a_partial_result_keeps_what_was_applied_and_what_it_did_not_replace() {
+        let old = "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: a\n  namespace: default\n  uid: old-a\n---\n\
+                   apiVersion: v1\nkind: Secret\nmetadata:\n  name: s\n  namespace: default\n  uid: old-s\n";
+        let applied = vec![
+            json!({"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "a", "namespace": "default", "uid": "new-a"}}),
+            json!({"apiVersion": "v1", "kind": "Service", "metadata": {"name": "b", "namespace": "default", "uid": "new-b"}}),
+        ];
+        let uids: Vec<String> = applied_refs(&partial_result(old, &applied)).into_iter().map(|r| r.uid).collect();
+        assert_eq!(uids, ["new-a", "new-b", "old-s"]);
+        assert_eq!(applied_refs(&partial_result(old, &[])).len(), 2);
     }
 
     #[test]

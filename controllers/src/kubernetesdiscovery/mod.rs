@@ -12,7 +12,7 @@
 pub mod pods;
 
 use std::collections::{BTreeMap, HashMap, HashSet};
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::Duration;
 
 use futures::StreamExt;
@@ -24,7 +24,6 @@ use kube::core::{Selector, SelectorExt};
 use kube::runtime::controller::{Action, Controller};
 use kube::runtime::{WatchStreamExt, watcher};
 use kube::{Client, Resource, ResourceExt};
-use serde_json::json;
 use tilt_apis::{
     KubernetesDiscovery, KubernetesDiscoverySpec, KubernetesDiscoveryStateRunning, KubernetesDiscoveryStateWaiting,
     KubernetesDiscoveryStatus, PodLogStream, PodLogStreamSpec, PortForward, PortForwardSpec,
@@ -34,6 +33,8 @@ use tokio_util::sync::CancellationToken;
 use self::pods::Owners;
 use crate::cluster::ClusterConnection;
 use crate::cmd::{RESOURCE_ANNOTATION, resource_of};
+use crate::status::{apply_status, is_not_found};
+use crate::tasks::{Task, TaskTable};
 
 /// The field manager of this controller's writes.
 pub const MANAGER: &str = "tilt-kubernetesdiscovery-controller";
@@ -50,55 +51,57 @@ pub enum Error {
     Api(#[from] kube::Error),
 }
 
+/// The monitor task of one KubernetesDiscovery.
 struct Monitor {
-    uid: String,
+    uid: Option<String>,
     spec: KubernetesDiscoverySpec,
+    client: Client,
+    name: String,
     stop: CancellationToken,
     task: tokio::task::JoinHandle<()>,
+}
+
+impl Task for Monitor {
+    fn uid(&self) -> Option<&str> {
+        self.uid.as_deref()
+    }
+
+    async fn stop(self) {
+        self.stop.cancel();
+        let _ = self.task.await;
+    }
+
+    /// Stops watching, then deletes the PortForward and PodLogStreams it declared (tilt's API has no garbage
+    /// collector to follow their owner references).
+    async fn delete(self) {
+        let (client, name) = (self.client.clone(), self.name.clone());
+        self.stop().await;
+        if let Err(err) = delete_children(&client, &name, &HashSet::new()).await {
+            tracing::warn!(kd = %name, %err, "deleting what a KubernetesDiscovery declared");
+        }
+    }
 }
 
 /// Shared state of the controller.
 pub struct Ctx {
     client: Client,
     cluster: Arc<ClusterConnection>,
-    monitors: Mutex<HashMap<String, Monitor>>,
-}
-
-impl Ctx {
-    /// A controller context.
-    pub fn new(client: Client, cluster: Arc<ClusterConnection>) -> Self {
-        Ctx { client, cluster, monitors: Mutex::new(HashMap::new()) }
-    }
-
-    fn stop(&self, name: &str, uid: Option<&str>) -> bool {
-        let mut monitors = self.monitors.lock().unwrap_or_else(|e| e.into_inner());
-        if monitors.get(name).is_some_and(|m| uid.is_none_or(|u| u == m.uid)) {
-            let m = monitors.remove(name).expect("checked");
-            m.stop.cancel();
-            m.task.abort();
-            return true;
-        }
-        false
-    }
+    monitors: Arc<TaskTable<KubernetesDiscovery, Monitor>>,
 }
 
 /// Starts, restarts or keeps the monitor of one KubernetesDiscovery.
 pub async fn reconcile(kd: Arc<KubernetesDiscovery>, ctx: Arc<Ctx>) -> Result<Action, Error> {
     let name = kd.name_any();
-    let uid = kd.uid().unwrap_or_default();
-    if kd.metadata.deletion_timestamp.is_some() {
-        if ctx.stop(&name, Some(&uid)) {
-            delete_children(&ctx.client, &name, &HashSet::new()).await?;
-        }
+    let uid = kd.uid();
+    let Some(mut slot) = ctx.monitors.lock_live(&name, uid.as_deref()).await else {
+        return Ok(Action::await_change());
+    };
+    if slot.as_ref().is_some_and(|m| m.uid == uid && m.spec == kd.spec) {
         return Ok(Action::await_change());
     }
-    {
-        let monitors = ctx.monitors.lock().unwrap_or_else(|e| e.into_inner());
-        if monitors.get(&name).is_some_and(|m| m.uid == uid && m.spec == kd.spec) {
-            return Ok(Action::await_change());
-        }
+    if let Some(old) = slot.take() {
+        old.stop().await;
     }
-    ctx.stop(&name, None);
     let stop = CancellationToken::new();
     let monitor = PodMonitor {
         client: ctx.client.clone(),
@@ -110,10 +113,7 @@ pub async fn reconcile(kd: Arc<KubernetesDiscovery>, ctx: Arc<Ctx>) -> Result<Ac
         declared: Declared::default(),
     };
     let task = tokio::spawn(monitor.run(stop.clone()));
-    ctx.monitors
-        .lock()
-        .unwrap_or_else(|e| e.into_inner())
-        .insert(name, Monitor { uid, spec: kd.spec.clone(), stop, task });
+    *slot = Some(Monitor { uid, spec: kd.spec.clone(), client: ctx.client.clone(), name, stop, task });
     Ok(Action::await_change())
 }
 
@@ -181,6 +181,7 @@ impl PodMonitor {
             self.spec.extra_selectors.iter().filter_map(|s| Selector::try_from(s.clone()).ok()).collect();
         let watched: HashSet<String> = self.spec.watches.iter().map(|w| w.uid.clone()).collect();
         let mut owners = Owners::new(cluster.clone());
+        self.adopt_children().await;
         // Pods by namespace/name; a watcher's re-list replaces its namespace's pods.
         let mut all: BTreeMap<(String, String), K8sPod> = BTreeMap::new();
         let mut relisting: HashMap<String, BTreeMap<(String, String), K8sPod>> = HashMap::new();
@@ -255,6 +256,7 @@ impl PodMonitor {
                 found.push(pods::describe(pod, ancestor.unwrap_or_default(), owners.owner_of(pod)));
             }
         }
+        owners.prune();
         found.sort_by(|a, b| b.created_at.as_ref().map(|t| t.0).cmp(&a.created_at.as_ref().map(|t| t.0)));
         self.write_status(KubernetesDiscoveryStatus {
             monitor_start_time: Some(MicroTime(started)),
@@ -272,10 +274,23 @@ impl PodMonitor {
             return;
         }
         let api: Api<KubernetesDiscovery> = Api::all(self.client.clone());
-        let patch = json!({"apiVersion": tilt_apis::API_VERSION, "kind": "KubernetesDiscovery", "status": &status});
-        match api.patch_status(&self.name, &PatchParams::apply(MANAGER).force(), &Patch::Apply(&patch)).await {
-            Ok(_) => self.declared.status = Some(status),
+        match apply_status(&api, &self.name, MANAGER, &status).await {
+            Ok(()) => self.declared.status = Some(status),
             Err(err) => tracing::warn!(kd = %self.name, %err, "writing KubernetesDiscovery status"),
+        }
+    }
+
+    /// Takes over what an earlier monitor of this discovery declared (before a spec change, or an object of
+    /// the same name), so children for pods no longer found are deleted rather than left behind.
+    async fn adopt_children(&mut self) {
+        let params = ListParams::default().labels(&format!("{DISCOVERY_LABEL}={}", self.name));
+        match Api::<PodLogStream>::all(self.client.clone()).list(&params).await {
+            Ok(list) => self.declared.log_streams.extend(list.items.into_iter().map(|o| (o.name_any(), o.spec))),
+            Err(err) => tracing::warn!(kd = %self.name, %err, "listing PodLogStreams"),
+        }
+        match Api::<PortForward>::all(self.client.clone()).get_opt(&self.name).await {
+            Ok(pf) => self.declared.port_forward = pf.filter(|pf| pf.labels().contains_key(DISCOVERY_LABEL)).map(|pf| pf.spec),
+            Err(err) => tracing::warn!(kd = %self.name, %err, "reading the PortForward"),
         }
     }
 
@@ -316,16 +331,24 @@ impl PodMonitor {
         let gone: Vec<String> = self.declared.log_streams.keys().filter(|n| !wanted.contains(*n)).cloned().collect();
         for name in gone {
             match api.delete(&name, &DeleteParams::default()).await {
-                Ok(_) | Err(kube::Error::Api(_)) => {
+                Err(err) if !is_not_found(&err) => tracing::warn!(kd = %self.name, %err, "deleting a PodLogStream"),
+                _ => {
                     self.declared.log_streams.remove(&name);
                 }
-                Err(err) => tracing::warn!(kd = %self.name, %err, "deleting a PodLogStream"),
             }
         }
     }
 
     async fn declare_port_forward(&mut self, found: &[tilt_apis::Pod], all: &BTreeMap<(String, String), K8sPod>) {
         let Some(template) = self.spec.port_forward_template_spec.clone().filter(|t| !t.forwards.is_empty()) else {
+            // No forwards (any more): the one an earlier spec declared goes.
+            if self.declared.port_forward.is_some() {
+                match Api::<PortForward>::all(self.client.clone()).delete(&self.name, &DeleteParams::default()).await {
+                    Ok(_) => self.declared.port_forward = None,
+                    Err(err) if is_not_found(&err) => self.declared.port_forward = None,
+                    Err(err) => tracing::warn!(kd = %self.name, %err, "deleting the PortForward"),
+                }
+            }
             return;
         };
         let Some(best) = pods::best_pod(found) else { return };
@@ -397,37 +420,14 @@ fn error_policy(kd: Arc<KubernetesDiscovery>, err: &Error, _ctx: Arc<Ctx>) -> Ac
     Action::requeue(Duration::from_secs(1))
 }
 
-/// Runs the controller until `shutdown` is cancelled.
+/// Runs the controller until `shutdown` is cancelled, then stops every monitor.
 pub async fn run(client: Client, shutdown: CancellationToken, cluster: Arc<ClusterConnection>) {
-    let api: Api<KubernetesDiscovery> = Api::all(client.clone());
-    let ctx = Arc::new(Ctx::new(client.clone(), cluster));
-    let stop = shutdown.clone();
-    let controller = Controller::new(api.clone(), watcher::Config::default())
-        .graceful_shutdown_on(async move { stop.cancelled().await })
-        .run(reconcile, error_policy, ctx.clone())
-        .for_each(|_| async {});
-    // The Controller never calls reconcile for deleted objects, so deletes are followed here.
-    let deletes = {
-        let ctx = ctx.clone();
-        watcher(api, watcher::Config::default()).default_backoff().for_each(move |event| {
-            let ctx = ctx.clone();
-            async move {
-                if let Ok(watcher::Event::Delete(kd)) = event
-                    && ctx.stop(&kd.name_any(), kd.uid().as_deref())
-                    && let Err(err) = delete_children(&ctx.client, &kd.name_any(), &HashSet::new()).await
-                {
-                    tracing::warn!(kd = %kd.name_any(), %err, "deleting what a KubernetesDiscovery declared");
-                }
-            }
-        })
-    };
-    tokio::select! {
-        _ = controller => {}
-        _ = deletes => {}
-        _ = shutdown.cancelled() => {}
-    }
-    let names: Vec<String> = ctx.monitors.lock().unwrap_or_else(|e| e.into_inner()).keys().cloned().collect();
-    for name in names {
-        ctx.stop(&name, None);
-    }
+    let (monitors, objects) = TaskTable::watch(&client);
+    let ctx = Arc::new(Ctx { client, cluster, monitors: monitors.clone() });
+    Controller::for_stream(objects, monitors.store())
+        .graceful_shutdown_on(async move { shutdown.cancelled().await })
+        .run(reconcile, error_policy, ctx)
+        .for_each(|_| async {})
+        .await;
+    monitors.stop_all().await;
 }

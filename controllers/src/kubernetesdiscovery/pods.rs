@@ -25,16 +25,25 @@ const ERROR_REASONS: [&str; 7] = [
 /// How many owner hops are followed (Pod → ReplicaSet → Deployment → something above).
 const MAX_DEPTH: usize = 4;
 
-/// The owner references of objects above pods, fetched once per object.
+/// The owner references of objects above pods, fetched once per object. Entries not looked up since the
+/// last [`Owners::prune`] are dropped by it, so the cache holds only the ancestry of current pods (old
+/// ReplicaSets of every rollout would otherwise pile up).
 pub struct Owners {
     client: Client,
     cache: HashMap<String, Vec<OwnerReference>>,
+    used: HashSet<String>,
 }
 
 impl Owners {
     /// An empty cache reading through `client`.
     pub fn new(client: Client) -> Self {
-        Owners { client, cache: HashMap::new() }
+        Owners { client, cache: HashMap::new(), used: HashSet::new() }
+    }
+
+    /// Forgets the objects not looked up since the last prune.
+    pub fn prune(&mut self) {
+        let used = std::mem::take(&mut self.used);
+        self.cache.retain(|uid, _| used.contains(uid));
     }
 
     /// The UID of the first watched object among the pod's ancestors.
@@ -61,6 +70,7 @@ impl Owners {
     }
 
     async fn owners_of(&mut self, namespace: &str, owner: &OwnerReference) -> Vec<OwnerReference> {
+        self.used.insert(owner.uid.clone());
         if let Some(found) = self.cache.get(&owner.uid) {
             return found.clone();
         }
@@ -204,6 +214,24 @@ pub fn best_pod(pods: &[Pod]) -> Option<&Pod> {
 mod tests {
     use super::*;
     use serde_json::json;
+
+    #[tokio::test]
+    async fn the_owner_cache_keeps_only_the_ancestry_of_current_pods() {
+        // Nothing listens here: every answer comes from the cache.
+        let config = kube::Config::new("http://127.0.0.1:9".parse().unwrap());
+        let mut owners = Owners::new(Client::try_from(config).unwrap());
+        let watched: HashSet<String> = ["deploy".to_string()].into();
+        let rs = |n: usize| OwnerReference { uid: format!("rs-{n}"), name: format!("app-{n}"), kind: "ReplicaSet".into(), api_version: "apps/v1".into(), ..Default::default() };
+        let deploy = OwnerReference { uid: "deploy".into(), ..rs(0) };
+        for n in 0..50 {
+            // One rollout: a new ReplicaSet, whose pod replaces the last one's.
+            owners.cache.insert(rs(n).uid, vec![deploy.clone()]);
+            let pod = pod(json!({"metadata": {"name": format!("app-{n}-x"), "namespace": "default", "ownerReferences": [rs(n)]}}));
+            assert_eq!(owners.watched_ancestor(&pod, &watched).await.as_deref(), Some("deploy"));
+            owners.prune();
+            assert_eq!(owners.cache.len(), 1, "only the current pod's ReplicaSet stays cached");
+        }
+    }
 
     fn pod(value: serde_json::Value) -> K8sPod {
         serde_json::from_value(value).unwrap()

@@ -22,23 +22,22 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use futures::io::AsyncBufRead;
-use futures::{AsyncBufReadExt, StreamExt, TryStreamExt};
+use futures::{AsyncBufReadExt, StreamExt};
 use jiff::Timestamp;
 use k8s_openapi::api::core::v1::{ContainerStatus, Pod};
-use kube::api::{Api, LogParams, Patch, PatchParams};
+use kube::api::{Api, LogParams};
 use kube::runtime::controller::{Action, Controller};
-use kube::runtime::reflector::{self, ObjectRef, Store};
-use kube::runtime::{WatchStreamExt, watcher};
 use kube::{Client, ResourceExt};
-use serde_json::json;
 use tilt_apis::{ContainerLogStreamStatus, PodLogStream, PodLogStreamSpec, PodLogStreamStatus};
 use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
 
 use self::resume::{Position, split_timestamp};
 use crate::cluster::ClusterConnection;
-use crate::cmd::RESOURCE_ANNOTATION;
+use crate::cmd::resource_of;
 use crate::logs::LogStore;
+use crate::status::message;
+use crate::tasks::{Task, TaskTable};
 
 /// The field manager of this controller's status writes.
 pub const MANAGER: &str = "tilt-podlogstream-controller";
@@ -60,45 +59,16 @@ pub enum Error {
     Api(#[from] kube::Error),
 }
 
-/// The status of one object as this controller knows it; every change is written whole through `/status`.
-struct StatusCell {
-    api: Api<PodLogStream>,
-    name: String,
-    status: tokio::sync::Mutex<PodLogStreamStatus>,
+type StatusCell = crate::status::StatusCell<PodLogStream>;
+
+/// Writes `error` into the status.
+async fn set_error(status: &StatusCell, error: String) {
+    status.update(|s| s.error = error).await;
 }
 
-impl StatusCell {
-    /// Applies `change`, and writes the status if `change` says it changed anything; writes are serialized
-    /// per object so they land in order.
-    async fn update(&self, change: impl FnOnce(&mut PodLogStreamStatus) -> bool) {
-        let mut status = self.status.lock().await;
-        if !change(&mut status) {
-            return;
-        }
-        let mut owned = json!(*status);
-        owned["error"] = json!(status.error);
-        let patch = json!({"apiVersion": tilt_apis::API_VERSION, "kind": "PodLogStream", "status": owned});
-        match self.api.patch_status(&self.name, &PatchParams::apply(MANAGER).force(), &Patch::Apply(&patch)).await {
-            Ok(_) => {}
-            // Deleted: the delete stops the stream.
-            Err(kube::Error::Api(e)) if e.code == 404 => {}
-            Err(err) => tracing::warn!(name = %self.name, %err, "writing PodLogStream status"),
-        }
-    }
-
-    async fn set_error(&self, error: String) {
-        self.update(|s| replace(&mut s.error, error)).await;
-    }
-
-    /// Changes the status of one container with `change`.
-    async fn container(&self, name: &str, change: impl FnOnce(&mut ContainerLogStreamStatus)) {
-        self.update(|s| {
-            let before = s.clone();
-            change(container_mut(s, name));
-            *s != before
-        })
-        .await;
-    }
+/// Changes the status of container `name` with `change`.
+async fn set_container(status: &StatusCell, name: &str, change: impl FnOnce(&mut ContainerLogStreamStatus)) {
+    status.update(|s| change(container_mut(s, name))).await;
 }
 
 /// The status entry of container `name`, added if missing.
@@ -110,13 +80,6 @@ fn container_mut<'a>(s: &'a mut PodLogStreamStatus, name: &str) -> &'a mut Conta
             s.container_statuses.last_mut().expect("just pushed")
         }
     }
-}
-
-/// Sets `field` to `value`; returns whether it changed.
-fn replace<T: PartialEq>(field: &mut T, value: T) -> bool {
-    let changed = *field != value;
-    *field = value;
-    changed
 }
 
 /// A running stream of one object.
@@ -131,75 +94,24 @@ struct Entry {
 
 type Positions = Arc<Mutex<HashMap<String, Arc<Mutex<Position>>>>>;
 
-impl Entry {
+impl Task for Entry {
+    fn uid(&self) -> Option<&str> {
+        self.uid.as_deref()
+    }
+
     async fn stop(self) {
         self.stop.cancel();
         let _ = self.task.await;
     }
 }
 
-type Slot = Arc<tokio::sync::Mutex<Option<Entry>>>;
-
 /// What reconciles share.
 struct Ctx {
     client: Client,
     cluster: Arc<ClusterConnection>,
     logs: Arc<LogStore>,
-    /// The controller's view of the objects, to tell a live object from a deleted one.
-    store: Store<PodLogStream>,
-    slots: Mutex<HashMap<String, Slot>>,
+    streams: Arc<TaskTable<PodLogStream, Entry>>,
     shutdown: CancellationToken,
-}
-
-impl Ctx {
-    fn slot(&self, name: &str) -> Slot {
-        self.slots.lock().unwrap_or_else(|e| e.into_inner()).entry(name.to_string()).or_default().clone()
-    }
-
-    fn is_live(&self, name: &str, uid: &Option<String>) -> bool {
-        self.store
-            .get(&ObjectRef::new(name))
-            .is_some_and(|o| o.uid() == *uid && o.metadata.deletion_timestamp.is_none())
-    }
-
-    /// Stops the stream of `name` if it belongs to the object with `uid` (any object when `None`).
-    async fn forget(&self, name: &str, uid: Option<&Option<String>>) {
-        let slot = self.slot(name);
-        let mut entry = slot.lock().await;
-        if entry.as_ref().is_some_and(|e| uid.is_none_or(|u| *u == e.uid))
-            && let Some(e) = entry.take()
-        {
-            e.stop().await;
-        }
-    }
-
-    /// Reacts to deletes on the controller's watch stream, which reconciles never see.
-    fn observe(self: &Arc<Self>, event: &watcher::Event<PodLogStream>) {
-        let gone: Vec<(String, Option<String>)> = match event {
-            watcher::Event::Delete(o) => vec![(o.name_any(), o.uid())],
-            // A re-list replaces the store without a delete event for what vanished meanwhile.
-            watcher::Event::InitDone => {
-                let names: Vec<String> = self.slots.lock().unwrap_or_else(|e| e.into_inner()).keys().cloned().collect();
-                names.into_iter().filter(|n| self.store.get(&ObjectRef::new(n)).is_none()).map(|n| (n, None)).collect()
-            }
-            _ => return,
-        };
-        for (name, uid) in gone {
-            let ctx = self.clone();
-            tokio::spawn(async move {
-                match uid {
-                    Some(uid) => ctx.forget(&name, Some(&Some(uid))).await,
-                    None if ctx.store.get(&ObjectRef::new(&name)).is_none() => ctx.forget(&name, None).await,
-                    None => {}
-                }
-            });
-        }
-    }
-}
-
-/// The resource (manifest) name of an object, for its logs.
-fn resource_of(pls: &PodLogStream) -> String {
-    pls.annotations().get(RESOURCE_ANNOTATION).cloned().unwrap_or_else(|| pls.name_any())
 }
 
 /// Why the spec cannot be streamed as written, if it cannot.
@@ -219,15 +131,9 @@ fn invalid_spec(spec: &PodLogStreamSpec) -> Option<String> {
 /// Makes the object's stream follow its spec.
 async fn reconcile(pls: Arc<PodLogStream>, ctx: Arc<Ctx>) -> Result<Action, Error> {
     let (name, uid) = (pls.name_any(), pls.uid());
-    let slot = ctx.slot(&name);
-    let mut entry = slot.lock().await;
-    // Checked under the slot lock: a delete seen after this finds (and stops) what is started here.
-    if !ctx.is_live(&name, &uid) {
-        if let Some(e) = entry.take_if(|e| e.uid == uid) {
-            e.stop().await;
-        }
+    let Some(mut entry) = ctx.streams.lock_live(&name, uid.as_deref()).await else {
         return Ok(Action::await_change());
-    }
+    };
     if entry.as_ref().is_some_and(|e| e.uid == uid && e.spec == pls.spec) {
         return Ok(Action::await_change());
     }
@@ -238,22 +144,18 @@ async fn reconcile(pls: Arc<PodLogStream>, ctx: Arc<Ctx>) -> Result<Action, Erro
         }
         old.stop().await;
     }
-    let status = Arc::new(StatusCell {
-        api: Api::all(ctx.client.clone()),
-        name: name.clone(),
-        status: tokio::sync::Mutex::new(PodLogStreamStatus::default()),
-    });
+    let status = Arc::new(StatusCell::new(ctx.client.clone(), &name, MANAGER));
     let stop = ctx.shutdown.child_token();
     let task = match invalid_spec(&pls.spec) {
         Some(why) => {
-            status.set_error(why).await;
+            set_error(&status, why).await;
             tokio::spawn(async {})
         }
         None => {
             let stream = PodStream {
                 cluster: ctx.cluster.clone(),
                 logs: ctx.logs.clone(),
-                resource: resource_of(&pls),
+                resource: resource_of(&*pls),
                 spec: pls.spec.clone(),
                 positions: positions.clone(),
                 status,
@@ -299,14 +201,6 @@ async fn pause(stop: &CancellationToken, d: Duration) -> bool {
     tokio::select! {
         _ = stop.cancelled() => false,
         _ = tokio::time::sleep(d) => true,
-    }
-}
-
-/// The message of a Kubernetes error, without kube's wrapping.
-fn message(err: &kube::Error) -> String {
-    match err {
-        kube::Error::Api(s) if !s.message.is_empty() => s.message.clone(),
-        other => other.to_string(),
     }
 }
 
@@ -409,7 +303,7 @@ impl PodStream {
     async fn run(self) {
         let client = match self.cluster.client().await {
             Ok(c) => c,
-            Err(why) => return self.status.set_error(why).await,
+            Err(why) => return set_error(&self.status, why).await,
         };
         let namespace = if self.spec.namespace.is_empty() {
             client.default_namespace().to_string()
@@ -425,7 +319,7 @@ impl PodStream {
                 Ok(None) => format!("pod {pod_name} not found"),
                 Err(err) => format!("reading pod {pod_name}: {}", message(&err)),
             };
-            self.status.set_error(error).await;
+            set_error(&self.status, error).await;
             if !pause(&self.stop, backoff.next()).await {
                 return;
             }
@@ -433,19 +327,15 @@ impl PodStream {
         let names = selected_containers(&pod, &self.spec.only_containers, &self.spec.ignore_containers);
         if names.is_empty() {
             let error = format!("no container of pod {pod_name} matches onlyContainers/ignoreContainers");
-            return self.status.set_error(error).await;
+            return set_error(&self.status, error).await;
         }
         self.status
             .update(|s| {
-                let before = s.clone();
                 s.error.clear();
                 s.container_statuses.retain(|c| names.contains(&c.name));
                 for n in &names {
-                    if !s.container_statuses.iter().any(|c| &c.name == n) {
-                        s.container_statuses.push(ContainerLogStreamStatus { name: n.clone(), ..Default::default() });
-                    }
+                    container_mut(s, n);
                 }
-                *s != before
             })
             .await;
         let since = self.spec.since_time.as_ref().map(|t| t.0);
@@ -516,38 +406,32 @@ impl ContainerStream {
                     let error = format!("pod {} not found", self.pod_name);
                     self.status
                         .update(|s| {
-                            let before = s.clone();
                             s.error = error;
                             container_mut(s, &self.container).active = false;
-                            *s != before
                         })
                         .await;
                     pod_backoff.next()
                 }
                 Err(err) => {
                     let error = format!("reading pod {}: {}", self.pod_name, message(&err));
-                    self.status
-                        .container(&self.container, |c| {
-                            c.active = false;
-                            c.error = error;
-                        })
-                        .await;
+                    set_container(&self.status, &self.container, |c| {
+                        c.active = false;
+                        c.error = error;
+                    }).await;
                     backoff.next()
                 }
                 Ok(Some(pod)) => {
                     pod_backoff.reset();
-                    self.status.set_error(String::new()).await;
+                    set_error(&self.status, String::new()).await;
                     let state = container_state(&pod, &self.container);
                     let error = match (&ended, &state) {
                         // Only a clean end after the container finished means its log is complete.
                         (Ended::Eof, ContainerState::Finished) => {
-                            self.status
-                                .container(&self.container, |c| {
-                                    c.active = false;
-                                    c.terminated = true;
-                                    c.error.clear();
-                                })
-                                .await;
+                            set_container(&self.status, &self.container, |c| {
+                                c.active = false;
+                                c.terminated = true;
+                                c.error.clear();
+                            }).await;
                             return;
                         }
                         (Ended::Failed(err), ContainerState::Live | ContainerState::Finished) => format!(
@@ -558,13 +442,11 @@ impl ContainerStream {
                         ),
                         _ => String::new(),
                     };
-                    self.status
-                        .container(&self.container, |c| {
-                            c.active = false;
-                            c.terminated = false;
-                            c.error = error;
-                        })
-                        .await;
+                    set_container(&self.status, &self.container, |c| {
+                        c.active = false;
+                        c.terminated = false;
+                        c.error = error;
+                    }).await;
                     backoff.next()
                 }
             };
@@ -593,14 +475,12 @@ impl ContainerStream {
         };
         self.status
             .update(|s| {
-                let before = s.clone();
                 // Streaming proves the pod exists.
                 s.error.clear();
                 let c = container_mut(s, &self.container);
                 c.active = true;
                 c.terminated = false;
                 c.error.clear();
-                *s != before
             })
             .await;
         let mut reader = std::pin::pin!(reader);
@@ -637,31 +517,16 @@ impl ContainerStream {
 /// Runs the controller until `shutdown` is cancelled, then stops every stream. Pods are read from the
 /// cluster `cluster` connects to; the objects through `client` (tilt's API).
 pub async fn run(client: Client, shutdown: CancellationToken, cluster: Arc<ClusterConnection>, logs: Arc<LogStore>) {
-    let api: Api<PodLogStream> = Api::all(client.clone());
-    let (store, writer) = reflector::store();
-    let ctx = Arc::new(Ctx {
-        client,
-        cluster,
-        logs,
-        store: store.clone(),
-        slots: Mutex::default(),
-        shutdown: shutdown.clone(),
-    });
-    let observer = ctx.clone();
-    let objects = watcher(api, watcher::Config::default())
-        .default_backoff()
-        .reflect(writer)
-        .inspect_ok(move |event| observer.observe(event))
-        .applied_objects();
+    let (streams, objects) = TaskTable::watch(&client);
+    let ctx = Arc::new(Ctx { client, cluster, logs, streams: streams.clone(), shutdown: shutdown.clone() });
     let stopping = shutdown.clone();
-    Controller::for_stream(objects, store)
+    Controller::for_stream(objects, streams.store())
         .graceful_shutdown_on(async move { stopping.cancelled().await })
-        .run(reconcile, error_policy, ctx.clone())
+        .run(reconcile, error_policy, ctx)
         .for_each(|_| async {})
         .await;
     shutdown.cancel();
-    let names: Vec<String> = ctx.slots.lock().unwrap_or_else(|e| e.into_inner()).keys().cloned().collect();
-    futures::future::join_all(names.iter().map(|n| ctx.forget(n, None))).await;
+    streams.stop_all().await;
 }
 
 #[cfg(test)]

@@ -17,6 +17,7 @@ use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
 
 use super::{DIAL_TIMEOUT, StatusCell, Target};
+use crate::status::{is_not_found, message};
 
 /// First and longest wait before trying again to bind a port that could not be bound.
 const BIND_BACKOFF: (Duration, Duration) = (Duration::from_millis(250), Duration::from_secs(5));
@@ -149,14 +150,6 @@ async fn bind(host: &str, port: u16) -> Result<Vec<TcpListener>, String> {
     Ok(bound)
 }
 
-/// The message of a Kubernetes error, without kube's wrapping.
-fn message(err: &kube::Error) -> String {
-    match err {
-        kube::Error::Api(s) if !s.message.is_empty() => s.message.clone(),
-        other => other.to_string(),
-    }
-}
-
 /// One accepted connection and the pod it goes to.
 struct Connection {
     id: u64,
@@ -173,8 +166,8 @@ impl Connection {
         let pods: Api<Pod> = Api::namespaced(self.cluster.clone(), namespace);
         let mut forwarder = match tokio::time::timeout(DIAL_TIMEOUT, pods.portforward(pod, &[*port])).await {
             Err(_) => return self.fail(format!("{what}: no answer within {}s", DIAL_TIMEOUT.as_secs())).await,
-            Ok(Err(kube::Error::Api(s))) if s.code == 404 => {
-                return self.fail(format!("{what}: pod not found ({})", s.message)).await;
+            Ok(Err(err)) if is_not_found(&err) => {
+                return self.fail(format!("{what}: pod not found ({})", message(&err))).await;
             }
             Ok(Err(err)) => return self.fail(format!("{what}: {}", message(&err))).await,
             Ok(Ok(forwarder)) => forwarder,

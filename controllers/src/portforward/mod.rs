@@ -17,23 +17,19 @@
 mod listener;
 
 use std::collections::HashMap;
+use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use futures::{StreamExt, TryStreamExt};
-use kube::api::{Api, Patch, PatchParams};
-use kube::runtime::WatchStreamExt;
+use futures::StreamExt;
 use kube::runtime::controller::{Action, Controller};
-use kube::runtime::reflector::{self, ObjectRef, Store};
-use kube::runtime::watcher;
 use kube::{Client, ResourceExt};
-use serde_json::json;
-use tilt_apis::{Forward, ForwardStatus, PortForward, PortForwardSpec, PortForwardStatus};
+use tilt_apis::{Forward, ForwardStatus, PortForward, PortForwardSpec};
 use tokio::sync::watch;
 use tokio_util::sync::CancellationToken;
 
 use crate::cluster::ClusterConnection;
+use crate::tasks::{Task, TaskTable};
 
 /// The field manager of this controller's status writes.
 pub const MANAGER: &str = "tilt-portforward-controller";
@@ -65,42 +61,26 @@ struct Target {
 struct Forwards {
     order: Vec<u64>,
     by_id: HashMap<u64, ForwardStatus>,
-    /// What was last written, to skip writes that change nothing.
-    written: Option<PortForwardStatus>,
 }
 
 /// The status of one object as this controller knows it; writes are serialized so they land in order.
 struct StatusCell {
-    api: Api<PortForward>,
-    name: String,
+    cell: crate::status::StatusCell<PortForward>,
     forwards: tokio::sync::Mutex<Forwards>,
 }
 
 impl StatusCell {
-    fn new(client: Client, name: String) -> Self {
-        StatusCell { api: Api::all(client), name, forwards: tokio::sync::Mutex::default() }
+    fn new(client: Client, name: &str) -> Self {
+        StatusCell { cell: crate::status::StatusCell::new(client, name, MANAGER), forwards: tokio::sync::Mutex::default() }
     }
 
     /// Applies `change` and writes the whole status if it differs from what was last written.
     async fn update(&self, change: impl FnOnce(&mut Forwards)) {
+        // Held across the write, so writes land in the order their changes were made.
         let mut forwards = self.forwards.lock().await;
         change(&mut forwards);
-        let status = PortForwardStatus {
-            forward_statuses: forwards.order.iter().filter_map(|id| forwards.by_id.get(id).cloned()).collect(),
-        };
-        if forwards.written.as_ref() == Some(&status) {
-            return;
-        }
-        let patch = json!({"apiVersion": tilt_apis::API_VERSION, "kind": "PortForward", "status": &status});
-        match self.api.patch_status(&self.name, &PatchParams::apply(MANAGER).force(), &Patch::Apply(&patch)).await {
-            Ok(_) => forwards.written = Some(status),
-            // Deleted: the delete stops the listeners.
-            Err(kube::Error::Api(e)) if e.code == 404 => {}
-            Err(err) => {
-                forwards.written = None;
-                tracing::warn!(name = %self.name, %err, "writing PortForward status");
-            }
-        }
+        let statuses: Vec<ForwardStatus> = forwards.order.iter().filter_map(|id| forwards.by_id.get(id).cloned()).collect();
+        self.cell.update(|s| s.forward_statuses = statuses).await;
     }
 
     /// Changes the status of the forward `id`, if it is still in the spec.
@@ -142,69 +122,23 @@ struct Entry {
     status: Arc<StatusCell>,
 }
 
-impl Entry {
+impl Task for Entry {
+    fn uid(&self) -> Option<&str> {
+        self.uid.as_deref()
+    }
+
     async fn stop(self) {
         futures::future::join_all(self.listeners.into_iter().map(Listener::stop)).await;
     }
 }
 
-type Slot = Arc<tokio::sync::Mutex<Option<Entry>>>;
-
 /// What reconciles share.
 struct Ctx {
     client: Client,
     cluster: Arc<ClusterConnection>,
-    /// The controller's view of the objects, to tell a live object from a deleted one.
-    store: Store<PortForward>,
-    slots: Mutex<HashMap<String, Slot>>,
+    forwards: Arc<TaskTable<PortForward, Entry>>,
     next_id: AtomicU64,
     shutdown: CancellationToken,
-}
-
-impl Ctx {
-    fn slot(&self, name: &str) -> Slot {
-        self.slots.lock().unwrap_or_else(|e| e.into_inner()).entry(name.to_string()).or_default().clone()
-    }
-
-    fn is_live(&self, name: &str, uid: &Option<String>) -> bool {
-        self.store
-            .get(&ObjectRef::new(name))
-            .is_some_and(|o| o.uid() == *uid && o.metadata.deletion_timestamp.is_none())
-    }
-
-    /// Closes the listeners of `name` if they belong to the object with `uid` (any object when `None`).
-    async fn forget(&self, name: &str, uid: Option<&Option<String>>) {
-        let slot = self.slot(name);
-        let mut entry = slot.lock().await;
-        if entry.as_ref().is_some_and(|e| uid.is_none_or(|u| *u == e.uid))
-            && let Some(e) = entry.take()
-        {
-            e.stop().await;
-        }
-    }
-
-    /// Reacts to deletes on the controller's watch stream, which reconciles never see.
-    fn observe(self: &Arc<Self>, event: &watcher::Event<PortForward>) {
-        let gone: Vec<(String, Option<String>)> = match event {
-            watcher::Event::Delete(o) => vec![(o.name_any(), o.uid())],
-            // A re-list replaces the store without a delete event for what vanished meanwhile.
-            watcher::Event::InitDone => {
-                let names: Vec<String> = self.slots.lock().unwrap_or_else(|e| e.into_inner()).keys().cloned().collect();
-                names.into_iter().filter(|n| self.store.get(&ObjectRef::new(n)).is_none()).map(|n| (n, None)).collect()
-            }
-            _ => return,
-        };
-        for (name, uid) in gone {
-            let ctx = self.clone();
-            tokio::spawn(async move {
-                match uid {
-                    Some(uid) => ctx.forget(&name, Some(&Some(uid))).await,
-                    None if ctx.store.get(&ObjectRef::new(&name)).is_none() => ctx.forget(&name, None).await,
-                    None => {}
-                }
-            });
-        }
-    }
 }
 
 /// The host a forward listens on.
@@ -237,15 +171,9 @@ fn invalid_forward(forward: &Forward) -> Option<String> {
 /// Makes the object's listeners follow its spec.
 async fn reconcile(pf: Arc<PortForward>, ctx: Arc<Ctx>) -> Result<Action, Error> {
     let (name, uid) = (pf.name_any(), pf.uid());
-    let slot = ctx.slot(&name);
-    let mut entry = slot.lock().await;
-    // Checked under the slot lock: a delete seen after this finds (and stops) what is started here.
-    if !ctx.is_live(&name, &uid) {
-        if let Some(e) = entry.take_if(|e| e.uid == uid) {
-            e.stop().await;
-        }
+    let Some(mut entry) = ctx.forwards.lock_live(&name, uid.as_deref()).await else {
         return Ok(Action::await_change());
-    }
+    };
     if entry.as_ref().is_some_and(|e| e.uid == uid && e.spec == pf.spec) {
         return Ok(Action::await_change());
     }
@@ -253,9 +181,9 @@ async fn reconcile(pf: Arc<PortForward>, ctx: Arc<Ctx>) -> Result<Action, Error>
         Some(e) if e.uid == uid => (e.listeners, e.status),
         Some(e) => {
             e.stop().await;
-            (Vec::new(), Arc::new(StatusCell::new(ctx.client.clone(), name.clone())))
+            (Vec::new(), Arc::new(StatusCell::new(ctx.client.clone(), &name)))
         }
-        None => (Vec::new(), Arc::new(StatusCell::new(ctx.client.clone(), name.clone()))),
+        None => (Vec::new(), Arc::new(StatusCell::new(ctx.client.clone(), &name))),
     };
     let spec = &pf.spec;
     let client = match invalid_spec(spec) {
@@ -356,31 +284,22 @@ fn error_policy(pf: Arc<PortForward>, err: &Error, _ctx: Arc<Ctx>) -> Action {
 /// Runs the controller until `shutdown` is cancelled, then closes every listener and connection. Pods are
 /// reached in the cluster `cluster` connects to; the objects through `client` (tilt's API).
 pub async fn run(client: Client, shutdown: CancellationToken, cluster: Arc<ClusterConnection>) {
-    let api: Api<PortForward> = Api::all(client.clone());
-    let (store, writer) = reflector::store();
+    let (forwards, objects) = TaskTable::watch(&client);
     let ctx = Arc::new(Ctx {
         client,
         cluster,
-        store: store.clone(),
-        slots: Mutex::default(),
+        forwards: forwards.clone(),
         next_id: AtomicU64::new(1),
         shutdown: shutdown.clone(),
     });
-    let observer = ctx.clone();
-    let objects = watcher(api, watcher::Config::default())
-        .default_backoff()
-        .reflect(writer)
-        .inspect_ok(move |event| observer.observe(event))
-        .applied_objects();
     let stopping = shutdown.clone();
-    Controller::for_stream(objects, store)
+    Controller::for_stream(objects, forwards.store())
         .graceful_shutdown_on(async move { stopping.cancelled().await })
-        .run(reconcile, error_policy, ctx.clone())
+        .run(reconcile, error_policy, ctx)
         .for_each(|_| async {})
         .await;
     shutdown.cancel();
-    let names: Vec<String> = ctx.slots.lock().unwrap_or_else(|e| e.into_inner()).keys().cloned().collect();
-    futures::future::join_all(names.iter().map(|n| ctx.forget(n, None))).await;
+    forwards.stop_all().await;
 }
 
 #[cfg(test)]

@@ -1,6 +1,10 @@
 //! The Session controller: one Session per `tilt up`/`tilt ci`, whose status lists every target (a Cmd
 //! of a resource) and, under the `ci` exit condition, says when the run is done and why it failed —
 //! which is all `tilt ci` waits for.
+//!
+//! It reads Tiltfiles, UIResources and Cmds from stores filled by its own watches, so a reconcile costs
+//! no request but the status write; only the claim that a `ci` run succeeded is checked against the API
+//! first, since the stores of different kinds may lag one another.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -8,17 +12,18 @@ use std::time::Duration;
 use futures::StreamExt;
 use kube::api::{Api, ListParams, Patch, PatchParams};
 use kube::runtime::controller::{Action, Controller};
-use kube::runtime::reflector::ObjectRef;
+use kube::runtime::reflector::{ObjectRef, Store};
 use kube::runtime::watcher;
-use kube::{Client, ResourceExt};
+use kube::{Client, Resource, ResourceExt};
 use serde_json::json;
 use tilt_apis::{
     Cmd, ExitCondition, Session, SessionStatus, Target, TargetState, TargetStateActive, TargetStateTerminated,
-    TargetStateDisabled, TargetStateWaiting, TargetType, Tiltfile, UIResource,
+    TargetStateDisabled, TargetStateWaiting, TargetType, Tiltfile, UIResource, RuntimeStatus, UpdateStatus,
 };
 use tokio_util::sync::CancellationToken;
 
 use crate::cmd::STOPPED_REASON;
+use crate::reflect::reflect;
 use crate::uiresource::RESOURCE_LABEL;
 
 /// The field manager of this controller's status writes.
@@ -38,6 +43,24 @@ pub enum Error {
 pub struct Ctx {
     /// The API client.
     pub client: Client,
+    /// Every Tiltfile, UIResource and Cmd, as the controller's watches last saw them.
+    pub stores: Stores,
+}
+
+/// The objects a Session summarizes.
+pub struct Stores {
+    tiltfiles: Store<Tiltfile>,
+    resources: Store<UIResource>,
+    cmds: Store<Cmd>,
+}
+
+impl Stores {
+    /// Waits until every store has listed once: before that, a missing object would look absent.
+    async fn ready(&self) -> Result<(), kube::runtime::reflector::store::WriterDropped> {
+        self.tiltfiles.wait_until_ready().await?;
+        self.resources.wait_until_ready().await?;
+        self.cmds.wait_until_ready().await
+    }
 }
 
 fn target(cmd: &Cmd) -> Option<Target> {
@@ -83,9 +106,17 @@ fn is_done(r: &UIResource) -> bool {
     })
 }
 
+/// Why a resource failed (an image build or deploy error, a crashing pod), from its summary.
+fn failure(r: &UIResource) -> Option<(String, String)> {
+    let s = r.status.as_ref()?;
+    let failed = s.update_status == Some(UpdateStatus::Error) || s.runtime_status == Some(RuntimeStatus::Error);
+    let ready = s.conditions.iter().find(|c| c.type_ == "Ready")?;
+    (failed && s.disable_status.state != "Disabled").then(|| (r.name_any(), ready.message.clone()))
+}
+
 /// Computes the session status from the Tiltfile, the resources and their Cmds.
-pub fn summarize(session: &Session, tiltfiles: &[Tiltfile], resources: &[UIResource], cmds: &[Cmd]) -> SessionStatus {
-    let mut targets: Vec<Target> = cmds.iter().filter_map(target).collect();
+pub fn summarize(session: &Session, tiltfiles: &[Arc<Tiltfile>], resources: &[Arc<UIResource>], cmds: &[Arc<Cmd>]) -> SessionStatus {
+    let mut targets: Vec<Target> = cmds.iter().filter_map(|c| target(c)).collect();
     targets.sort_by(|a, b| a.name.cmp(&b.name));
     let previous = session.status.clone().unwrap_or_default();
     let tiltfile_error = tiltfiles
@@ -103,7 +134,9 @@ pub fn summarize(session: &Session, tiltfiles: &[Tiltfile], resources: &[UIResou
                 (true, format!("{name}: {e}"))
             } else if let Some((resource, e)) = target_error {
                 (true, format!("{resource}: {e}"))
-            } else if loaded && !tiltfiles.is_empty() && resources.iter().all(is_done) {
+            } else if let Some((resource, e)) = resources.iter().find_map(failure) {
+                (true, format!("{resource}: {e}"))
+            } else if loaded && !tiltfiles.is_empty() && resources.iter().all(|r| is_done(r)) {
                 (true, String::new())
             } else {
                 (false, String::new())
@@ -113,14 +146,29 @@ pub fn summarize(session: &Session, tiltfiles: &[Tiltfile], resources: &[UIResou
     SessionStatus { targets, done, error, ..previous }
 }
 
+/// Every `K`, from the API.
+async fn list<K>(client: &Client) -> Result<Vec<Arc<K>>, kube::Error>
+where
+    K: Resource<DynamicType = ()> + Clone + std::fmt::Debug + serde::de::DeserializeOwned,
+{
+    Ok(Api::<K>::all(client.clone()).list(&ListParams::default()).await?.items.into_iter().map(Arc::new).collect())
+}
+
 /// Recomputes the session status.
 pub async fn reconcile(session: Arc<Session>, ctx: Arc<Ctx>) -> Result<Action, Error> {
-    let all = ListParams::default();
-    let tiltfiles = Api::<Tiltfile>::all(ctx.client.clone()).list(&all).await?.items;
-    let resources = Api::<UIResource>::all(ctx.client.clone()).list(&all).await?.items;
-    let cmds = Api::<Cmd>::all(ctx.client.clone()).list(&all).await?.items;
+    let s = &ctx.stores;
+    if s.ready().await.is_err() {
+        // The watches are gone (shutdown): decide nothing on a partial view.
+        return Ok(Action::requeue(Duration::from_millis(100)));
+    }
     let previous = session.status.clone().unwrap_or_default();
-    let status = summarize(&session, &tiltfiles, &resources, &cmds);
+    let mut status = summarize(&session, &s.tiltfiles.state(), &s.resources.state(), &s.cmds.state());
+    if status.done && status.error.is_empty() && !previous.done {
+        // "Every resource is ready" must hold for all of them: a resource just created may not have
+        // reached its store yet while the Tiltfile's status already has, so the API has the last word.
+        let c = &ctx.client;
+        status = summarize(&session, &list(c).await?, &list(c).await?, &list(c).await?);
+    }
     if status == previous {
         return Ok(Action::await_change());
     }
@@ -139,14 +187,18 @@ fn error_policy(_s: Arc<Session>, err: &Error, _ctx: Arc<Ctx>) -> Action {
 /// Runs the controller until `shutdown` is cancelled.
 pub async fn run(client: Client, shutdown: CancellationToken) {
     let session = || std::iter::once(ObjectRef::<Session>::new(SESSION_NAME));
-    Controller::new(Api::<Session>::all(client.clone()), watcher::Config::default())
+    let (tiltfiles, tiltfile_events) = reflect::<Tiltfile>(&client);
+    let (resources, resource_events) = reflect::<UIResource>(&client);
+    let (cmds, cmd_events) = reflect::<Cmd>(&client);
+    let ctx = Arc::new(Ctx { client: client.clone(), stores: Stores { tiltfiles, resources, cmds } });
+    Controller::new(Api::<Session>::all(client), watcher::Config::default())
         // A burst of Cmd/UIResource changes is summarized once.
         .with_config(kube::runtime::controller::Config::default().debounce(Duration::from_millis(10)))
-        .watches(Api::<Cmd>::all(client.clone()), watcher::Config::default(), move |_| session())
-        .watches(Api::<UIResource>::all(client.clone()), watcher::Config::default(), move |_| session())
-        .watches(Api::<Tiltfile>::all(client.clone()), watcher::Config::default(), move |_| session())
+        .watches_stream(cmd_events, move |_| session())
+        .watches_stream(resource_events, move |_| session())
+        .watches_stream(tiltfile_events, move |_| session())
         .graceful_shutdown_on(async move { shutdown.cancelled().await })
-        .run(reconcile, error_policy, Arc::new(Ctx { client }))
+        .run(reconcile, error_policy, ctx)
         .for_each(|_| async {})
         .await;
 }
