@@ -9,7 +9,6 @@ use std::time::{Duration, Instant};
 
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::MicroTime;
 use kube::api::{Api, Patch, PatchParams, PostParams};
-use kube::config::{KubeConfigOptions, Kubeconfig};
 use kube::Client;
 use serde_json::json;
 use tilt_apis::{
@@ -34,9 +33,7 @@ struct Env {
 impl Env {
     async fn start(docker_host: String) -> Env {
         let server = ApiServer::start(Registry::tilt(), Config::default()).await.unwrap();
-        let kubeconfig: Kubeconfig = serde_json::from_value(server.kubeconfig("test")).unwrap();
-        let config = kube::Config::from_custom_kubeconfig(kubeconfig, &KubeConfigOptions::default()).await.unwrap();
-        let client = Client::try_from(config).unwrap();
+        let client = tilt_fixtures::tilt_client(&server).await;
         let logs = Arc::new(LogStore::default());
         let shutdown = CancellationToken::new();
         let controller = tokio::spawn(dockerimage::run(

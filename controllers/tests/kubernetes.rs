@@ -2,12 +2,10 @@
 //! real tilt API server and the fixture cluster, reached through the kube client as a real cluster would be.
 
 use std::sync::Arc;
-use std::time::{Duration, Instant};
 
 use k8s_openapi::api::apps::v1::Deployment;
 use k8s_openapi::api::core::v1::{ConfigMap as K8sConfigMap, Pod};
 use kube::api::{Api, DeleteParams, ListParams, Patch, PatchParams, PostParams};
-use kube::config::{KubeConfigOptions, Kubeconfig};
 use kube::{Client, ResourceExt};
 use serde_json::json;
 use tilt_apis::{
@@ -19,6 +17,7 @@ use tilt_controllers::cluster::ClusterConnection;
 use tilt_controllers::logs::LogStore;
 use tilt_controllers::{kubernetesapply, kubernetesdiscovery, uiresource};
 use tilt_fixtures::cluster::FixtureCluster;
+use tilt_fixtures::eventually;
 use tokio_util::sync::CancellationToken;
 
 struct Env {
@@ -35,9 +34,7 @@ impl Env {
         // Controller warnings show in the output of a failing test.
         let _ = tracing_subscriber::fmt().with_env_filter("warn").with_test_writer().try_init();
         let server = ApiServer::start(Registry::tilt(), Config::default()).await.unwrap();
-        let kubeconfig: Kubeconfig = serde_json::from_value(server.kubeconfig("test")).unwrap();
-        let config = kube::Config::from_custom_kubeconfig(kubeconfig, &KubeConfigOptions::default()).await.unwrap();
-        let client = Client::try_from(config).unwrap();
+        let client = tilt_fixtures::tilt_client(&server).await;
         let cluster = FixtureCluster::start().await.unwrap();
         let connection = Arc::new(ClusterConnection::with_client(cluster.client()));
         let logs = Arc::new(LogStore::default());
@@ -66,21 +63,6 @@ impl Env {
     }
 }
 
-/// Polls `check` until it returns `Some`, for up to 20 s.
-async fn eventually<T, F, Fut>(what: &str, mut check: F) -> T
-where
-    F: FnMut() -> Fut,
-    Fut: std::future::Future<Output = Option<T>>,
-{
-    let deadline = Instant::now() + Duration::from_secs(20);
-    loop {
-        if let Some(v) = check().await {
-            return v;
-        }
-        assert!(Instant::now() < deadline, "timed out waiting for {what}");
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-}
 
 fn deployment_yaml(name: &str, image: &str) -> String {
     format!(

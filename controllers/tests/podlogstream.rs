@@ -2,14 +2,12 @@
 //! the LogStore, a restarted container's new lines arrive without duplicates, container filters, a missing
 //! pod in status, and a deleted object stops streaming.
 
-use std::future::Future;
 use std::sync::Arc;
 use std::time::Duration;
 
 use k8s_openapi::api::core::v1::Pod;
 use kube::Client;
 use kube::api::{Api, DeleteParams, ObjectMeta, PostParams};
-use kube::config::{KubeConfigOptions, Kubeconfig};
 use serde_json::json;
 use tilt_apis::{PodLogStream, PodLogStreamSpec, PodLogStreamStatus};
 use tilt_apiserver::{ApiServer, Config, Registry};
@@ -18,26 +16,12 @@ use tilt_controllers::cmd::RESOURCE_ANNOTATION;
 use tilt_controllers::logs::LogStore;
 use tilt_controllers::podlogstream;
 use tilt_fixtures::cluster::FixtureCluster;
+use tilt_fixtures::eventually;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio_util::sync::CancellationToken;
 
-const TIMEOUT: Duration = Duration::from_secs(20);
+const TIMEOUT: Duration = tilt_fixtures::EVENTUALLY;
 
-/// Polls `f` until it returns `Some`, failing the test after [`TIMEOUT`].
-async fn eventually<T, F, Fut>(what: &str, mut f: F) -> T
-where
-    F: FnMut() -> Fut,
-    Fut: Future<Output = Option<T>>,
-{
-    let deadline = tokio::time::Instant::now() + TIMEOUT;
-    loop {
-        if let Some(v) = f().await {
-            return v;
-        }
-        assert!(tokio::time::Instant::now() < deadline, "timed out waiting for {what}");
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
-}
 
 struct Env {
     server: ApiServer,
@@ -51,9 +35,7 @@ struct Env {
 impl Env {
     async fn start() -> Env {
         let server = ApiServer::start(Registry::tilt(), Config::default()).await.unwrap();
-        let kubeconfig: Kubeconfig = serde_json::from_value(server.kubeconfig("test")).unwrap();
-        let config = kube::Config::from_custom_kubeconfig(kubeconfig, &KubeConfigOptions::default()).await.unwrap();
-        let client = Client::try_from(config).unwrap();
+        let client = tilt_fixtures::tilt_client(&server).await;
         let cluster = FixtureCluster::start().await.unwrap();
         let logs = Arc::new(LogStore::default());
         let shutdown = CancellationToken::new();

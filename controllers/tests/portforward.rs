@@ -2,41 +2,25 @@
 //! forward, a new pod behind the same listener, a container killed mid-stream (error in status while it is
 //! down, cleared once traffic flows again), a busy local port, a missing pod, and delete closing the port.
 
-use std::future::Future;
 use std::sync::Arc;
 use std::time::Duration;
 
 use k8s_openapi::api::core::v1::Pod;
 use kube::Client;
 use kube::api::{Api, DeleteParams, Patch, PatchParams, PostParams};
-use kube::config::{KubeConfigOptions, Kubeconfig};
 use serde_json::json;
 use tilt_apis::{Forward, ForwardStatus, PortForward, PortForwardSpec};
 use tilt_apiserver::{ApiServer, Config, Registry};
 use tilt_controllers::cluster::ClusterConnection;
 use tilt_controllers::portforward;
 use tilt_fixtures::cluster::FixtureCluster;
+use tilt_fixtures::eventually;
 use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
 use tokio::net::TcpStream;
 use tokio_util::sync::CancellationToken;
 
-const TIMEOUT: Duration = Duration::from_secs(20);
+const TIMEOUT: Duration = tilt_fixtures::EVENTUALLY;
 
-/// Polls `f` until it returns `Some`, failing the test after [`TIMEOUT`].
-async fn eventually<T, F, Fut>(what: &str, mut f: F) -> T
-where
-    F: FnMut() -> Fut,
-    Fut: Future<Output = Option<T>>,
-{
-    let deadline = tokio::time::Instant::now() + TIMEOUT;
-    loop {
-        if let Some(v) = f().await {
-            return v;
-        }
-        assert!(tokio::time::Instant::now() < deadline, "timed out waiting for {what}");
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
-}
 
 struct Env {
     server: ApiServer,
@@ -49,9 +33,7 @@ struct Env {
 impl Env {
     async fn start() -> Env {
         let server = ApiServer::start(Registry::tilt(), Config::default()).await.unwrap();
-        let kubeconfig: Kubeconfig = serde_json::from_value(server.kubeconfig("test")).unwrap();
-        let config = kube::Config::from_custom_kubeconfig(kubeconfig, &KubeConfigOptions::default()).await.unwrap();
-        let client = Client::try_from(config).unwrap();
+        let client = tilt_fixtures::tilt_client(&server).await;
         let cluster = FixtureCluster::start().await.unwrap();
         let shutdown = CancellationToken::new();
         let connection = Arc::new(ClusterConnection::with_client(cluster.client()));

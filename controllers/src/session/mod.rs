@@ -134,7 +134,7 @@ pub fn summarize(session: &Session, tiltfiles: &[Arc<Tiltfile>], resources: &[Ar
                 (true, format!("{name}: {e}"))
             } else if let Some((resource, e)) = target_error {
                 (true, format!("{resource}: {e}"))
-            } else if let Some((resource, e)) = resources.iter().find_map(failure) {
+            } else if let Some((resource, e)) = resources.iter().find_map(|r| failure(r)) {
                 (true, format!("{resource}: {e}"))
             } else if loaded && !tiltfiles.is_empty() && resources.iter().all(|r| is_done(r)) {
                 (true, String::new())

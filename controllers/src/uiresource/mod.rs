@@ -16,8 +16,8 @@ use jiff::Timestamp;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::MicroTime;
 use kube::api::{Api, Patch, PatchParams};
 use kube::runtime::controller::{Action, Controller};
-use kube::runtime::reflector::{self, ObjectRef, Store};
-use kube::runtime::{WatchStreamExt, watcher};
+use kube::runtime::reflector::{ObjectRef, Store};
+use kube::runtime::watcher;
 use kube::{Client, Resource, ResourceExt};
 use serde_json::json;
 use tilt_apis::{
@@ -27,6 +27,7 @@ use tilt_apis::{
 use tokio_util::sync::CancellationToken;
 
 use crate::cmd::STOPPED_REASON;
+use crate::reflect::reflect;
 
 /// The field manager of this controller's status writes.
 pub const MANAGER: &str = "tilt-uiresource-controller";
@@ -341,18 +342,6 @@ fn error_policy(_r: Arc<UIResource>, err: &Error, _ctx: Arc<Ctx>) -> Action {
     Action::requeue(Duration::from_millis(500))
 }
 
-/// A store of every `K` and the stream of changes that fills it (deletes included).
-fn reflect<K>(client: &Client) -> (Store<K>, impl futures::Stream<Item = Result<K, watcher::Error>> + Send + 'static)
-where
-    K: Resource<DynamicType = ()> + Clone + std::fmt::Debug + serde::de::DeserializeOwned + Send + Sync + 'static,
-{
-    let (reader, writer) = reflector::store();
-    let stream = watcher(Api::<K>::all(client.clone()), watcher::Config::default())
-        .default_backoff()
-        .reflect(writer)
-        .touched_objects();
-    (reader, stream)
-}
 
 fn owner_resource<K: Resource>(o: K) -> Option<ObjectRef<UIResource>> {
     o.labels().get(RESOURCE_LABEL).map(|r| ObjectRef::<UIResource>::new(r))
