@@ -262,6 +262,18 @@ async fn apply_errors_are_in_status_and_a_fix_applies() {
     .await;
     let maps: Api<K8sConfigMap> = Api::namespaced(env.cluster.client(), "default");
     assert_eq!(maps.get("app-settings").await.unwrap().data.unwrap()["mode"], "dev");
+
+    // An object of a kind the cluster no longer serves (its CRD deleted since) does not block deletion.
+    let applied = env.tilt::<KubernetesApply>().get("bad").await.unwrap().status.unwrap();
+    let recorded = format!("{}---\napiVersion: example.com/v1\nkind: Widget\nmetadata:\n  name: gone\n  namespace: default\n", applied.result_yaml);
+    let patch = json!({"status": {"resultYAML": recorded}});
+    env.tilt::<KubernetesApply>().patch_status("bad", &PatchParams::default(), &Patch::Merge(&patch)).await.unwrap();
+    env.tilt::<KubernetesApply>().delete("bad", &DeleteParams::default()).await.unwrap();
+    eventually("the KubernetesApply to go", || async {
+        env.tilt::<KubernetesApply>().get_opt("bad").await.unwrap().is_none().then_some(())
+    })
+    .await;
+    assert!(maps.get_opt("app-settings").await.unwrap().is_none(), "the served kind's object was deleted");
     env.stop().await;
 }
 

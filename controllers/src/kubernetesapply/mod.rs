@@ -143,13 +143,26 @@ fn parse_stream(yaml: &str) -> Result<Vec<Value>, String> {
 #[derive(Default)]
 struct Kinds(HashMap<GroupVersionKind, (ApiResource, ApiCapabilities)>);
 
+/// Why no API for a kind could be found.
+enum KindError {
+    /// The cluster answered: it does not serve this group, version or kind (e.g. its CRD was deleted).
+    NotServed(String),
+    /// Discovery itself failed (network, auth).
+    Failed(String),
+}
+
 impl Kinds {
-    async fn api(&mut self, client: &Client, r: &AppliedRef) -> Result<(Api<DynamicObject>, bool), String> {
+    async fn api(&mut self, client: &Client, r: &AppliedRef) -> Result<(Api<DynamicObject>, bool), KindError> {
         let gvk = r.gvk();
         if !self.0.contains_key(&gvk) {
-            let found = kube::discovery::pinned_kind(client, &gvk)
-                .await
-                .map_err(|e| format!("{} {}: the cluster does not serve this kind: {}", r.api_version, r.kind, message(&e)))?;
+            let found = kube::discovery::pinned_kind(client, &gvk).await.map_err(|e| {
+                let text = format!("{} {}: {}", r.api_version, r.kind, message(&e));
+                match e {
+                    kube::Error::Discovery(_) => KindError::NotServed(text),
+                    e if is_not_found(&e) => KindError::NotServed(text),
+                    _ => KindError::Failed(text),
+                }
+            })?;
             self.0.insert(gvk.clone(), found);
         }
         let (resource, caps) = &self.0[&gvk];
@@ -351,7 +364,10 @@ async fn apply_one(client: &Client, kinds: &mut Kinds, object: &Value) -> Result
     let r = AppliedRef::of(object)
         .filter(|r| !r.api_version.is_empty() && !r.kind.is_empty())
         .ok_or_else(|| "an object without apiVersion, kind or metadata.name cannot be applied".to_string())?;
-    let (api, namespaced) = kinds.api(client, &r).await?;
+    let (api, namespaced) = kinds.api(client, &r).await.map_err(|e| match e {
+        KindError::NotServed(m) => format!("the cluster does not serve this kind: {m}"),
+        KindError::Failed(m) => m,
+    })?;
     let mut object = object.clone();
     if namespaced && r.namespace.is_empty() {
         object["metadata"]["namespace"] = Value::String(client.default_namespace().to_string());
@@ -378,7 +394,12 @@ async fn delete_objects(ctx: &Ctx, resource: &str, refs: &[AppliedRef]) -> Resul
     // Dependents go with their owners (as `kubectl delete` does).
     let params = DeleteParams::background();
     for r in refs {
-        let (api, _) = kinds.api(&client, r).await.map_err(Error::Cleanup)?;
+        let api = match kinds.api(&client, r).await {
+            Ok((api, _)) => api,
+            // No such kind any more (its CRD is gone): no such object either.
+            Err(KindError::NotServed(_)) => continue,
+            Err(KindError::Failed(m)) => return Err(Error::Cleanup(m)),
+        };
         match api.delete(&r.name, &params).await {
             Ok(_) => ctx.logs.append(resource, "kubernetesapply", &format!("Deleted {} ({})", r.display(), ns_label(r))),
             Err(e) if is_not_found(&e) => {}
