@@ -171,9 +171,12 @@ impl PodMonitor {
         } else {
             self.spec.watches.iter().map(|w| w.namespace.clone()).collect()
         };
+        // Each event carries its namespace: re-lists and errors are per namespace.
         let streams = namespaces.iter().map(|ns| {
-            watcher(Api::<K8sPod>::namespaced(cluster.clone(), ns), watcher::Config::default())
+            let ns = ns.clone();
+            watcher(Api::<K8sPod>::namespaced(cluster.clone(), &ns), watcher::Config::default())
                 .default_backoff()
+                .map(move |e| (ns.clone(), e))
                 .boxed()
         });
         let mut events = futures::stream::select_all(streams);
@@ -185,6 +188,8 @@ impl PodMonitor {
         // Pods by namespace/name; a watcher's re-list replaces its namespace's pods.
         let mut all: BTreeMap<(String, String), K8sPod> = BTreeMap::new();
         let mut relisting: HashMap<String, BTreeMap<(String, String), K8sPod>> = HashMap::new();
+        // The last watch error per namespace, until that watch works again.
+        let mut errors: BTreeMap<String, String> = BTreeMap::new();
         self.write_status(KubernetesDiscoveryStatus {
             monitor_start_time: Some(MicroTime(started)),
             running: Some(KubernetesDiscoveryStateRunning { start_time: Some(MicroTime(started)) }),
@@ -207,7 +212,7 @@ impl PodMonitor {
                 }
             }
             let mut changed = false;
-            for event in batch {
+            for (ns, event) in batch {
                 match event {
                     Ok(watcher::Event::Apply(p)) => {
                         all.insert(key(&p), p);
@@ -217,24 +222,32 @@ impl PodMonitor {
                         all.remove(&key(&p));
                         changed = true;
                     }
-                    Ok(watcher::Event::Init) => {}
+                    Ok(watcher::Event::Init) => {
+                        relisting.insert(ns.clone(), BTreeMap::new());
+                    }
                     Ok(watcher::Event::InitApply(p)) => {
-                        let ns = p.namespace().unwrap_or_default();
-                        relisting.entry(ns).or_default().insert(key(&p), p);
+                        relisting.entry(ns.clone()).or_default().insert(key(&p), p);
                     }
                     Ok(watcher::Event::InitDone) => {
-                        // One namespace's re-list finished: its pods are exactly what it listed.
-                        for (ns, pods) in relisting.drain() {
-                            all.retain(|(n, _), _| *n != ns);
-                            all.extend(pods);
-                        }
+                        // The namespace's re-list finished: its pods are exactly what it listed (maybe none).
+                        let listed = relisting.remove(&ns).unwrap_or_default();
+                        all.retain(|(n, _), _| *n != ns);
+                        all.extend(listed);
                         changed = true;
                     }
-                    Err(err) => tracing::debug!(kd = %self.name, %err, "pod watch error"),
+                    Err(err) => {
+                        tracing::debug!(kd = %self.name, %err, "pod watch error");
+                        errors.insert(ns.clone(), format!("watching pods in namespace {ns}: {err}"));
+                        changed = true;
+                        continue;
+                    }
                 }
+                // The watch works again.
+                changed |= errors.remove(&ns).is_some();
             }
             if changed {
-                self.publish(started, &all, &watched, &selectors, &mut owners).await;
+                let error = (!errors.is_empty()).then(|| errors.values().cloned().collect::<Vec<_>>().join("; "));
+                self.publish(started, &all, &watched, &selectors, &mut owners, error).await;
             }
         }
     }
@@ -247,6 +260,7 @@ impl PodMonitor {
         watched: &HashSet<String>,
         selectors: &[Selector],
         owners: &mut Owners,
+        watch_error: Option<String>,
     ) {
         let mut found = Vec::new();
         for pod in all.values() {
@@ -262,7 +276,7 @@ impl PodMonitor {
             monitor_start_time: Some(MicroTime(started)),
             pods: found.clone(),
             running: Some(KubernetesDiscoveryStateRunning { start_time: Some(MicroTime(started)) }),
-            waiting: None,
+            waiting: watch_error.map(|reason| KubernetesDiscoveryStateWaiting { reason }),
         })
         .await;
         self.declare_log_streams(&found).await;
