@@ -7,7 +7,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::{
     DisableSource, DisableStatus, Duration, ObjectSelector, PodLogStreamTemplateSpec, PortForwardTemplateSpec,
-    RestartOnSpec,
+    RestartOnSpec, StartOnSpec,
 };
 
 /// Condition type set when the applied object is a Job that has already run to completion, so no pod will
@@ -64,6 +64,10 @@ pub struct KubernetesApplySpec {
     /// Objects whose events trigger a re-apply.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub restart_on: Option<RestartOnSpec>,
+    /// What must happen before the first apply (`resource_deps` Ready, a click with `auto_init=False`).
+    /// tilt-rs addition.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub start_on: Option<StartOnSpec>,
     /// A command that deletes what `applyCmd` created and cleans up.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub delete_cmd: Option<KubernetesApplyCmd>,

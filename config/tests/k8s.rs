@@ -465,4 +465,7 @@ k8s_resource('web', trigger_mode=TRIGGER_MODE_MANUAL, auto_init=False, resource_
     assert_eq!(web["restartOn"], json!({"uiButtons": ["web:trigger"]}), "manual: file changes do not rebuild");
     assert_eq!(web["startOn"], json!({"uiButtons": ["web:trigger"], "uiResources": ["api"]}));
     assert_eq!(web["disableSource"]["configMap"]["name"], "web-disable");
+    // The deploy waits for the same things (a resource without images waits too).
+    assert_eq!(find(&loaded, "KubernetesApply", "web")["spec"]["startOn"], web["startOn"]);
+    assert!(find(&loaded, "KubernetesApply", "api")["spec"].get("startOn").is_none());
 }

@@ -346,3 +346,32 @@ async fn a_restarted_discovery_deletes_what_its_earlier_spec_declared() {
     .await;
     env.stop().await;
 }
+
+#[tokio::test]
+async fn the_first_apply_waits_for_resource_deps() {
+    let env = Env::start().await;
+    let maps: Api<K8sConfigMap> = Api::namespaced(env.cluster.client(), "default");
+    env.tilt::<UIResource>().create(&PostParams::default(), &UIResource::new("app", UIResourceSpec::default())).await.unwrap();
+    let spec = KubernetesApplySpec {
+        yaml: CONFIG_MAP_YAML.into(),
+        start_on: Some(tilt_apis::StartOnSpec { ui_resources: vec!["db".into()], ..Default::default() }),
+        ..Default::default()
+    };
+    env.tilt::<KubernetesApply>().create(&PostParams::default(), &labelled(KubernetesApply::new("app", spec), "app")).await.unwrap();
+    tokio::time::sleep(std::time::Duration::from_millis(500)).await;
+    assert!(maps.get_opt("app-settings").await.unwrap().is_none(), "nothing applied before db is Ready");
+    assert!(env.tilt::<KubernetesApply>().get("app").await.unwrap().status.is_none_or(|s| s.last_apply_time.is_none()));
+
+    // db: a resource of one ConfigMap, Ready once applied (it runs no pods).
+    env.tilt::<UIResource>().create(&PostParams::default(), &UIResource::new("db", UIResourceSpec::default())).await.unwrap();
+    let db_yaml = CONFIG_MAP_YAML.replace("app-settings", "db-settings");
+    let db = KubernetesApply::new("db", KubernetesApplySpec { yaml: db_yaml, ..Default::default() });
+    env.tilt::<KubernetesApply>().create(&PostParams::default(), &labelled(db, "db")).await.unwrap();
+    eventually("the apply once db is Ready", || async { maps.get_opt("app-settings").await.unwrap() }).await;
+    eventually("app to be Ready too", || async {
+        let r = env.tilt::<UIResource>().get("app").await.unwrap();
+        r.status?.conditions.iter().any(|c| c.type_ == "Ready" && c.status == "True").then_some(())
+    })
+    .await;
+    env.stop().await;
+}

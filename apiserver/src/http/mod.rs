@@ -87,7 +87,9 @@ pub(crate) struct State {
     pub store: Store,
     pub token: String,
     pub body_limit: usize,
-    pub openapi: openapi::Documents,
+    /// Built on the first `/openapi/...` request: most runs never get one, and building them at start
+    /// leaves megabytes of freed heap behind in a long-running `tilt up`.
+    pub openapi: std::sync::OnceLock<openapi::Documents>,
     pub endpoints: Vec<(String, Endpoint)>,
     pub subresources: Vec<Subresource>,
 }
@@ -362,9 +364,4 @@ pub(crate) fn negotiate(headers: &HeaderMap) -> Result<Format, ApiError> {
         }
     }
     Err(ApiError::not_acceptable(accept))
-}
-
-/// Builds the OpenAPI documents served for `registry`.
-pub(crate) fn openapi_documents(registry: &Registry) -> openapi::Documents {
-    openapi::Documents::build(registry)
 }

@@ -1,4 +1,4 @@
-//! OpenAPI v2 and v3 documents, generated once from the kinds' CRD schemas, with
+//! OpenAPI v2 and v3 documents, generated on first request from the kinds' CRD schemas, with
 //! `x-kubernetes-group-version-kind` so that `kubectl explain` finds them.
 
 use std::collections::HashMap;
@@ -200,21 +200,26 @@ fn accepts_json(headers: &HeaderMap) -> Result<(), ApiError> {
     }
 }
 
+/// The server's documents, built on first use.
+fn documents(state: &State) -> &Documents {
+    state.openapi.get_or_init(|| Documents::build(&state.registry))
+}
+
 /// `/openapi/v2`.
 pub(crate) fn v2(state: &State, headers: &HeaderMap) -> Result<Response<Body>, ApiError> {
     accepts_json(headers)?;
-    Ok(bytes_response(StatusCode::OK, "application/json", state.openapi.v2.clone()))
+    Ok(bytes_response(StatusCode::OK, "application/json", documents(state).v2.clone()))
 }
 
 /// `/openapi/v3`: the index of group-version documents.
 pub(crate) fn v3_index(state: &State) -> Response<Body> {
-    bytes_response(StatusCode::OK, "application/json", state.openapi.v3_index.clone())
+    bytes_response(StatusCode::OK, "application/json", documents(state).v3_index.clone())
 }
 
 /// `/openapi/v3/apis/{group}/{version}` and `/openapi/v3/api/{version}`; `path` is what follows `/openapi/v3/`.
 pub(crate) fn v3_group_version(state: &State, path: &str, headers: &HeaderMap) -> Result<Response<Body>, ApiError> {
     accepts_json(headers)?;
-    let (bytes, hash) = state.openapi.v3.get(path).ok_or_else(|| ApiError::no_route(&format!("/openapi/v3/{path}")))?;
+    let (bytes, hash) = documents(state).v3.get(path).ok_or_else(|| ApiError::no_route(&format!("/openapi/v3/{path}")))?;
     let mut resp = bytes_response(StatusCode::OK, "application/json", bytes.clone());
     resp.headers_mut().insert(header::ETAG, http::HeaderValue::from_str(&format!("\"{hash}\"")).expect("hex is a header value"));
     resp.headers_mut().insert(header::CACHE_CONTROL, http::HeaderValue::from_static("public, immutable"));

@@ -534,6 +534,7 @@ pub(crate) fn objects(
             ui_buttons: vec![trigger_button_name(name)],
             ..RestartOnSpec::default()
         }),
+        start_on: start_on(ctx, r),
         cluster: "default".to_owned(),
         ..KubernetesApplySpec::default()
     };
@@ -629,18 +630,24 @@ fn context_ignores(d: &ImageDecl) -> Vec<IgnoreDef> {
     out
 }
 
+/// What a resource's first build or apply waits for: its `resource_deps` Ready and, with `auto_init=False`,
+/// a click on its trigger button.
+fn start_on(ctx: &Assembly<'_>, r: &K8sResource) -> Option<StartOnSpec> {
+    let resource_deps = ctx.deps_of(&r.name);
+    (!resource_deps.is_empty() || !r.auto_init).then(|| StartOnSpec {
+        ui_resources: resource_deps,
+        ui_buttons: if r.auto_init { Vec::new() } else { vec![trigger_button_name(&r.name)] },
+        ..StartOnSpec::default()
+    })
+}
+
 /// The build of an image for resource `r`: rebuilt on context changes (auto trigger mode) and on the
 /// resource's trigger button; the first build waits for `resource_deps` and, with `auto_init=False`, a click.
 fn docker_image_spec(ctx: &Assembly<'_>, r: &K8sResource, image: &PlannedImage) -> DockerImageSpec {
     let d = &image.decl;
     let button = trigger_button_name(&r.name);
     let auto = r.trigger_mode.unwrap_or(ctx.default_trigger) == TriggerMode::Auto;
-    let resource_deps = ctx.deps_of(&r.name);
-    let start_on = (!resource_deps.is_empty() || !r.auto_init).then(|| StartOnSpec {
-        ui_resources: resource_deps,
-        ui_buttons: if r.auto_init { Vec::new() } else { vec![button.clone()] },
-        ..StartOnSpec::default()
-    });
+    let start_on = start_on(ctx, r);
     DockerImageSpec {
         ref_: image.reference.familiar(),
         dockerfile_contents: d.dockerfile_contents.clone(),

@@ -32,7 +32,7 @@ use serde_json::{Value, json};
 use sha2::{Digest, Sha256};
 use tilt_apis::{
     ConfigMap, DisableStatus, ImageMap, KubernetesApply, KubernetesApplySpec, KubernetesApplyStatus,
-    KubernetesDiscovery, KubernetesDiscoverySpec, KubernetesWatchRef, UIButton,
+    KubernetesDiscovery, KubernetesDiscoverySpec, KubernetesWatchRef, UIButton, UIResource,
 };
 use tokio_util::sync::CancellationToken;
 
@@ -248,8 +248,12 @@ async fn apply(ka: &KubernetesApply, ctx: &Ctx) -> Result<Action, Error> {
     }
     let images: Vec<(String, String)> = image_maps.iter().map(|(m, i)| (m.name_any(), i.clone())).collect();
     let hash = input_hash(&ka.spec, &images);
-    let (trigger, _) = triggers(&ctx.client, ka.spec.restart_on.as_ref(), None).await?;
+    let (trigger, waiting) = triggers(&ctx.client, ka.spec.restart_on.as_ref(), ka.spec.start_on.as_ref()).await?;
     let last_start = old.last_apply_start_time.as_ref().map(|t| t.0);
+    if waiting.is_some() && last_start.is_none() {
+        // Not yet: `resource_deps` are not Ready or `auto_init=False` waits for a click.
+        return Ok(Action::await_change());
+    }
     let triggered = trigger.is_some_and(|t| last_start.is_none_or(|s| t > s));
     let up_to_date = old.applied_input_hash == hash && old.error.is_empty() && !triggered;
     if up_to_date {
@@ -483,7 +487,13 @@ fn referrers(store: &Store<KubernetesApply>, kind: &str, name: &str) -> Vec<Obje
         .iter()
         .filter(|ka| match kind {
             "ImageMap" => ka.spec.image_maps.iter().any(|m| m == name),
-            _ => crate::refers_to(ka.spec.restart_on.as_ref(), None, ka.spec.disable_source.as_ref(), kind, name),
+            _ => crate::refers_to(
+                ka.spec.restart_on.as_ref(),
+                ka.spec.start_on.as_ref(),
+                ka.spec.disable_source.as_ref(),
+                kind,
+                name,
+            ),
         })
         .map(|ka| ObjectRef::from_obj(&**ka))
         .collect()
@@ -494,7 +504,8 @@ pub async fn run(client: Client, shutdown: CancellationToken, cluster: Arc<Clust
     let api: Api<KubernetesApply> = Api::all(client.clone());
     let ctx = Arc::new(Ctx::new(client.clone(), cluster, logs));
     let controller = Controller::new(api, watcher::Config::default());
-    let (maps, buttons, configs) = (controller.store(), controller.store(), controller.store());
+    let (maps, buttons, configs, resources) =
+        (controller.store(), controller.store(), controller.store(), controller.store());
     controller
         .watches(Api::<ImageMap>::all(client.clone()), watcher::Config::default(), move |m| {
             referrers(&maps, "ImageMap", &m.name_any())
@@ -504,6 +515,9 @@ pub async fn run(client: Client, shutdown: CancellationToken, cluster: Arc<Clust
         })
         .watches(Api::<ConfigMap>::all(client.clone()), watcher::Config::default(), move |c| {
             referrers(&configs, "ConfigMap", &c.name_any())
+        })
+        .watches(Api::<UIResource>::all(client.clone()), watcher::Config::default(), move |r| {
+            referrers(&resources, "UIResource", &r.name_any())
         })
         .graceful_shutdown_on(async move { shutdown.cancelled().await })
         .run(reconcile, error_policy, ctx)

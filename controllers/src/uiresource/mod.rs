@@ -156,6 +156,17 @@ fn pods_status(kd: &KubernetesDiscovery) -> (RuntimeStatus, Option<String>) {
     }
 }
 
+/// Kinds whose objects make pods.
+const WORKLOAD_KINDS: [&str; 8] =
+    ["Pod", "Deployment", "ReplicaSet", "StatefulSet", "DaemonSet", "Job", "CronJob", "ReplicationController"];
+
+/// Whether a deploy runs pods: it applied a workload, or it follows pods by label.
+fn runs_pods(ka: &KubernetesApply) -> bool {
+    let selects = ka.spec.kubernetes_discovery_template_spec.as_ref().is_some_and(|t| !t.extra_selectors.is_empty());
+    let applied = ka.status.as_ref().map(|s| s.result_yaml.as_str()).unwrap_or_default();
+    selects || crate::kubernetesapply::applied_refs(applied).iter().any(|r| WORKLOAD_KINDS.contains(&r.kind.as_str()))
+}
+
 /// The most telling of several update statuses: an error, else work in progress, else pending, else ok.
 fn worst_update(all: Vec<(UpdateStatus, Option<String>)>) -> (UpdateStatus, Option<String>) {
     let rank = |s: &UpdateStatus| match s {
@@ -191,9 +202,12 @@ pub fn summarize(name: &str, objects: &Objects<'_>, previous: &UIResourceStatus)
     if let Some(c) = serve {
         runtimes.push(runtime_status(Some(&c.status.clone().unwrap_or_default())));
     }
-    runtimes.extend(objects.discoveries.iter().map(|d| pods_status(d)));
-    if !objects.applies.is_empty() && objects.discoveries.is_empty() {
-        runtimes.push((RuntimeStatus::Pending, Some("waiting to deploy".into())));
+    // Only deploys that run pods have a runtime (a resource of ConfigMaps is Ready once applied).
+    if objects.applies.iter().any(|a| runs_pods(a)) {
+        runtimes.extend(objects.discoveries.iter().map(|d| pods_status(d)));
+        if objects.discoveries.is_empty() {
+            runtimes.push((RuntimeStatus::Pending, Some("waiting to deploy".into())));
+        }
     }
     let has_work = !updates.is_empty() || !runtimes.is_empty();
     let (update_status, update_why) = worst_update(updates);
