@@ -13,6 +13,7 @@
 pub mod probe;
 pub mod process;
 pub mod reaper;
+mod spawn;
 
 use std::collections::HashMap;
 use std::path::PathBuf;

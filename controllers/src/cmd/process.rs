@@ -1,12 +1,12 @@
 //! One Cmd process: spawned in its own process group with its output in the log store, and stopped
 //! gracefully (SIGTERM to the whole group, a bounded wait, then SIGKILL) before anything replaces it.
 //!
-//! We use tokio's `Command` with std's `process_group(0)` rather than process-wrap's group child, whose
-//! `wait` also waits for every other member of the group: a server's leftover background children would
-//! then hide that the server itself exited.
+//! The leader is started by [`super::spawn`] (no `fork()` of tilt) and awaited by itself, not with
+//! process-wrap's group child, whose `wait` also waits for every other member of the group: a server's
+//! leftover background children would then hide that the server itself exited.
 
 use std::path::Path;
-use std::process::{ExitStatus, Stdio};
+use std::process::ExitStatus;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -14,15 +14,15 @@ use nix::sys::signal::{Signal, killpg};
 use nix::unistd::Pid;
 use tilt_apis::CmdSpec;
 use tokio::io::{AsyncBufReadExt, AsyncRead, BufReader};
-use tokio::process::Child;
 
+use super::spawn::{self, Exit};
 use crate::logs::LogStore;
 
 /// A spawned process group.
 pub struct ProcessGroup {
     /// The leader's pid, which is also the group id.
     pub pid: i32,
-    child: Child,
+    exit: Exit,
 }
 
 /// Why a process could not be started.
@@ -72,47 +72,17 @@ impl ProcessGroup {
         source: &str,
     ) -> Result<ProcessGroup, SpawnError> {
         let (program, args) = spec.args.split_first().ok_or(SpawnError::NoArgs)?;
-        let mut cmd = tokio::process::Command::new(program);
-        cmd.args(args)
-            .current_dir(if spec.dir.is_empty() { default_dir } else { Path::new(&spec.dir) })
-            .stdin(Stdio::null())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .process_group(0);
-        for kv in &spec.env {
-            match kv.split_once('=') {
-                Some((k, v)) => cmd.env(k, v),
-                None => cmd.env(kv, ""),
-            };
-        }
-        let parent = std::process::id();
-        // SAFETY: only async-signal-safe calls (prctl, getppid) between fork and exec.
-        unsafe {
-            cmd.pre_exec(move || {
-                if libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL) != 0 {
-                    return Err(std::io::Error::last_os_error());
-                }
-                // tilt died between fork and prctl: do not start an orphan.
-                if libc::getppid() as u32 != parent {
-                    return Err(std::io::Error::other("tilt exited while starting the process"));
-                }
-                Ok(())
-            });
-        }
-        let mut child = cmd.spawn().map_err(|source| SpawnError::Os { program: program.clone(), source })?;
-        let pid = child.id().map(|p| p as i32).unwrap_or(0);
-        if let Some(out) = child.stdout.take() {
-            copy_lines(out, logs.clone(), resource.to_string(), source.to_string());
-        }
-        if let Some(err) = child.stderr.take() {
-            copy_lines(err, logs.clone(), resource.to_string(), source.to_string());
-        }
-        Ok(ProcessGroup { pid, child })
+        let dir = if spec.dir.is_empty() { default_dir } else { Path::new(&spec.dir) };
+        let started = spawn::spawn(&spawn::Spec { program, args, env: &spec.env, dir })
+            .map_err(|source| SpawnError::Os { program: program.clone(), source })?;
+        copy_lines(started.stdout, logs.clone(), resource.to_string(), source.to_string());
+        copy_lines(started.stderr, logs.clone(), resource.to_string(), source.to_string());
+        Ok(ProcessGroup { pid: started.pid, exit: started.exit })
     }
 
     /// Waits for the leader to exit, then kills whatever it left behind in its group.
     pub async fn wait(&mut self) -> std::io::Result<ExitStatus> {
-        let status = self.child.wait().await;
+        let status = self.exit.wait().await;
         self.kill_group();
         status
     }
@@ -129,14 +99,14 @@ impl ProcessGroup {
         if self.pid > 0 {
             let _ = killpg(Pid::from_raw(self.pid), Signal::SIGTERM);
         }
-        match tokio::time::timeout(grace, self.child.wait()).await {
+        match tokio::time::timeout(grace, self.exit.wait()).await {
             Ok(status) => {
                 self.kill_group();
                 status
             }
             Err(_) => {
                 self.kill_group();
-                self.child.wait().await
+                self.exit.wait().await
             }
         }
     }
