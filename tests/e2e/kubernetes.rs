@@ -39,6 +39,29 @@ fn walk(dir: &Path) -> Vec<PathBuf> {
     out
 }
 
+/// A temp HOME whose kubeconfig's current context is a fresh fixture cluster, a fake Docker engine, and a copy
+/// of the example project in HOME/project.
+struct Fixtures {
+    home: tempfile::TempDir,
+    cluster: FixtureCluster,
+    docker: FakeDocker,
+    project: PathBuf,
+}
+
+impl Fixtures {
+    async fn start() -> Fixtures {
+        let home = tempfile::tempdir().unwrap();
+        let cluster = FixtureCluster::start().await.unwrap();
+        let kubeconfig = kubeconfig_path(home.path());
+        std::fs::create_dir_all(kubeconfig.parent().unwrap()).unwrap();
+        cluster.write_kubeconfig(&kubeconfig, "fixture").unwrap();
+        let docker = FakeDocker::start(home.path()).await.unwrap();
+        let project = home.path().join("project");
+        copy_example(&project);
+        Fixtures { home, cluster, docker, project }
+    }
+}
+
 fn free_port() -> u16 {
     std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
 }
@@ -68,15 +91,7 @@ async fn ready_pod(cluster: &kube::Client, image_suffix: &str) -> Option<String>
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn docker_build_k8s_yaml_and_port_forward_end_to_end() {
-    let home = tempfile::tempdir().unwrap();
-    let cluster = FixtureCluster::start().await.unwrap();
-    let kubeconfig = kubeconfig_path(home.path());
-    std::fs::create_dir_all(kubeconfig.parent().unwrap()).unwrap();
-    cluster.write_kubeconfig(&kubeconfig, "fixture").unwrap();
-    let docker = FakeDocker::start(home.path()).await.unwrap();
-
-    let project = home.path().join("project");
-    copy_example(&project);
+    let Fixtures { home, cluster, docker, project } = Fixtures::start().await;
     let port = free_port();
     let up = TiltUp::start_at(
         home,
@@ -173,14 +188,8 @@ async fn docker_build_k8s_yaml_and_port_forward_end_to_end() {
 
 /// `tilt ci` on the example against a fresh fixture cluster and fake Docker engine: exit status and output.
 async fn kubernetes_ci(project_edit: impl FnOnce(&Path)) -> (bool, String, FixtureCluster) {
-    let home = tempfile::tempdir().unwrap();
-    let cluster = FixtureCluster::start().await.unwrap();
+    let Fixtures { home, cluster, docker, project } = Fixtures::start().await;
     let kubeconfig = kubeconfig_path(home.path());
-    std::fs::create_dir_all(kubeconfig.parent().unwrap()).unwrap();
-    cluster.write_kubeconfig(&kubeconfig, "fixture").unwrap();
-    let docker = FakeDocker::start(home.path()).await.unwrap();
-    let project = home.path().join("project");
-    copy_example(&project);
     project_edit(&project);
     let out = tokio::process::Command::new(env!("CARGO_BIN_EXE_tilt"))
         .args(["ci", "--timeout", "30s", "-f"])
