@@ -6,7 +6,6 @@ use std::time::{Duration, Instant};
 
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::MicroTime;
 use kube::api::{Api, DeleteParams, Patch, PatchParams, PostParams};
-use kube::config::{KubeConfigOptions, Kubeconfig};
 use kube::Client;
 use serde_json::json;
 use tilt_apis::{Cmd, CmdSpec, CmdStatus, FileWatch, FileWatchSpec, Probe, RestartOnSpec, RestartPolicy, TcpSocketAction};
@@ -28,9 +27,7 @@ struct Env {
 impl Env {
     async fn start(grace: Duration) -> Env {
         let server = ApiServer::start(Registry::tilt(), Config::default()).await.unwrap();
-        let kubeconfig: Kubeconfig = serde_json::from_value(server.kubeconfig("test")).unwrap();
-        let config = kube::Config::from_custom_kubeconfig(kubeconfig, &KubeConfigOptions::default()).await.unwrap();
-        let client = Client::try_from(config).unwrap();
+        let client = tilt_fixtures::tilt_client(&server).await;
         let logs = Arc::new(LogStore::default());
         let dir = tempfile::tempdir().unwrap();
         let shutdown = CancellationToken::new();
