@@ -120,3 +120,6 @@ pub struct CmdStateTerminated {
     #[serde(default, skip_serializing_if = "String::is_empty")]
     pub reason: String,
 }
+
+/// `CmdStatus.terminated.reason` of a process tilt stopped (restart, delete, shutdown): not a failure.
+pub const CMD_STOPPED_REASON: &str = "stopped by tilt";

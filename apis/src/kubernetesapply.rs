@@ -163,4 +163,30 @@ pub struct KubernetesApplyStatus {
     /// Conditions derived from the apply result (e.g. `JobComplete`).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub conditions: Vec<Condition>,
+    /// What the next apply waits for (images, `resource_deps`, a trigger), while it waits. tilt-rs addition.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub waiting: Option<KubernetesApplyStateWaiting>,
+}
+
+/// An apply that cannot start yet. tilt-rs addition.
+#[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct KubernetesApplyStateWaiting {
+    /// Why it waits, for people (`waiting for the image build of app-image`).
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub reason: String,
+}
+
+impl KubernetesApplyStatus {
+    /// The `kind` of each object recorded in `resultYAML` (nothing when it cannot be parsed).
+    pub fn applied_kinds(&self) -> Vec<String> {
+        if self.result_yaml.trim().is_empty() {
+            return Vec::new();
+        }
+        serde_saphyr::from_multiple::<serde_json::Value>(&self.result_yaml)
+            .unwrap_or_default()
+            .iter()
+            .filter_map(|o| o.get("kind")?.as_str().map(str::to_string))
+            .collect()
+    }
 }

@@ -258,3 +258,18 @@ pub struct ContainerStateTerminated {
     /// Exit status; non-zero means failure.
     pub exit_code: i32,
 }
+
+impl Pod {
+    /// Whether every container of the pod is ready.
+    pub fn is_ready(&self) -> bool {
+        !self.containers.is_empty() && self.containers.iter().all(|c| c.ready)
+    }
+}
+
+/// The pod a user looks at first (and a port-forward goes to): running and not being deleted, ready ones
+/// first, then the newest.
+pub fn best_pod(pods: &[Pod]) -> Option<&Pod> {
+    pods.iter()
+        .filter(|p| !p.deleting && p.phase == "Running")
+        .max_by_key(|p| (p.is_ready(), p.created_at.as_ref().map(|t| t.0)))
+}

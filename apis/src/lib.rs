@@ -91,6 +91,11 @@ pub const VERSION: &str = "v1alpha1";
 /// `apiVersion` as written in objects.
 pub const API_VERSION: &str = "tilt.dev/v1alpha1";
 
+/// The label naming the resource (manifest) an object belongs to, as in Go Tilt.
+pub const RESOURCE_LABEL: &str = "tilt.dev/resource";
+/// The annotation naming the resource (manifest) an object belongs to, as in Go Tilt.
+pub const RESOURCE_ANNOTATION: &str = "tilt.dev/resource";
+
 /// Calls `$m!(Type)` once for every kind in this crate, so registries (apiserver, CLI) stay in sync.
 ///
 /// Every kind implements `kube::Resource` (cluster scope) and `kube::CustomResourceExt`.

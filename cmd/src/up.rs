@@ -100,11 +100,16 @@ enum Outcome {
     Failed(String),
     /// `tilt ci`: `--timeout` passed; what was still pending.
     TimedOut(String),
+    /// A controller panicked; what it said.
+    Crashed(String),
 }
 
 /// Runs `tilt up` until SIGINT or SIGTERM (or `tilt down --stop`).
 pub async fn up(args: UpArgs) -> Result<()> {
-    run(args.run, ExitCondition::Manual, None, !args.stream).await.map(drop)
+    match run(args.run, ExitCondition::Manual, None, !args.stream).await? {
+        Outcome::Crashed(why) => anyhow::bail!("{why}"),
+        _ => Ok(()),
+    }
 }
 
 /// Runs `tilt ci`: exits 0 once every resource is ready, 1 when one fails or the timeout passes.
@@ -122,8 +127,30 @@ pub async fn ci(args: CiArgs) -> Result<std::process::ExitCode> {
             view::say(&format!("tilt ci: TIMED OUT after {}. Still waiting: {pending}", humantime(args.timeout)));
             Ok(std::process::ExitCode::FAILURE)
         }
+        Outcome::Crashed(why) => {
+            view::say(&format!("tilt ci: FAILED. {why}"));
+            Ok(std::process::ExitCode::FAILURE)
+        }
         Outcome::Signal(_) | Outcome::Stopped => Ok(std::process::ExitCode::FAILURE),
     }
+}
+
+/// What a controller task's end says: a panic's message, or that it ended when it should not have.
+fn crashed(ended: Result<(), tokio::task::JoinError>) -> Outcome {
+    let why = match ended {
+        Err(e) if e.is_panic() => {
+            let panic = e.into_panic();
+            let text = panic
+                .downcast_ref::<&str>()
+                .map(|s| s.to_string())
+                .or_else(|| panic.downcast_ref::<String>().cloned())
+                .unwrap_or_else(|| "(no message)".into());
+            format!("a controller crashed: {text}")
+        }
+        Err(e) => format!("the controllers were cancelled: {e}"),
+        Ok(()) => "the controllers stopped unexpectedly".into(),
+    };
+    Outcome::Crashed(why)
 }
 
 fn humantime(d: Duration) -> String {
@@ -137,7 +164,11 @@ async fn run(args: RunArgs, exit: ExitCondition, timeout: Option<Duration>, stat
     let server = ApiServer::start_with(Registry::tilt(), config, endpoints).await?;
     let context = kubeconfig::context_name(&server.url(), server.addr().port())?;
     let tilt_config = server.kubeconfig(&context);
-    let (own, user) = kubeconfig::install(&tilt_config)?;
+    // Writing the kubeconfigs waits (up to 5 s) for another writer's lock: not on the async threads.
+    let (own, user) = {
+        let tilt_config = tilt_config.clone();
+        tokio::task::spawn_blocking(move || kubeconfig::install(&tilt_config)).await.context("writing the kubeconfig")??
+    };
     view::say(&format!(
         "tilt-rs API server on {} (kubectl --context {context}; kubeconfig {}, merged into {})",
         server.url(),
@@ -183,8 +214,9 @@ async fn run(args: RunArgs, exit: ExitCondition, timeout: Option<Duration>, stat
     };
 
     let shutdown = CancellationToken::new();
-    let controllers = tokio::spawn(tilt_controllers::run(client.clone(), shutdown.clone(), services));
-    let outcome = tokio::select! {
+    let mut controllers = tokio::spawn(tilt_controllers::run(client.clone(), shutdown.clone(), services));
+    let mut outcome = tokio::select! {
+        ended = &mut controllers => crashed(ended),
         signal = wait_for_signal() => Outcome::Signal(signal?),
         outcome = watch_session(client.clone()) => outcome,
         _ = tokio::time::sleep(timeout.unwrap_or(Duration::MAX)), if timeout.is_some() => {
@@ -194,12 +226,23 @@ async fn run(args: RunArgs, exit: ExitCondition, timeout: Option<Duration>, stat
     match &outcome {
         Outcome::Signal(s) => view::say(&format!("tilt-rs: {s} received, shutting down")),
         Outcome::Stopped => view::say("tilt-rs: the session was deleted (tilt down --stop), shutting down"),
+        Outcome::Crashed(why) => view::say(&format!("tilt-rs: {why}; shutting down")),
         _ => {}
     }
     shutdown.cancel();
     // Controllers stop their processes (SIGTERM, then SIGKILL after a short grace) before returning.
-    let _ = tokio::time::timeout(Duration::from_millis(900), controllers).await;
-    reaper.close();
+    if !controllers.is_finished() || !matches!(outcome, Outcome::Crashed(_)) {
+        match tokio::time::timeout(Duration::from_millis(900), controllers).await {
+            Ok(Err(e)) if e.is_panic() => {
+                outcome = crashed(Err(e));
+                if let Outcome::Crashed(why) = &outcome {
+                    view::say(&format!("tilt-rs: {why}"));
+                }
+            }
+            _ => {}
+        }
+    }
+    reaper.close().await;
     printer.abort();
     if let Some(s) = statuses {
         s.abort();

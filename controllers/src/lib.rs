@@ -14,10 +14,10 @@ pub mod kubernetesdiscovery;
 pub mod logs;
 pub mod podlogstream;
 pub mod portforward;
-mod reflect;
+mod references;
+pub mod runtime;
 pub mod session;
 mod status;
-mod tasks;
 pub mod tiltfile;
 pub mod uiresource;
 
@@ -45,19 +45,22 @@ pub struct Services {
     pub docker: dockerimage::DockerConfig,
 }
 
-/// Runs every controller until `shutdown` is cancelled; returns once their processes are stopped.
+/// Runs every controller until `shutdown` is cancelled; returns once their processes are stopped. All of
+/// them read objects through one set of shared informers (one watch per kind).
 pub async fn run(client: Client, shutdown: CancellationToken, services: Services) {
+    let informers = runtime::Informers::new(client.clone(), shutdown.clone());
+    let i = &informers;
     tokio::join!(
-        tiltfile::run(client.clone(), shutdown.clone(), services.loader.clone(), services.logs.clone()),
+        tiltfile::run(i.clone(), shutdown.clone(), services.loader.clone(), services.logs.clone()),
         filewatch::run(client.clone(), shutdown.clone(), services.filewatch.clone()),
-        uiresource::run(client.clone(), shutdown.clone()),
-        session::run(client.clone(), shutdown.clone()),
-        cmd::run(client.clone(), shutdown.clone(), services.logs.clone(), services.reaper.clone(), services.cmd.clone()),
-        dockerimage::run(client.clone(), shutdown.clone(), services.logs.clone(), services.docker.clone()),
-        kubernetesapply::run(client.clone(), shutdown.clone(), services.cluster.clone(), services.logs.clone()),
-        kubernetesdiscovery::run(client.clone(), shutdown.clone(), services.cluster.clone()),
-        podlogstream::run(client.clone(), shutdown.clone(), services.cluster.clone(), services.logs.clone()),
-        portforward::run(client.clone(), shutdown.clone(), services.cluster.clone()),
+        uiresource::run(i.clone(), shutdown.clone()),
+        session::run(i.clone(), shutdown.clone()),
+        cmd::run(i.clone(), shutdown.clone(), services.logs.clone(), services.reaper.clone(), services.cmd.clone()),
+        dockerimage::run(i.clone(), shutdown.clone(), services.logs.clone(), services.docker.clone()),
+        kubernetesapply::run(i.clone(), shutdown.clone(), services.cluster.clone(), services.logs.clone()),
+        kubernetesdiscovery::run(i.clone(), shutdown.clone(), services.cluster.clone()),
+        podlogstream::run(i.clone(), shutdown.clone(), services.cluster.clone(), services.logs.clone()),
+        portforward::run(i.clone(), shutdown.clone(), services.cluster.clone()),
     );
 }
 
@@ -69,25 +72,4 @@ pub(crate) fn now_micro() -> k8s_openapi::apimachinery::pkg::apis::meta::v1::Mic
 /// `t` as a `MicroTime`.
 pub(crate) fn micro(t: jiff::Timestamp) -> k8s_openapi::apimachinery::pkg::apis::meta::v1::MicroTime {
     k8s_openapi::apimachinery::pkg::apis::meta::v1::MicroTime(t)
-}
-
-/// Whether a spec's `restartOn`, `startOn` or `disableSource` names the object `name` of `kind`: which
-/// objects a change of that object must reconcile.
-pub(crate) fn refers_to(
-    restart_on: Option<&tilt_apis::RestartOnSpec>,
-    start_on: Option<&tilt_apis::StartOnSpec>,
-    disable_source: Option<&tilt_apis::DisableSource>,
-    kind: &str,
-    name: &str,
-) -> bool {
-    let has = |list: &[String]| list.iter().any(|n| n == name);
-    match kind {
-        "FileWatch" => restart_on.is_some_and(|r| has(&r.file_watches)),
-        "UIButton" => restart_on.is_some_and(|r| has(&r.ui_buttons)) || start_on.is_some_and(|s| has(&s.ui_buttons)),
-        "Cmd" => restart_on.is_some_and(|r| has(&r.cmds)) || start_on.is_some_and(|s| has(&s.cmds)),
-        "UIResource" => start_on.is_some_and(|s| has(&s.ui_resources)),
-        "ConfigMap" => disable_source
-            .is_some_and(|d| d.config_map.iter().chain(d.every_config_map.iter()).any(|c| c.name == name)),
-        _ => false,
-    }
 }

@@ -67,19 +67,40 @@ where
         }
     }
 
+    /// The status as last changed.
+    pub(crate) async fn get(&self) -> K::Status {
+        self.status.lock().await.status.clone()
+    }
+
     /// Applies `change` and writes the status if it differs from what was last written. A failed write is
-    /// logged and retried with the next change: the work reporting here cannot do better.
+    /// retried with backoff until it lands (later changes wait behind it, so writes stay in order), unless the
+    /// API refuses it for good (a 4xx other than a conflict or throttling), which is logged.
     pub(crate) async fn update<R>(&self, change: impl FnOnce(&mut K::Status) -> R) -> R {
         let mut cell = self.status.lock().await;
         let out = change(&mut cell.status);
         if cell.written.as_ref() == Some(&cell.status) {
             return out;
         }
-        match apply_status(&self.api, &self.name, self.manager, &cell.status).await {
-            Ok(()) => cell.written = Some(cell.status.clone()),
-            Err(err) => {
-                cell.written = None;
-                tracing::warn!(kind = %K::kind(&()), name = %self.name, %err, "writing status");
+        let mut failures = 0;
+        loop {
+            match apply_status(&self.api, &self.name, self.manager, &cell.status).await {
+                Ok(()) => {
+                    cell.written = Some(cell.status.clone());
+                    break;
+                }
+                Err(err) => {
+                    cell.written = None;
+                    failures += 1;
+                    let lasting = matches!(&err, kube::Error::Api(s) if s.code < 500 && s.code != 409 && s.code != 429);
+                    if lasting {
+                        tracing::warn!(kind = %K::kind(&()), name = %self.name, %err, "the API refused a status write");
+                        break;
+                    }
+                    if failures == 1 {
+                        tracing::warn!(kind = %K::kind(&()), name = %self.name, %err, "writing status; retrying");
+                    }
+                    tokio::time::sleep(crate::runtime::controller::backoff(failures)).await;
+                }
             }
         }
         out

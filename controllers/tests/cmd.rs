@@ -37,7 +37,7 @@ impl Env {
             default_dir: dir.path().to_path_buf(),
             restart_backoff: Duration::from_millis(100),
         };
-        let controller = tokio::spawn(cmd::run(client.clone(), shutdown.clone(), logs.clone(), Arc::new(Reaper::disabled()), config));
+        let controller = tokio::spawn(cmd::run(tilt_controllers::runtime::Informers::new(client.clone(), shutdown.clone()), shutdown.clone(), logs.clone(), Arc::new(Reaper::disabled()), config));
         Env { _server: server, client, logs, shutdown, controller: Some(controller), dir }
     }
 
@@ -118,8 +118,11 @@ async fn runs_reports_and_restarts_on_file_watch_events() {
     let texts = env.log_texts();
     assert_eq!(texts, ["started v1", "started v2"], "one restart, and the new process sees the new content");
 
-    // The same event again (status unchanged) is not a new trigger.
-    fws.patch_status("src", &PatchParams::default(), &Patch::Merge(json!({"status": {"error": ""}}))).await.unwrap();
+    // A change of the FileWatch that keeps its lastEventTime reconciles the Cmd but is not a new trigger.
+    let before = fws.get("src").await.unwrap().metadata.resource_version;
+    let hiccup = json!({"status": {"error": "a watch hiccup"}});
+    let after = fws.patch_status("src", &PatchParams::default(), &Patch::Merge(&hiccup)).await.unwrap();
+    assert_ne!(after.metadata.resource_version, before, "the FileWatch changed, so the Cmd is looked at again");
     tokio::time::sleep(Duration::from_millis(300)).await;
     assert_eq!(running_pid(&env.cmds().get("server").await.unwrap().status.unwrap()), running_pid(&second));
 

@@ -37,7 +37,7 @@ impl Env {
         let logs = Arc::new(LogStore::default());
         let shutdown = CancellationToken::new();
         let controller = tokio::spawn(dockerimage::run(
-            client.clone(),
+            tilt_controllers::runtime::Informers::new(client.clone(), shutdown.clone()),
             shutdown.clone(),
             logs.clone(),
             DockerConfig { host: docker_host },

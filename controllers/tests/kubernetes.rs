@@ -39,10 +39,11 @@ impl Env {
         let connection = Arc::new(ClusterConnection::with_client(cluster.client()));
         let logs = Arc::new(LogStore::default());
         let shutdown = CancellationToken::new();
+        let informers = tilt_controllers::runtime::Informers::new(client.clone(), shutdown.clone());
         let tasks = vec![
-            tokio::spawn(kubernetesapply::run(client.clone(), shutdown.clone(), connection.clone(), logs.clone())),
-            tokio::spawn(kubernetesdiscovery::run(client.clone(), shutdown.clone(), connection)),
-            tokio::spawn(uiresource::run(client.clone(), shutdown.clone())),
+            tokio::spawn(kubernetesapply::run(informers.clone(), shutdown.clone(), connection.clone(), logs.clone())),
+            tokio::spawn(kubernetesdiscovery::run(informers.clone(), shutdown.clone(), connection)),
+            tokio::spawn(uiresource::run(informers.clone(), shutdown.clone())),
         ];
         Env { _server: server, cluster, client, logs, shutdown, tasks }
     }

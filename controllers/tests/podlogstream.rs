@@ -12,7 +12,7 @@ use serde_json::json;
 use tilt_apis::{PodLogStream, PodLogStreamSpec, PodLogStreamStatus};
 use tilt_apiserver::{ApiServer, Config, Registry};
 use tilt_controllers::cluster::ClusterConnection;
-use tilt_controllers::cmd::RESOURCE_ANNOTATION;
+use tilt_apis::RESOURCE_ANNOTATION;
 use tilt_controllers::logs::LogStore;
 use tilt_controllers::podlogstream;
 use tilt_fixtures::cluster::FixtureCluster;
@@ -40,7 +40,7 @@ impl Env {
         let logs = Arc::new(LogStore::default());
         let shutdown = CancellationToken::new();
         let connection = Arc::new(ClusterConnection::with_client(cluster.client()));
-        let controller = tokio::spawn(podlogstream::run(client.clone(), shutdown.clone(), connection, logs.clone()));
+        let controller = tokio::spawn(podlogstream::run(tilt_controllers::runtime::Informers::new(client.clone(), shutdown.clone()), shutdown.clone(), connection, logs.clone()));
         Env { server, cluster, client, logs, shutdown, controller }
     }
 

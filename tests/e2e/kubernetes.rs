@@ -223,3 +223,78 @@ async fn tilt_ci_waits_for_the_pod_and_reports_build_failures() {
     assert!(deployments.get_opt("hello-web").await.unwrap().is_none(), "nothing deployed without an image");
     cluster.shutdown().await;
 }
+
+/// utime + stime of a process, in clock ticks.
+fn cpu_ticks(pid: u32) -> u64 {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap();
+    // Fields after the command name (which may hold spaces) start after the last ')'.
+    let fields: Vec<&str> = stat.rsplit_once(')').unwrap().1.split_whitespace().collect();
+    fields[11].parse::<u64>().unwrap() + fields[12].parse::<u64>().unwrap()
+}
+
+/// Issue 12, defect 7: with the cluster unreachable, KubernetesApply retries with exponential backoff, keeps
+/// the error in status and logs it once, instead of retrying in a tight loop (2,242 attempts in 10 s before).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_unreachable_cluster_is_retried_with_backoff() {
+    let home = tempfile::tempdir().unwrap();
+    let kubeconfig = kubeconfig_path(home.path());
+    std::fs::create_dir_all(kubeconfig.parent().unwrap()).unwrap();
+    // A port that was just free: nobody listens there.
+    let port = free_port();
+    std::fs::write(
+        &kubeconfig,
+        format!(
+            "apiVersion: v1\nkind: Config\ncurrent-context: gone\nclusters:\n- name: gone\n  cluster:\n    server: \
+             https://127.0.0.1:{port}\n    insecure-skip-tls-verify: true\nusers:\n- name: gone\n  user:\n    token: t\n\
+             contexts:\n- name: gone\n  context:\n    cluster: gone\n    user: gone\n"
+        ),
+    )
+    .unwrap();
+    std::fs::write(home.path().join("cm.yaml"), "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: settings\ndata:\n  a: b\n")
+        .unwrap();
+    std::fs::write(home.path().join("Tiltfile"), "k8s_yaml('cm.yaml')\n").unwrap();
+    let tilt = TiltUp::start_in(home);
+    let client = tilt.client().await;
+    let applies: Api<tilt_apis::KubernetesApply> = Api::all(client);
+
+    // Every attempt writes a new lastApplyStartTime; a watcher outside tilt counts them.
+    let seen = std::sync::Arc::new(std::sync::Mutex::new((std::collections::BTreeSet::new(), std::collections::BTreeSet::new())));
+    let counting = {
+        let (applies, seen) = (applies.clone(), seen.clone());
+        tokio::spawn(async move {
+            use futures::StreamExt;
+            let stream = kube::runtime::watcher(applies, Default::default());
+            let mut stream = std::pin::pin!(kube::runtime::WatchStreamExt::applied_objects(stream));
+            while let Some(Ok(ka)) = stream.next().await {
+                let status = ka.status.unwrap_or_default();
+                let mut seen = seen.lock().unwrap();
+                if let Some(t) = status.last_apply_start_time {
+                    seen.0.insert(t.0);
+                }
+                if !status.error.is_empty() {
+                    seen.1.insert(status.error);
+                }
+            }
+        })
+    };
+    tokio::time::sleep(Duration::from_secs(5)).await;
+    let pid = tilt.child.id();
+    let (ticks_at_5s, at_5s) = (cpu_ticks(pid), std::time::Instant::now());
+    tokio::time::sleep(Duration::from_secs(15)).await;
+    let ticks = cpu_ticks(pid) - ticks_at_5s;
+    // /proc counts in USER_HZ, which is 100 on Linux.
+    let cpu = ticks as f64 / 100.0 / at_5s.elapsed().as_secs_f64();
+    counting.abort();
+    let (starts, errors) = seen.lock().unwrap().clone();
+    let status = applies.list(&Default::default()).await.unwrap().items.into_iter().next().unwrap().status.unwrap();
+    assert!(!status.error.is_empty(), "the error stays in status: {status:?}");
+    eprintln!("unreachable cluster: {} attempts in 20 s, CPU {:.2} % between 5 s and 20 s", starts.len(), cpu * 100.0);
+    assert!(!starts.is_empty(), "it tried at least once");
+    assert!(starts.len() < 20, "{} apply attempts in 20 s: retries must back off", starts.len());
+    assert!(cpu < 0.01, "idle retrying costs {:.2} % of a core", cpu * 100.0);
+    assert!(errors.len() <= 2, "one error, said once per change: {errors:?}");
+    let logs = tilt.tilt_command(&["logs"]).output().unwrap();
+    let logs = String::from_utf8_lossy(&logs.stdout);
+    let said = logs.matches("Error applying").count();
+    assert!(said >= 1 && said <= 2, "the log says the error once per change, not per attempt ({said} times):\n{logs}");
+}

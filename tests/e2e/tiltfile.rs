@@ -203,7 +203,7 @@ async fn a_burst_of_writes_restarts_the_server_once_with_the_final_content() {
     .unwrap();
     // A generous debounce: the burst below is written by a test process that may be descheduled on a
     // loaded CI machine, and a pause longer than the debounce legitimately splits a burst.
-    let tilt = TiltUp::start_with(home, &[("TILT_FILE_DEBOUNCE_MS", "200")]);
+    let tilt = TiltUp::start_with(home, &[("TILT_FILE_DEBOUNCE_MS", "1000")]);
     let cmds: Api<Cmd> = Api::all(tilt.client().await);
     let logs = || {
         let out = tilt.tilt_command(&["logs", "srv"]).output().unwrap();
@@ -216,6 +216,6 @@ async fn a_burst_of_writes_restarts_the_server_once_with_the_final_content() {
     }
     eventually("the restart", || async { serve_pid(&cmds, "srv:serve").await.is_some_and(|p| p != first) && logs().len() == 2 })
         .await;
-    tokio::time::sleep(Duration::from_millis(800)).await;
+    tokio::time::sleep(Duration::from_millis(1500)).await;
     assert_eq!(logs(), ["srv │ started 0", "srv │ started 1000"], "exactly one restart, with the final content");
 }

@@ -61,18 +61,26 @@ impl Reaper {
         self.send(&format!("-{pgid}\n"));
     }
 
-    /// Closes the pipe (the reaper kills what is left and exits) and waits for it.
-    pub fn close(&self) {
+    /// Closes the pipe, so the reaper kills what is left and exits, and returns the reaper process.
+    fn take(&self) -> Option<Child> {
         self.pipe.lock().unwrap_or_else(|e| e.into_inner()).take();
-        if let Some(mut child) = self.process.lock().unwrap_or_else(|e| e.into_inner()).take() {
-            let _ = child.wait();
+        self.process.lock().unwrap_or_else(|e| e.into_inner()).take()
+    }
+
+    /// Closes the pipe (the reaper kills what is left and exits) and waits for it, off the async threads.
+    pub async fn close(&self) {
+        if let Some(mut child) = self.take() {
+            let _ = tokio::task::spawn_blocking(move || child.wait()).await;
         }
     }
 }
 
 impl Drop for Reaper {
+    /// Closes the pipe; the reaper is reaped by a thread of its own, so a drop never blocks.
     fn drop(&mut self) {
-        self.close();
+        if let Some(mut child) = self.take() {
+            std::thread::spawn(move || child.wait());
+        }
     }
 }
 

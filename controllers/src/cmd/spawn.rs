@@ -200,8 +200,69 @@ extern "C" fn child(arg: *mut libc::c_void) -> libc::c_int {
 /// The child's stack: generous for a handful of system calls.
 const STACK: usize = 64 * 1024;
 
-/// Starts `spec` in a new process group, stdin from /dev/null, stdout and stderr into pipes.
+/// A child as [`start`] leaves it: its pid and the read ends of its stdout and stderr.
+struct Started {
+    pid: i32,
+    stdout: OwnedFd,
+    stderr: OwnedFd,
+}
+
+/// What the spawner thread is asked to start.
+struct Job {
+    program: String,
+    args: Vec<String>,
+    env: Vec<String>,
+    dir: PathBuf,
+    reply: std::sync::mpsc::SyncSender<io::Result<Started>>,
+}
+
+/// The thread that starts every child.
+///
+/// `PR_SET_PDEATHSIG` fires when the *thread* that created the child exits, not when tilt does. A child
+/// started from a tokio worker or a `spawn_blocking` thread would be killed when the runtime retires that
+/// thread (blocking threads go after 10 s idle). So no such thread ever starts one: [`spawn`] hands the
+/// work to this thread, which lives as long as tilt, and waits for it.
+fn spawner() -> &'static std::sync::mpsc::Sender<Job> {
+    static SPAWNER: std::sync::OnceLock<std::sync::mpsc::Sender<Job>> = std::sync::OnceLock::new();
+    SPAWNER.get_or_init(|| {
+        let (tx, rx) = std::sync::mpsc::channel::<Job>();
+        std::thread::Builder::new()
+            .name("tilt-spawner".into())
+            .spawn(move || {
+                for job in rx {
+                    let spec = Spec { program: &job.program, args: &job.args, env: &job.env, dir: &job.dir };
+                    let _ = job.reply.send(start(&spec));
+                }
+            })
+            .expect("starting the process spawner thread");
+        tx
+    })
+}
+
+/// Starts `spec` in a new process group, stdin from /dev/null, stdout and stderr into pipes; on the spawner
+/// thread (see [`spawner`]).
 pub(crate) fn spawn(spec: &Spec<'_>) -> io::Result<Spawned> {
+    let (reply, result) = std::sync::mpsc::sync_channel(1);
+    let job = Job {
+        program: spec.program.to_string(),
+        args: spec.args.to_vec(),
+        env: spec.env.to_vec(),
+        dir: spec.dir.to_path_buf(),
+        reply,
+    };
+    spawner().send(job).map_err(|_| io::Error::other("the process spawner thread is gone"))?;
+    let started = result.recv().map_err(|_| io::Error::other("the process spawner thread is gone"))??;
+    let exit = Exit::new(started.pid);
+    Ok(Spawned {
+        pid: started.pid,
+        stdout: pipe::Receiver::from_owned_fd(started.stdout)?,
+        stderr: pipe::Receiver::from_owned_fd(started.stderr)?,
+        exit,
+    })
+}
+
+/// Starts `spec` on the calling thread, which must outlive the child (see [`spawner`]).
+fn start(spec: &Spec<'_>) -> io::Result<Started> {
     let (env, path) = environment(spec.env);
     let program = resolve(spec.program, path.as_deref(), spec.dir)?;
     let mut args = vec![cstring(OsStr::new(spec.program))?];
@@ -269,8 +330,7 @@ pub(crate) fn spawn(spec: &Spec<'_>) -> io::Result<Spawned> {
             _ => io::Error::new(errno.kind(), format!("preparing the process: {errno}")),
         });
     }
-    let exit = Exit::new(pid);
-    Ok(Spawned { pid, stdout: pipe::Receiver::from_owned_fd(out_r)?, stderr: pipe::Receiver::from_owned_fd(err_r)?, exit })
+    Ok(Started { pid, stdout: out_r, stderr: err_r })
 }
 
 /// The exit of a spawned child, awaited through a pidfd (polled when the kernel has none).
@@ -424,21 +484,45 @@ mod tests {
     }
 
     #[test]
-    fn the_child_is_killed_when_the_thread_that_started_it_ends() {
-        let pid = std::thread::spawn(|| {
-            let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
-            rt.block_on(async {
-                let a = args(&["10"]);
-                spawn(&Spec { program: "sleep", args: &a, env: &[], dir: Path::new("/") }).unwrap().pid
-            })
+    fn a_child_started_on_a_thread_that_ends_is_killed_with_that_thread() {
+        // Why `spawn` hands the work to the spawner thread: PR_SET_PDEATHSIG follows the starting thread.
+        let started = std::thread::spawn(|| {
+            let a = args(&["10"]);
+            start(&Spec { program: "sleep", args: &a, env: &[], dir: Path::new("/") }).unwrap()
         })
         .join()
         .unwrap();
-        let start = std::time::Instant::now();
+        let pid = started.pid;
+        let begin = std::time::Instant::now();
         let mut status = 0;
         // SAFETY: waits for our own child.
         assert_eq!(unsafe { libc::waitpid(pid, &mut status, 0) }, pid);
         assert!(libc::WIFSIGNALED(status) && libc::WTERMSIG(status) == libc::SIGKILL, "status {status:#x}");
-        assert!(start.elapsed() < std::time::Duration::from_secs(5), "killed at once, not after sleeping");
+        assert!(begin.elapsed() < std::time::Duration::from_secs(5), "killed at once, not after sleeping");
+    }
+
+    #[test]
+    fn a_child_outlives_the_thread_that_asked_for_it() {
+        // A tokio blocking thread (or any other) that asks for a process and then ends does not take it along.
+        let pid = std::thread::spawn(|| {
+            let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+            rt.block_on(async {
+                let a = args(&["10"]);
+                let mut spawned = spawn(&Spec { program: "sleep", args: &a, env: &[], dir: Path::new("/") }).unwrap();
+                spawned.exit.background = true;
+                spawned.pid
+            })
+        })
+        .join()
+        .unwrap();
+        std::thread::sleep(std::time::Duration::from_millis(300));
+        let mut status = 0;
+        // SAFETY: polls our own child without blocking.
+        assert_eq!(unsafe { libc::waitpid(pid, &mut status, libc::WNOHANG) }, 0, "the child must still run");
+        // SAFETY: kills and reaps our own child.
+        unsafe {
+            libc::kill(pid, libc::SIGKILL);
+            libc::waitpid(pid, &mut status, 0);
+        }
     }
 }

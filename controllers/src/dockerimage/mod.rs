@@ -18,14 +18,12 @@ mod build;
 mod context;
 
 use std::sync::Arc;
-use std::time::Duration;
 
-use futures::StreamExt;
+
 use jiff::Timestamp;
 use kube::api::{Api, Patch, PatchParams};
-use kube::runtime::controller::{Action, Controller};
-use kube::runtime::reflector::{ObjectRef, Store};
-use kube::runtime::watcher;
+use kube::runtime::controller::Action;
+use kube::runtime::reflector::ObjectRef;
 use kube::{Client, ResourceExt};
 use serde_json::json;
 use tilt_apis::{
@@ -36,9 +34,9 @@ use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
 use self::build::Progress;
-use crate::cmd::{disabled_by, resource_of, triggers};
 use crate::logs::LogStore;
-use crate::tasks::{Task, TaskTable};
+use crate::references::{Lookup, disabled_by, references, resource_of, triggers};
+use crate::runtime::{Gone, Informers, Reconciler, Setup};
 
 /// The field manager of this controller's status writes.
 pub const MANAGER: &str = "tilt-dockerimage-controller";
@@ -66,19 +64,10 @@ impl Default for DockerConfig {
     }
 }
 
-/// Errors of one reconcile; retried with backoff. Build failures are not errors: they go into status.
-#[derive(Debug, thiserror::Error)]
-pub enum Error {
-    /// The API refused a read.
-    #[error("DockerImage API call failed: {0}")]
-    Api(#[from] kube::Error),
-}
-
 type StatusCell = crate::status::StatusCell<DockerImage>;
 
 /// What the controller did for one DockerImage.
-struct Entry {
-    uid: Option<String>,
+pub struct Entry {
     spec: DockerImageSpec,
     /// The newest restartOn/startOn event the current or last build started for.
     trigger: Option<Timestamp>,
@@ -104,56 +93,52 @@ impl Entry {
     }
 }
 
-impl Task for Entry {
-    fn uid(&self) -> Option<&str> {
-        self.uid.as_deref()
-    }
-
-    async fn stop(mut self) {
-        self.cancel().await;
-    }
-}
-
-/// Shared state of the DockerImage controller.
+/// The DockerImage controller.
+#[derive(Clone)]
 pub struct Ctx {
     client: Client,
+    informers: Arc<Informers>,
     logs: Arc<LogStore>,
     config: DockerConfig,
-    builds: Arc<TaskTable<DockerImage, Entry>>,
     /// Asks for a reconcile when a build ends (a queued rebuild may be due).
     requeue: mpsc::UnboundedSender<ObjectRef<DockerImage>>,
 }
 
 /// Why a build that `newest` triggered runs: a file change when a restartOn FileWatch saw it, else a click.
-async fn trigger_reason(client: &Client, spec: &DockerImageSpec, newest: Option<Timestamp>) -> Result<&'static str, kube::Error> {
-    let Some(newest) = newest else { return Ok("Initial Build") };
-    let fws: Api<FileWatch> = Api::all(client.clone());
+async fn trigger_reason(lookup: &impl Lookup, spec: &DockerImageSpec, newest: Option<Timestamp>) -> &'static str {
+    let Some(newest) = newest else { return "Initial Build" };
     for name in spec.restart_on.iter().flat_map(|r| &r.file_watches) {
-        let fw = fws.get_opt(name).await?;
-        if fw.and_then(|f| f.status?.last_event_time).is_some_and(|t| t.0 == newest) {
-            return Ok("Changed Files");
+        let fw = lookup.get::<FileWatch>(name).await;
+        if fw.and_then(|f| f.status.clone()?.last_event_time).is_some_and(|t| t.0 == newest) {
+            return "Changed Files";
         }
     }
-    Ok("Manual Trigger")
+    "Manual Trigger"
+}
+
+impl Reconciler for Ctx {
+    type K = DockerImage;
+    type State = Entry;
+    type Error = std::convert::Infallible;
+    const NAME: &'static str = "dockerimage";
+
+    async fn reconcile(&self, di: Arc<DockerImage>, state: &mut Option<Entry>) -> Result<Action, Self::Error> {
+        reconcile(self, di, state).await;
+        Ok(Action::await_change())
+    }
+
+    async fn forget(&self, mut entry: Entry, _: Gone) {
+        entry.cancel().await;
+    }
 }
 
 /// Starts or queues the build of one DockerImage as its spec, triggers and conditions require.
-pub async fn reconcile(di: Arc<DockerImage>, ctx: Arc<Ctx>) -> Result<Action, Error> {
+async fn reconcile(ctx: &Ctx, di: Arc<DockerImage>, state: &mut Option<Entry>) {
     let name = di.name_any();
-    let uid = di.uid();
-    let disabled = disabled_by(&ctx.client, di.spec.disable_source.as_ref()).await?;
-    let (newest, waiting) = triggers(&ctx.client, di.spec.restart_on.as_ref(), di.spec.start_on.as_ref()).await?;
-    let Some(mut guard) = ctx.builds.lock_live(&name, uid.as_deref()).await else {
-        return Ok(Action::await_change());
-    };
-    // An object recreated under the same name starts afresh.
-    if guard.as_ref().is_some_and(|e| e.uid != uid)
-        && let Some(old) = guard.take()
-    {
-        old.stop().await;
-    }
-    let entry = guard.get_or_insert_with(|| Entry {
-        uid: uid.clone(),
+    let lookup = &*ctx.informers;
+    let disabled = disabled_by(lookup, di.spec.disable_source.as_ref()).await;
+    let (newest, waiting) = triggers(lookup, di.spec.restart_on.as_ref(), di.spec.start_on.as_ref()).await;
+    let entry = state.get_or_insert_with(|| Entry {
         spec: di.spec.clone(),
         trigger: None,
         task: None,
@@ -166,7 +151,7 @@ pub async fn reconcile(di: Arc<DockerImage>, ctx: Arc<Ctx>) -> Result<Action, Er
         entry.trigger = None;
         entry.spec = di.spec.clone();
         set_waiting(&entry.status, reason).await;
-        return Ok(Action::await_change());
+        return;
     }
 
     let spec_changed = entry.spec != di.spec;
@@ -176,24 +161,23 @@ pub async fn reconcile(di: Arc<DockerImage>, ctx: Arc<Ctx>) -> Result<Action, Er
     } else if spec_changed {
         "Config Changed"
     } else if entry.task.is_none() || newer {
-        trigger_reason(&ctx.client, &di.spec, newest).await?
+        trigger_reason(lookup, &di.spec, newest).await
     } else {
-        return Ok(Action::await_change());
+        return;
     };
     if !spec_changed && entry.building() {
         // A newer event during a build: the build's end requeues this object, which then rebuilds.
-        return Ok(Action::await_change());
+        return;
     }
     entry.cancel().await;
     entry.spec = di.spec.clone();
     entry.trigger = newest;
     if let Some(why) = waiting {
         set_waiting(&entry.status, why).await;
-        return Ok(Action::await_change());
+        return;
     }
     entry.built_before = true;
-    entry.task = Some(start(&ctx, &di, reason, entry.status.clone()));
-    Ok(Action::await_change())
+    entry.task = Some(start(ctx, &di, reason, entry.status.clone()));
 }
 
 async fn set_waiting(status: &StatusCell, reason: String) {
@@ -224,7 +208,7 @@ async fn publish(client: &Client, image_map: &str, reference: &str, started: Tim
 
 /// Spawns one build: status `building`, the build with its output in the log and its steps in
 /// `stageStatuses`, then the ImageMap and status `completed`, then a requeue for a queued rebuild.
-fn start(ctx: &Arc<Ctx>, di: &DockerImage, reason: &'static str, status: Arc<StatusCell>) -> tokio::task::JoinHandle<()> {
+fn start(ctx: &Ctx, di: &DockerImage, reason: &'static str, status: Arc<StatusCell>) -> tokio::task::JoinHandle<()> {
     let ctx = ctx.clone();
     let spec = di.spec.clone();
     let name = di.name_any();
@@ -319,52 +303,18 @@ fn seconds(from: Timestamp, to: Timestamp) -> f64 {
     to.duration_since(from).as_secs_f64()
 }
 
-fn error_policy(di: Arc<DockerImage>, err: &Error, _ctx: Arc<Ctx>) -> Action {
-    tracing::warn!(dockerimage = %di.name_any(), %err, "DockerImage reconcile failed");
-    Action::requeue(Duration::from_millis(500))
-}
-
-fn referrers(store: &Store<DockerImage>, kind: &'static str, name: &str) -> Vec<ObjectRef<DockerImage>> {
-    store
-        .state()
-        .iter()
-        .filter(|d| {
-            let s = &d.spec;
-            crate::refers_to(s.restart_on.as_ref(), s.start_on.as_ref(), s.disable_source.as_ref(), kind, name)
-        })
-        .map(|d| ObjectRef::from_obj(&**d))
-        .collect()
-}
-
 /// Runs the controller until `shutdown` is cancelled, then cancels the builds in progress.
-pub async fn run(client: Client, shutdown: CancellationToken, logs: Arc<LogStore>, config: DockerConfig) {
+pub async fn run(informers: Arc<Informers>, shutdown: CancellationToken, logs: Arc<LogStore>, config: DockerConfig) {
     let (requeue, mut requeued) = mpsc::unbounded_channel();
-    let (builds, objects) = TaskTable::watch(&client);
-    let ctx = Arc::new(Ctx { client: client.clone(), logs, config, builds: builds.clone(), requeue });
-    let store = builds.store();
-    let (fw_store, button_store, cmd_store, resource_store, cm_store) =
-        (store.clone(), store.clone(), store.clone(), store.clone(), store.clone());
-    let stop = shutdown.clone();
-    Controller::for_stream(objects, store)
-        .watches(Api::<FileWatch>::all(client.clone()), watcher::Config::default(), move |fw| {
-            referrers(&fw_store, "FileWatch", &fw.name_any())
-        })
-        .watches(Api::<UIButton>::all(client.clone()), watcher::Config::default(), move |b| {
-            referrers(&button_store, "UIButton", &b.name_any())
-        })
-        .watches(Api::<Cmd>::all(client.clone()), watcher::Config::default(), move |c| {
-            referrers(&cmd_store, "Cmd", &c.name_any())
-        })
-        .watches(Api::<UIResource>::all(client.clone()), watcher::Config::default(), move |r| {
-            referrers(&resource_store, "UIResource", &r.name_any())
-        })
-        .watches(Api::<ConfigMap>::all(client.clone()), watcher::Config::default(), move |m| {
-            referrers(&cm_store, "ConfigMap", &m.name_any())
-        })
+    let ctx = Arc::new(Ctx { client: informers.client().clone(), informers: informers.clone(), logs, config, requeue });
+    Setup::new(ctx, &informers)
+        .index(|d: &DockerImage| references(d.spec.restart_on.as_ref(), d.spec.start_on.as_ref(), d.spec.disable_source.as_ref()))
+        .referenced::<FileWatch>()
+        .referenced::<UIButton>()
+        .referenced::<Cmd>()
+        .referenced::<UIResource>()
+        .referenced::<ConfigMap>()
         .reconcile_on(futures::stream::poll_fn(move |cx| requeued.poll_recv(cx)))
-        .graceful_shutdown_on(async move { stop.cancelled().await })
-        .run(reconcile, error_policy, ctx)
-        .for_each(|_| async {})
+        .run(shutdown)
         .await;
-    builds.stop_all().await;
 }

@@ -14,33 +14,32 @@
 pub mod inject;
 
 use std::collections::{BTreeSet, HashMap};
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::Duration;
 
 use base64::Engine;
-use futures::StreamExt;
 use jiff::Timestamp;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::OwnerReference;
 use kube::api::{Api, ApiResource, DeleteParams, DynamicObject, GroupVersionKind, Patch, PatchParams};
 use kube::discovery::{ApiCapabilities, Scope};
-use kube::runtime::controller::{Action, Controller};
+use kube::runtime::controller::Action;
 use kube::runtime::finalizer::{Event as Finalized, finalizer};
-use kube::runtime::reflector::{ObjectRef, Store};
-use kube::runtime::watcher;
 use kube::{Client, Resource, ResourceExt};
 use serde_json::{Value, json};
 use sha2::{Digest, Sha256};
 use tilt_apis::{
-    ConfigMap, DisableStatus, ImageMap, KubernetesApply, KubernetesApplySpec, KubernetesApplyStatus,
-    KubernetesDiscovery, KubernetesDiscoverySpec, KubernetesWatchRef, UIButton, UIResource,
+    ConfigMap, DisableStatus, ImageMap, KubernetesApply, KubernetesApplySpec, KubernetesApplyStateWaiting,
+    KubernetesApplyStatus, KubernetesDiscovery, KubernetesDiscoverySpec, KubernetesWatchRef, RESOURCE_ANNOTATION,
+    RESOURCE_LABEL, UIButton, UIResource,
 };
 use tokio_util::sync::CancellationToken;
 
 use crate::cluster::ClusterConnection;
-use crate::cmd::{RESOURCE_ANNOTATION, disabled_by, resource_of, triggers};
 use crate::logs::LogStore;
+use crate::references::{Lookup, disabled_by, references, resource_of, triggers};
+use crate::runtime::controller::backoff;
+use crate::runtime::{Informers, Reconciler, Setup};
 use crate::status::{apply_status, is_not_found, message};
-use crate::uiresource::RESOURCE_LABEL;
 
 /// The field manager of this controller's writes to tilt's API.
 pub const MANAGER: &str = "tilt-kubernetesapply-controller";
@@ -65,20 +64,21 @@ pub enum Error {
     Finalizer(String),
 }
 
-/// Shared state of the controller.
+/// The KubernetesApply controller.
 pub struct Ctx {
     client: Client,
+    informers: Arc<Informers>,
     cluster: Arc<ClusterConnection>,
     logs: Arc<LogStore>,
-    /// The KubernetesDiscovery spec last declared per KubernetesApply, to skip identical writes.
-    discoveries: Mutex<HashMap<String, KubernetesDiscoverySpec>>,
 }
 
-impl Ctx {
-    /// A controller context.
-    pub fn new(client: Client, cluster: Arc<ClusterConnection>, logs: Arc<LogStore>) -> Self {
-        Ctx { client, cluster, logs, discoveries: Mutex::new(HashMap::new()) }
-    }
+/// What the controller keeps for one KubernetesApply.
+#[derive(Default)]
+pub struct Applies {
+    /// Failed applies in a row with the same inputs, for the retry backoff.
+    failures: u32,
+    /// The KubernetesDiscovery spec last declared, to skip identical writes.
+    discovery: Option<KubernetesDiscoverySpec>,
 }
 
 /// One object as the cluster knows it: enough to find, delete and watch it.
@@ -190,37 +190,58 @@ fn input_hash(spec: &KubernetesApplySpec, images: &[(String, String)]) -> String
     base64::engine::general_purpose::STANDARD.encode(&h.finalize()[..16])
 }
 
-/// Brings the cluster in line with one KubernetesApply.
-pub async fn reconcile(ka: Arc<KubernetesApply>, ctx: Arc<Ctx>) -> Result<Action, Error> {
-    let api: Api<KubernetesApply> = Api::all(ctx.client.clone());
-    finalizer(&api, FINALIZER, ka, |event| async {
-        match event {
-            Finalized::Apply(ka) => apply(&ka, &ctx).await,
-            Finalized::Cleanup(ka) => cleanup(&ka, &ctx).await,
-        }
-    })
-    .await
-    .map_err(|e| match e {
-        kube::runtime::finalizer::Error::ApplyFailed(e) | kube::runtime::finalizer::Error::CleanupFailed(e) => e,
-        other => Error::Finalizer(other.to_string()),
-    })
+impl Reconciler for Ctx {
+    type K = KubernetesApply;
+    type State = Applies;
+    type Error = Error;
+    const NAME: &'static str = "kubernetesapply";
+    // Its finalizer deletes what was deployed before the object goes.
+    const SEES_DELETING: bool = true;
+
+    /// Brings the cluster in line with one KubernetesApply.
+    async fn reconcile(&self, ka: Arc<KubernetesApply>, state: &mut Option<Applies>) -> Result<Action, Error> {
+        let api: Api<KubernetesApply> = Api::all(self.client.clone());
+        let applies = state.get_or_insert_with(Applies::default);
+        finalizer(&api, FINALIZER, ka, |event| async {
+            match event {
+                Finalized::Apply(ka) => apply(&ka, self, applies).await,
+                Finalized::Cleanup(ka) => cleanup(&ka, self, applies).await,
+            }
+        })
+        .await
+        .map_err(|e| match e {
+            kube::runtime::finalizer::Error::ApplyFailed(e) | kube::runtime::finalizer::Error::CleanupFailed(e) => e,
+            other => Error::Finalizer(other.to_string()),
+        })
+    }
 }
 
 async fn write_status(ctx: &Ctx, name: &str, status: &KubernetesApplyStatus) -> Result<(), Error> {
     Ok(apply_status(&Api::<KubernetesApply>::all(ctx.client.clone()), name, MANAGER, status).await?)
 }
 
-async fn apply(ka: &KubernetesApply, ctx: &Ctx) -> Result<Action, Error> {
+/// Records why the apply waits, once per reason.
+async fn wait(ctx: &Ctx, ka: &KubernetesApply, reason: String) -> Result<Action, Error> {
+    let old = ka.status.clone().unwrap_or_default();
+    if old.waiting.as_ref().is_none_or(|w| w.reason != reason) {
+        let status = KubernetesApplyStatus { waiting: Some(KubernetesApplyStateWaiting { reason }), ..old };
+        write_status(ctx, &ka.name_any(), &status).await?;
+    }
+    Ok(Action::await_change())
+}
+
+async fn apply(ka: &KubernetesApply, ctx: &Ctx, state: &mut Applies) -> Result<Action, Error> {
     let name = ka.name_any();
     let resource = resource_of(ka);
     let old = ka.status.clone().unwrap_or_default();
+    let lookup = &*ctx.informers;
 
-    if let Some(reason) = disabled_by(&ctx.client, ka.spec.disable_source.as_ref()).await? {
+    if let Some(reason) = disabled_by(lookup, ka.spec.disable_source.as_ref()).await {
         if old.disable_status.as_ref().is_some_and(|d| d.disabled) {
             return Ok(Action::await_change());
         }
         delete_objects(ctx, &resource, &applied_refs(&old.result_yaml)).await?;
-        delete_discovery(ctx, &name).await?;
+        delete_discovery(ctx, &name, state).await?;
         let status = KubernetesApplyStatus {
             disable_status: Some(DisableStatus {
                 disabled: true,
@@ -235,40 +256,57 @@ async fn apply(ka: &KubernetesApply, ctx: &Ctx) -> Result<Action, Error> {
     }
 
     // Every image must be built before anything is deployed.
-    let maps: Api<ImageMap> = Api::all(ctx.client.clone());
     let mut image_maps = Vec::new();
+    let mut unbuilt = Vec::new();
     for map_name in &ka.spec.image_maps {
-        let Some(map) = maps.get_opt(map_name).await? else { return Ok(Action::await_change()) };
-        let status = map.status.clone().unwrap_or_default();
+        let map = lookup.get::<ImageMap>(map_name).await;
+        let status = map.as_ref().and_then(|m| m.status.clone()).unwrap_or_default();
         let image = if status.image_from_cluster.is_empty() { status.image } else { status.image_from_cluster };
-        if image.is_empty() {
-            return Ok(Action::await_change());
+        match map {
+            Some(map) if !image.is_empty() => image_maps.push((map, image)),
+            _ => unbuilt.push(map_name.as_str()),
         }
-        image_maps.push((map, image));
+    }
+    if !unbuilt.is_empty() {
+        return wait(ctx, ka, format!("waiting for the image build of {}", unbuilt.join(", "))).await;
     }
     let images: Vec<(String, String)> = image_maps.iter().map(|(m, i)| (m.name_any(), i.clone())).collect();
     let hash = input_hash(&ka.spec, &images);
-    let (trigger, waiting) = triggers(&ctx.client, ka.spec.restart_on.as_ref(), ka.spec.start_on.as_ref()).await?;
+    let (trigger, waiting) = triggers(lookup, ka.spec.restart_on.as_ref(), ka.spec.start_on.as_ref()).await;
     let last_start = old.last_apply_start_time.as_ref().map(|t| t.0);
-    if waiting.is_some() && last_start.is_none() {
+    if let Some(reason) = waiting.filter(|_| last_start.is_none()) {
         // Not yet: `resource_deps` are not Ready or `auto_init=False` waits for a click.
-        return Ok(Action::await_change());
+        return wait(ctx, ka, reason).await;
     }
     let triggered = trigger.is_some_and(|t| last_start.is_none_or(|s| t > s));
-    let up_to_date = old.applied_input_hash == hash && old.error.is_empty() && !triggered;
-    if up_to_date {
-        declare_discovery(ctx, ka, &applied_refs(&old.result_yaml)).await?;
+    let same_inputs = old.applied_input_hash == hash && !triggered;
+    if same_inputs && old.error.is_empty() {
+        state.failures = 0;
+        declare_discovery(ctx, ka, &applied_refs(&old.result_yaml), state).await?;
         return Ok(Action::await_change());
+    }
+    if same_inputs && state.failures > 0 {
+        // The last attempt with these inputs failed: its own status write brought us here. Retry once the
+        // backoff has passed, not at once.
+        let last = old.last_apply_time.as_ref().map(|t| t.0).unwrap_or_else(Timestamp::now);
+        let due = last + backoff(state.failures);
+        let now = Timestamp::now();
+        if now < due {
+            return Ok(Action::requeue(Duration::try_from(due.duration_since(now)).unwrap_or(backoff(1))));
+        }
+    }
+    if !same_inputs {
+        state.failures = 0;
     }
 
     let started = Timestamp::now();
     let client = match ctx.cluster.client().await {
         Ok(c) => c,
-        Err(message) => return failed(ctx, ka, &resource, &hash, started, &[], message).await,
+        Err(message) => return failed(ctx, ka, state, &resource, &hash, started, &[], message).await,
     };
     let mut objects = match parse_stream(&ka.spec.yaml) {
         Ok(o) => o,
-        Err(message) => return failed(ctx, ka, &resource, &hash, started, &[], message).await,
+        Err(message) => return failed(ctx, ka, state, &resource, &hash, started, &[], message).await,
     };
     let injections: Vec<inject::Injection<'_>> =
         image_maps.iter().map(|(m, image)| inject::Injection { spec: &m.spec, image }).collect();
@@ -288,7 +326,7 @@ async fn apply(ka: &KubernetesApply, ctx: &Ctx) -> Result<Action, Error> {
     for object in &objects {
         match apply_one(&client, &mut kinds, object).await {
             Ok(result) => results.push(result),
-            Err(message) => return failed(ctx, ka, &resource, &hash, started, &results, message).await,
+            Err(message) => return failed(ctx, ka, state, &resource, &hash, started, &results, message).await,
         }
     }
     let applied: Vec<AppliedRef> = results.iter().filter_map(AppliedRef::of).collect();
@@ -299,7 +337,7 @@ async fn apply(ka: &KubernetesApply, ctx: &Ctx) -> Result<Action, Error> {
     let removed: Vec<AppliedRef> =
         applied_refs(&old.result_yaml).into_iter().filter(|r| !kept.contains(&r.key())).collect();
     if let Err(err) = delete_objects(ctx, &resource, &removed).await {
-        return failed(ctx, ka, &resource, &hash, started, &results, err.to_string()).await;
+        return failed(ctx, ka, state, &resource, &hash, started, &results, err.to_string()).await;
     }
 
     let status = KubernetesApplyStatus {
@@ -310,9 +348,11 @@ async fn apply(ka: &KubernetesApply, ctx: &Ctx) -> Result<Action, Error> {
         applied_input_hash: hash,
         disable_status: None,
         conditions: Vec::new(),
+        waiting: None,
     };
     write_status(ctx, &ka.name_any(), &status).await?;
-    declare_discovery(ctx, ka, &applied).await?;
+    state.failures = 0;
+    declare_discovery(ctx, ka, &applied, state).await?;
     Ok(Action::await_change())
 }
 
@@ -334,11 +374,13 @@ fn partial_result(old_result_yaml: &str, applied: &[Value]) -> String {
     to_yaml_stream(&objects)
 }
 
-/// Records a failed apply; it is retried after a while (the cluster may come up), or on new input.
+/// Records a failed apply; it is retried with backoff (the cluster may come up), or at once on new input.
 /// `applied` are the objects this attempt applied before it failed.
+#[allow(clippy::too_many_arguments)]
 async fn failed(
     ctx: &Ctx,
     ka: &KubernetesApply,
+    state: &mut Applies,
     resource: &str,
     hash: &str,
     started: Timestamp,
@@ -360,7 +402,8 @@ async fn failed(
         ..KubernetesApplyStatus::default()
     };
     write_status(ctx, &ka.name_any(), &status).await?;
-    Ok(Action::requeue(Duration::from_secs(10)))
+    state.failures = state.failures.saturating_add(1);
+    Ok(Action::requeue(backoff(state.failures)))
 }
 
 /// Server-side applies one object; returns the cluster's version of it, without managedFields.
@@ -414,7 +457,7 @@ async fn delete_objects(ctx: &Ctx, resource: &str, refs: &[AppliedRef]) -> Resul
 }
 
 /// Before the KubernetesApply goes away: delete what it deployed, and its discovery.
-async fn cleanup(ka: &KubernetesApply, ctx: &Ctx) -> Result<Action, Error> {
+async fn cleanup(ka: &KubernetesApply, ctx: &Ctx, state: &mut Applies) -> Result<Action, Error> {
     let refs = applied_refs(&ka.status.as_ref().map(|s| s.result_yaml.clone()).unwrap_or_default());
     if !refs.is_empty() && ctx.cluster.client().await.is_err() {
         // Without a cluster nothing can be deleted, and waiting would block `tilt down` forever.
@@ -422,12 +465,12 @@ async fn cleanup(ka: &KubernetesApply, ctx: &Ctx) -> Result<Action, Error> {
     } else {
         delete_objects(ctx, &resource_of(ka), &refs).await?;
     }
-    delete_discovery(ctx, &ka.name_any()).await?;
+    delete_discovery(ctx, &ka.name_any(), state).await?;
     Ok(Action::await_change())
 }
 
-async fn delete_discovery(ctx: &Ctx, name: &str) -> Result<(), Error> {
-    ctx.discoveries.lock().unwrap_or_else(|e| e.into_inner()).remove(name);
+async fn delete_discovery(ctx: &Ctx, name: &str, state: &mut Applies) -> Result<(), Error> {
+    state.discovery = None;
     let api: Api<KubernetesDiscovery> = Api::all(ctx.client.clone());
     match api.delete(name, &DeleteParams::default()).await {
         Ok(_) => Ok(()),
@@ -437,7 +480,7 @@ async fn delete_discovery(ctx: &Ctx, name: &str) -> Result<(), Error> {
 }
 
 /// Declares the KubernetesDiscovery that follows the pods of what was applied.
-async fn declare_discovery(ctx: &Ctx, ka: &KubernetesApply, applied: &[AppliedRef]) -> Result<(), Error> {
+async fn declare_discovery(ctx: &Ctx, ka: &KubernetesApply, applied: &[AppliedRef], state: &mut Applies) -> Result<(), Error> {
     let name = ka.name_any();
     let spec = KubernetesDiscoverySpec {
         watches: applied
@@ -455,7 +498,7 @@ async fn declare_discovery(ctx: &Ctx, ka: &KubernetesApply, applied: &[AppliedRe
         pod_log_stream_template_spec: ka.spec.pod_log_stream_template_spec.clone(),
         cluster: ka.spec.cluster.clone(),
     };
-    if ctx.discoveries.lock().unwrap_or_else(|e| e.into_inner()).get(&name) == Some(&spec) {
+    if state.discovery.as_ref() == Some(&spec) {
         return Ok(());
     }
     let owner = OwnerReference {
@@ -472,56 +515,30 @@ async fn declare_discovery(ctx: &Ctx, ka: &KubernetesApply, applied: &[AppliedRe
     kd.meta_mut().labels = Some([(RESOURCE_LABEL.to_string(), resource_of(ka))].into());
     let api: Api<KubernetesDiscovery> = Api::all(ctx.client.clone());
     api.patch(&name, &PatchParams::apply(MANAGER).force(), &Patch::Apply(&kd)).await?;
-    ctx.discoveries.lock().unwrap_or_else(|e| e.into_inner()).insert(name, spec);
+    state.discovery = Some(spec);
     Ok(())
 }
 
-fn error_policy(ka: Arc<KubernetesApply>, err: &Error, _ctx: Arc<Ctx>) -> Action {
-    tracing::warn!(ka = %ka.name_any(), %err, "KubernetesApply reconcile failed");
-    Action::requeue(Duration::from_secs(1))
-}
-
-fn referrers(store: &Store<KubernetesApply>, kind: &str, name: &str) -> Vec<ObjectRef<KubernetesApply>> {
-    store
-        .state()
-        .iter()
-        .filter(|ka| match kind {
-            "ImageMap" => ka.spec.image_maps.iter().any(|m| m == name),
-            _ => crate::refers_to(
-                ka.spec.restart_on.as_ref(),
-                ka.spec.start_on.as_ref(),
-                ka.spec.disable_source.as_ref(),
-                kind,
-                name,
-            ),
-        })
-        .map(|ka| ObjectRef::from_obj(&**ka))
-        .collect()
-}
-
 /// Runs the controller until `shutdown` is cancelled.
-pub async fn run(client: Client, shutdown: CancellationToken, cluster: Arc<ClusterConnection>, logs: Arc<LogStore>) {
-    let api: Api<KubernetesApply> = Api::all(client.clone());
-    let ctx = Arc::new(Ctx::new(client.clone(), cluster, logs));
-    let controller = Controller::new(api, watcher::Config::default());
-    let (maps, buttons, configs, resources) =
-        (controller.store(), controller.store(), controller.store(), controller.store());
-    controller
-        .watches(Api::<ImageMap>::all(client.clone()), watcher::Config::default(), move |m| {
-            referrers(&maps, "ImageMap", &m.name_any())
+pub async fn run(
+    informers: Arc<Informers>,
+    shutdown: CancellationToken,
+    cluster: Arc<ClusterConnection>,
+    logs: Arc<LogStore>,
+) {
+    let ctx = Arc::new(Ctx { client: informers.client().clone(), informers: informers.clone(), cluster, logs });
+    Setup::new(ctx, &informers)
+        .index(|ka: &KubernetesApply| {
+            let mut refs =
+                references(ka.spec.restart_on.as_ref(), ka.spec.start_on.as_ref(), ka.spec.disable_source.as_ref());
+            refs.extend(ka.spec.image_maps.iter().map(|m| crate::runtime::Reference::new("ImageMap", m)));
+            refs
         })
-        .watches(Api::<UIButton>::all(client.clone()), watcher::Config::default(), move |b| {
-            referrers(&buttons, "UIButton", &b.name_any())
-        })
-        .watches(Api::<ConfigMap>::all(client.clone()), watcher::Config::default(), move |c| {
-            referrers(&configs, "ConfigMap", &c.name_any())
-        })
-        .watches(Api::<UIResource>::all(client.clone()), watcher::Config::default(), move |r| {
-            referrers(&resources, "UIResource", &r.name_any())
-        })
-        .graceful_shutdown_on(async move { shutdown.cancelled().await })
-        .run(reconcile, error_policy, ctx)
-        .for_each(|_| async {})
+        .referenced::<ImageMap>()
+        .referenced::<UIButton>()
+        .referenced::<ConfigMap>()
+        .referenced::<UIResource>()
+        .run(shutdown)
         .await;
 }
 

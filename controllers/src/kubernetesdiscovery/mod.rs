@@ -21,7 +21,7 @@ use k8s_openapi::api::core::v1::Pod as K8sPod;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{MicroTime, OwnerReference};
 use kube::api::{Api, DeleteParams, ListParams, Patch, PatchParams};
 use kube::core::{Selector, SelectorExt};
-use kube::runtime::controller::{Action, Controller};
+use kube::runtime::controller::Action;
 use kube::runtime::{WatchStreamExt, watcher};
 use kube::{Client, Resource, ResourceExt};
 use tilt_apis::{
@@ -32,9 +32,10 @@ use tokio_util::sync::CancellationToken;
 
 use self::pods::Owners;
 use crate::cluster::ClusterConnection;
-use crate::cmd::{RESOURCE_ANNOTATION, resource_of};
+use crate::references::resource_of;
+use tilt_apis::RESOURCE_ANNOTATION;
 use crate::status::{apply_status, is_not_found};
-use crate::tasks::{Task, TaskTable};
+use crate::runtime::{Gone, Informers, Reconciler, Setup};
 
 /// The field manager of this controller's writes.
 pub const MANAGER: &str = "tilt-kubernetesdiscovery-controller";
@@ -43,17 +44,8 @@ pub const DISCOVERY_LABEL: &str = "tilt.dev/discovery";
 /// How long pod events are gathered before status is written.
 const SETTLE: Duration = Duration::from_millis(20);
 
-/// Errors of one reconcile; retried with backoff.
-#[derive(Debug, thiserror::Error)]
-pub enum Error {
-    /// tilt's API refused a read or write.
-    #[error("KubernetesDiscovery API call failed: {0}")]
-    Api(#[from] kube::Error),
-}
-
 /// The monitor task of one KubernetesDiscovery.
-struct Monitor {
-    uid: Option<String>,
+pub struct Monitor {
     spec: KubernetesDiscoverySpec,
     client: Client,
     name: String,
@@ -61,11 +53,7 @@ struct Monitor {
     task: tokio::task::JoinHandle<()>,
 }
 
-impl Task for Monitor {
-    fn uid(&self) -> Option<&str> {
-        self.uid.as_deref()
-    }
-
+impl Monitor {
     async fn stop(self) {
         self.stop.cancel();
         let _ = self.task.await;
@@ -82,22 +70,36 @@ impl Task for Monitor {
     }
 }
 
-/// Shared state of the controller.
+/// The KubernetesDiscovery controller.
 pub struct Ctx {
     client: Client,
     cluster: Arc<ClusterConnection>,
-    monitors: Arc<TaskTable<KubernetesDiscovery, Monitor>>,
+}
+
+impl Reconciler for Ctx {
+    type K = KubernetesDiscovery;
+    type State = Monitor;
+    type Error = std::convert::Infallible;
+    const NAME: &'static str = "kubernetesdiscovery";
+
+    async fn reconcile(&self, kd: Arc<KubernetesDiscovery>, slot: &mut Option<Monitor>) -> Result<Action, Self::Error> {
+        reconcile(kd, self, slot).await;
+        Ok(Action::await_change())
+    }
+
+    async fn forget(&self, monitor: Monitor, why: Gone) {
+        match why {
+            Gone::Deleted => monitor.delete().await,
+            Gone::Shutdown => monitor.stop().await,
+        }
+    }
 }
 
 /// Starts, restarts or keeps the monitor of one KubernetesDiscovery.
-pub async fn reconcile(kd: Arc<KubernetesDiscovery>, ctx: Arc<Ctx>) -> Result<Action, Error> {
+async fn reconcile(kd: Arc<KubernetesDiscovery>, ctx: &Ctx, slot: &mut Option<Monitor>) {
     let name = kd.name_any();
-    let uid = kd.uid();
-    let Some(mut slot) = ctx.monitors.lock_live(&name, uid.as_deref()).await else {
-        return Ok(Action::await_change());
-    };
-    if slot.as_ref().is_some_and(|m| m.uid == uid && m.spec == kd.spec) {
-        return Ok(Action::await_change());
+    if slot.as_ref().is_some_and(|m| m.spec == kd.spec) {
+        return;
     }
     if let Some(old) = slot.take() {
         old.stop().await;
@@ -113,8 +115,7 @@ pub async fn reconcile(kd: Arc<KubernetesDiscovery>, ctx: Arc<Ctx>) -> Result<Ac
         declared: Declared::default(),
     };
     let task = tokio::spawn(monitor.run(stop.clone()));
-    *slot = Some(Monitor { uid, spec: kd.spec.clone(), client: ctx.client.clone(), name, stop, task });
-    Ok(Action::await_change())
+    *slot = Some(Monitor { spec: kd.spec.clone(), client: ctx.client.clone(), name, stop, task });
 }
 
 fn owner_ref(kd: &KubernetesDiscovery) -> OwnerReference {
@@ -429,19 +430,8 @@ async fn delete_children(client: &Client, discovery: &str, keep: &HashSet<String
     Ok(())
 }
 
-fn error_policy(kd: Arc<KubernetesDiscovery>, err: &Error, _ctx: Arc<Ctx>) -> Action {
-    tracing::warn!(kd = %kd.name_any(), %err, "KubernetesDiscovery reconcile failed");
-    Action::requeue(Duration::from_secs(1))
-}
-
 /// Runs the controller until `shutdown` is cancelled, then stops every monitor.
-pub async fn run(client: Client, shutdown: CancellationToken, cluster: Arc<ClusterConnection>) {
-    let (monitors, objects) = TaskTable::watch(&client);
-    let ctx = Arc::new(Ctx { client, cluster, monitors: monitors.clone() });
-    Controller::for_stream(objects, monitors.store())
-        .graceful_shutdown_on(async move { shutdown.cancelled().await })
-        .run(reconcile, error_policy, ctx)
-        .for_each(|_| async {})
-        .await;
-    monitors.stop_all().await;
+pub async fn run(informers: Arc<Informers>, shutdown: CancellationToken, cluster: Arc<ClusterConnection>) {
+    let ctx = Arc::new(Ctx { client: informers.client().clone(), cluster });
+    Setup::new(ctx, &informers).run(shutdown).await;
 }

@@ -198,17 +198,7 @@ pub fn describe(pod: &K8sPod, ancestor_uid: String, owner: Option<PodOwner>) -> 
     }
 }
 
-/// Whether every container of the pod is ready.
-pub fn ready(pod: &Pod) -> bool {
-    !pod.containers.is_empty() && pod.containers.iter().all(|c| c.ready)
-}
-
-/// The pod to forward to: running and not being deleted, ready ones first, then the newest.
-pub fn best_pod(pods: &[Pod]) -> Option<&Pod> {
-    pods.iter()
-        .filter(|p| !p.deleting && p.phase == "Running")
-        .max_by_key(|p| (ready(p), p.created_at.as_ref().map(|t| t.0)))
-}
+pub use tilt_apis::best_pod;
 
 #[cfg(test)]
 mod tests {
@@ -253,7 +243,7 @@ mod tests {
         assert_eq!(d.containers[0].restarts, 3);
         assert_eq!(d.containers[0].ports, vec![8000]);
         assert_eq!(d.pod_template_spec_hash, "h");
-        assert!(!ready(&d));
+        assert!(!d.is_ready());
     }
 
     #[test]

@@ -22,11 +22,11 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use futures::io::AsyncBufRead;
-use futures::{AsyncBufReadExt, StreamExt};
+use futures::AsyncBufReadExt;
 use jiff::Timestamp;
 use k8s_openapi::api::core::v1::{ContainerStatus, Pod};
 use kube::api::{Api, LogParams};
-use kube::runtime::controller::{Action, Controller};
+use kube::runtime::controller::Action;
 use kube::{Client, ResourceExt};
 use tilt_apis::{ContainerLogStreamStatus, PodLogStream, PodLogStreamSpec, PodLogStreamStatus};
 use tokio::task::JoinSet;
@@ -34,10 +34,10 @@ use tokio_util::sync::CancellationToken;
 
 use self::resume::{Position, split_timestamp};
 use crate::cluster::ClusterConnection;
-use crate::cmd::resource_of;
+use crate::references::resource_of;
 use crate::logs::LogStore;
 use crate::status::message;
-use crate::tasks::{Task, TaskTable};
+use crate::runtime::{Gone, Informers, Reconciler, Setup};
 
 /// The field manager of this controller's status writes.
 pub const MANAGER: &str = "tilt-podlogstream-controller";
@@ -50,14 +50,6 @@ const RECONNECT_BACKOFF: (Duration, Duration) = (Duration::from_millis(100), Dur
 
 /// First and longest wait before looking again for a pod that is not there.
 const POD_BACKOFF: (Duration, Duration) = (Duration::from_secs(1), Duration::from_secs(10));
-
-/// Why a reconcile failed; retried with backoff.
-#[derive(Debug, thiserror::Error)]
-pub enum Error {
-    /// The API refused a status write.
-    #[error("writing PodLogStream status: {0}")]
-    Api(#[from] kube::Error),
-}
 
 type StatusCell = crate::status::StatusCell<PodLogStream>;
 
@@ -83,8 +75,7 @@ fn container_mut<'a>(s: &'a mut PodLogStreamStatus, name: &str) -> &'a mut Conta
 }
 
 /// A running stream of one object.
-struct Entry {
-    uid: Option<String>,
+pub struct Entry {
     spec: PodLogStreamSpec,
     /// Read positions by container name, kept across spec changes that keep the pod.
     positions: Positions,
@@ -94,24 +85,35 @@ struct Entry {
 
 type Positions = Arc<Mutex<HashMap<String, Arc<Mutex<Position>>>>>;
 
-impl Task for Entry {
-    fn uid(&self) -> Option<&str> {
-        self.uid.as_deref()
-    }
-
+impl Entry {
     async fn stop(self) {
         self.stop.cancel();
         let _ = self.task.await;
     }
 }
 
-/// What reconciles share.
-struct Ctx {
+/// The PodLogStream controller.
+pub struct Ctx {
     client: Client,
     cluster: Arc<ClusterConnection>,
     logs: Arc<LogStore>,
-    streams: Arc<TaskTable<PodLogStream, Entry>>,
     shutdown: CancellationToken,
+}
+
+impl Reconciler for Ctx {
+    type K = PodLogStream;
+    type State = Entry;
+    type Error = std::convert::Infallible;
+    const NAME: &'static str = "podlogstream";
+
+    async fn reconcile(&self, pls: Arc<PodLogStream>, entry: &mut Option<Entry>) -> Result<Action, Self::Error> {
+        reconcile(pls, self, entry).await;
+        Ok(Action::await_change())
+    }
+
+    async fn forget(&self, entry: Entry, _: Gone) {
+        entry.stop().await;
+    }
 }
 
 /// Why the spec cannot be streamed as written, if it cannot.
@@ -129,17 +131,14 @@ fn invalid_spec(spec: &PodLogStreamSpec) -> Option<String> {
 }
 
 /// Makes the object's stream follow its spec.
-async fn reconcile(pls: Arc<PodLogStream>, ctx: Arc<Ctx>) -> Result<Action, Error> {
-    let (name, uid) = (pls.name_any(), pls.uid());
-    let Some(mut entry) = ctx.streams.lock_live(&name, uid.as_deref()).await else {
-        return Ok(Action::await_change());
-    };
-    if entry.as_ref().is_some_and(|e| e.uid == uid && e.spec == pls.spec) {
-        return Ok(Action::await_change());
+async fn reconcile(pls: Arc<PodLogStream>, ctx: &Ctx, entry: &mut Option<Entry>) {
+    let name = pls.name_any();
+    if entry.as_ref().is_some_and(|e| e.spec == pls.spec) {
+        return;
     }
     let mut positions = Positions::default();
     if let Some(old) = entry.take() {
-        if old.uid == uid && old.spec.pod == pls.spec.pod && old.spec.namespace == pls.spec.namespace {
+        if old.spec.pod == pls.spec.pod && old.spec.namespace == pls.spec.namespace {
             positions = old.positions.clone();
         }
         old.stop().await;
@@ -164,13 +163,7 @@ async fn reconcile(pls: Arc<PodLogStream>, ctx: Arc<Ctx>) -> Result<Action, Erro
             tokio::spawn(stream.run())
         }
     };
-    *entry = Some(Entry { uid, spec: pls.spec.clone(), positions, stop, task });
-    Ok(Action::await_change())
-}
-
-fn error_policy(pls: Arc<PodLogStream>, err: &Error, _ctx: Arc<Ctx>) -> Action {
-    tracing::warn!(name = %pls.name_any(), %err, "PodLogStream reconcile failed");
-    Action::requeue(Duration::from_millis(500))
+    *entry = Some(Entry { spec: pls.spec.clone(), positions, stop, task });
 }
 
 /// Exponential backoff between two bounds.
@@ -516,17 +509,14 @@ impl ContainerStream {
 
 /// Runs the controller until `shutdown` is cancelled, then stops every stream. Pods are read from the
 /// cluster `cluster` connects to; the objects through `client` (tilt's API).
-pub async fn run(client: Client, shutdown: CancellationToken, cluster: Arc<ClusterConnection>, logs: Arc<LogStore>) {
-    let (streams, objects) = TaskTable::watch(&client);
-    let ctx = Arc::new(Ctx { client, cluster, logs, streams: streams.clone(), shutdown: shutdown.clone() });
-    let stopping = shutdown.clone();
-    Controller::for_stream(objects, streams.store())
-        .graceful_shutdown_on(async move { stopping.cancelled().await })
-        .run(reconcile, error_policy, ctx)
-        .for_each(|_| async {})
-        .await;
-    shutdown.cancel();
-    streams.stop_all().await;
+pub async fn run(
+    informers: Arc<Informers>,
+    shutdown: CancellationToken,
+    cluster: Arc<ClusterConnection>,
+    logs: Arc<LogStore>,
+) {
+    let ctx = Arc::new(Ctx { client: informers.client().clone(), cluster, logs, shutdown: shutdown.child_token() });
+    Setup::new(ctx, &informers).run(shutdown).await;
 }
 
 #[cfg(test)]

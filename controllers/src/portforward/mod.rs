@@ -21,15 +21,14 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
-use futures::StreamExt;
-use kube::runtime::controller::{Action, Controller};
+use kube::runtime::controller::Action;
 use kube::{Client, ResourceExt};
 use tilt_apis::{Forward, ForwardStatus, PortForward, PortForwardSpec};
 use tokio::sync::watch;
 use tokio_util::sync::CancellationToken;
 
 use crate::cluster::ClusterConnection;
-use crate::tasks::{Task, TaskTable};
+use crate::runtime::{Gone, Informers, Reconciler, Setup};
 
 /// The field manager of this controller's status writes.
 pub const MANAGER: &str = "tilt-portforward-controller";
@@ -39,14 +38,6 @@ pub const DEFAULT_HOST: &str = "localhost";
 
 /// How long a connection may take to reach the pod before it is given up.
 pub const DIAL_TIMEOUT: Duration = Duration::from_secs(5);
-
-/// Why a reconcile failed; retried with backoff.
-#[derive(Debug, thiserror::Error)]
-pub enum Error {
-    /// The API refused a status write.
-    #[error("writing PortForward status: {0}")]
-    Api(#[from] kube::Error),
-}
 
 /// Where new connections of one forward go.
 #[derive(Debug, Clone, PartialEq)]
@@ -115,30 +106,34 @@ impl Listener {
 }
 
 /// What the controller runs for one object.
-struct Entry {
-    uid: Option<String>,
+pub struct Entry {
     spec: PortForwardSpec,
     listeners: Vec<Listener>,
     status: Arc<StatusCell>,
 }
 
-impl Task for Entry {
-    fn uid(&self) -> Option<&str> {
-        self.uid.as_deref()
-    }
-
-    async fn stop(self) {
-        futures::future::join_all(self.listeners.into_iter().map(Listener::stop)).await;
-    }
-}
-
-/// What reconciles share.
-struct Ctx {
+/// The PortForward controller.
+pub struct Ctx {
     client: Client,
     cluster: Arc<ClusterConnection>,
-    forwards: Arc<TaskTable<PortForward, Entry>>,
     next_id: AtomicU64,
     shutdown: CancellationToken,
+}
+
+impl Reconciler for Ctx {
+    type K = PortForward;
+    type State = Entry;
+    type Error = std::convert::Infallible;
+    const NAME: &'static str = "portforward";
+
+    async fn reconcile(&self, pf: Arc<PortForward>, entry: &mut Option<Entry>) -> Result<Action, Self::Error> {
+        reconcile(pf, self, entry).await;
+        Ok(Action::await_change())
+    }
+
+    async fn forget(&self, entry: Entry, _: Gone) {
+        futures::future::join_all(entry.listeners.into_iter().map(Listener::stop)).await;
+    }
 }
 
 /// The host a forward listens on.
@@ -169,20 +164,13 @@ fn invalid_forward(forward: &Forward) -> Option<String> {
 }
 
 /// Makes the object's listeners follow its spec.
-async fn reconcile(pf: Arc<PortForward>, ctx: Arc<Ctx>) -> Result<Action, Error> {
-    let (name, uid) = (pf.name_any(), pf.uid());
-    let Some(mut entry) = ctx.forwards.lock_live(&name, uid.as_deref()).await else {
-        return Ok(Action::await_change());
-    };
-    if entry.as_ref().is_some_and(|e| e.uid == uid && e.spec == pf.spec) {
-        return Ok(Action::await_change());
+async fn reconcile(pf: Arc<PortForward>, ctx: &Ctx, entry: &mut Option<Entry>) {
+    let name = pf.name_any();
+    if entry.as_ref().is_some_and(|e| e.spec == pf.spec) {
+        return;
     }
     let (mut old, status) = match entry.take() {
-        Some(e) if e.uid == uid => (e.listeners, e.status),
-        Some(e) => {
-            e.stop().await;
-            (Vec::new(), Arc::new(StatusCell::new(ctx.client.clone(), &name)))
-        }
+        Some(e) => (e.listeners, e.status),
         None => (Vec::new(), Arc::new(StatusCell::new(ctx.client.clone(), &name))),
     };
     let spec = &pf.spec;
@@ -272,34 +260,19 @@ async fn reconcile(pf: Arc<PortForward>, ctx: Arc<Ctx>) -> Result<Action, Error>
             f.order = order;
         })
         .await;
-    *entry = Some(Entry { uid, spec: pf.spec.clone(), listeners, status });
-    Ok(Action::await_change())
-}
-
-fn error_policy(pf: Arc<PortForward>, err: &Error, _ctx: Arc<Ctx>) -> Action {
-    tracing::warn!(name = %pf.name_any(), %err, "PortForward reconcile failed");
-    Action::requeue(Duration::from_millis(500))
+    *entry = Some(Entry { spec: pf.spec.clone(), listeners, status });
 }
 
 /// Runs the controller until `shutdown` is cancelled, then closes every listener and connection. Pods are
 /// reached in the cluster `cluster` connects to; the objects through `client` (tilt's API).
-pub async fn run(client: Client, shutdown: CancellationToken, cluster: Arc<ClusterConnection>) {
-    let (forwards, objects) = TaskTable::watch(&client);
+pub async fn run(informers: Arc<Informers>, shutdown: CancellationToken, cluster: Arc<ClusterConnection>) {
     let ctx = Arc::new(Ctx {
-        client,
+        client: informers.client().clone(),
         cluster,
-        forwards: forwards.clone(),
-        next_id: AtomicU64::new(1),
-        shutdown: shutdown.clone(),
+        next_id: AtomicU64::new(0),
+        shutdown: shutdown.child_token(),
     });
-    let stopping = shutdown.clone();
-    Controller::for_stream(objects, forwards.store())
-        .graceful_shutdown_on(async move { stopping.cancelled().await })
-        .run(reconcile, error_policy, ctx)
-        .for_each(|_| async {})
-        .await;
-    shutdown.cancel();
-    forwards.stop_all().await;
+    Setup::new(ctx, &informers).run(shutdown).await;
 }
 
 #[cfg(test)]

@@ -9,22 +9,18 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use futures::StreamExt;
-use kube::api::{Api, ListParams, Patch, PatchParams};
-use kube::runtime::controller::{Action, Controller};
+use kube::api::{Api, ListParams};
+use kube::runtime::controller::Action;
 use kube::runtime::reflector::{ObjectRef, Store};
-use kube::runtime::watcher;
 use kube::{Client, Resource, ResourceExt};
-use serde_json::json;
 use tilt_apis::{
-    Cmd, ExitCondition, Session, SessionStatus, Target, TargetState, TargetStateActive, TargetStateTerminated,
+    CMD_STOPPED_REASON, Cmd, RESOURCE_LABEL, ExitCondition, Session, SessionStatus, Target, TargetState, TargetStateActive, TargetStateTerminated,
     TargetStateDisabled, TargetStateWaiting, TargetType, Tiltfile, UIResource, RuntimeStatus, UpdateStatus,
 };
 use tokio_util::sync::CancellationToken;
 
-use crate::cmd::STOPPED_REASON;
-use crate::reflect::reflect;
-use crate::uiresource::RESOURCE_LABEL;
+use crate::runtime::{Informers, Reconciler, Setup};
+use crate::status::apply_status;
 
 /// The field manager of this controller's status writes.
 pub const MANAGER: &str = "tilt-session-controller";
@@ -72,7 +68,7 @@ fn target(cmd: &Cmd) -> Option<Target> {
         TargetState { disabled: Some(TargetStateDisabled {}), ..Default::default() }
     } else if let Some(r) = &s.running {
         TargetState { active: Some(TargetStateActive { start_time: r.started_at.clone(), ready: s.ready, last_ready_time: None }), ..Default::default() }
-    } else if let Some(t) = s.terminated.as_ref().filter(|t| t.reason != STOPPED_REASON) {
+    } else if let Some(t) = s.terminated.as_ref().filter(|t| t.reason != CMD_STOPPED_REASON) {
         let failed = t.exit_code != 0 || !t.reason.is_empty() || server;
         TargetState {
             terminated: Some(TargetStateTerminated {
@@ -154,8 +150,19 @@ where
     Ok(Api::<K>::all(client.clone()).list(&ListParams::default()).await?.items.into_iter().map(Arc::new).collect())
 }
 
+impl Reconciler for Ctx {
+    type K = Session;
+    type State = ();
+    type Error = Error;
+    const NAME: &'static str = "session";
+
+    async fn reconcile(&self, session: Arc<Session>, _: &mut Option<()>) -> Result<Action, Error> {
+        reconcile(session, self).await
+    }
+}
+
 /// Recomputes the session status.
-pub async fn reconcile(session: Arc<Session>, ctx: Arc<Ctx>) -> Result<Action, Error> {
+async fn reconcile(session: Arc<Session>, ctx: &Ctx) -> Result<Action, Error> {
     let s = &ctx.stores;
     if s.ready().await.is_err() {
         // The watches are gone (shutdown): decide nothing on a partial view.
@@ -172,33 +179,21 @@ pub async fn reconcile(session: Arc<Session>, ctx: Arc<Ctx>) -> Result<Action, E
     if status == previous {
         return Ok(Action::await_change());
     }
-    let patch = json!({"apiVersion": tilt_apis::API_VERSION, "kind": "Session", "status": status});
-    Api::<Session>::all(ctx.client.clone())
-        .patch_status(&session.name_any(), &PatchParams::apply(MANAGER).force(), &Patch::Apply(&patch))
-        .await?;
+    apply_status(&Api::<Session>::all(ctx.client.clone()), &session.name_any(), MANAGER, &status).await?;
     Ok(Action::await_change())
 }
 
-fn error_policy(_s: Arc<Session>, err: &Error, _ctx: Arc<Ctx>) -> Action {
-    tracing::warn!(%err, "Session reconcile failed");
-    Action::requeue(Duration::from_millis(500))
-}
-
 /// Runs the controller until `shutdown` is cancelled.
-pub async fn run(client: Client, shutdown: CancellationToken) {
+pub async fn run(informers: Arc<Informers>, shutdown: CancellationToken) {
     let session = || std::iter::once(ObjectRef::<Session>::new(SESSION_NAME));
-    let (tiltfiles, tiltfile_events) = reflect::<Tiltfile>(&client);
-    let (resources, resource_events) = reflect::<UIResource>(&client);
-    let (cmds, cmd_events) = reflect::<Cmd>(&client);
-    let ctx = Arc::new(Ctx { client: client.clone(), stores: Stores { tiltfiles, resources, cmds } });
-    Controller::new(Api::<Session>::all(client), watcher::Config::default())
+    let stores = Stores { tiltfiles: informers.store(), resources: informers.store(), cmds: informers.store() };
+    let ctx = Arc::new(Ctx { client: informers.client().clone(), stores });
+    Setup::new(ctx, &informers)
         // A burst of Cmd/UIResource changes is summarized once.
-        .with_config(kube::runtime::controller::Config::default().debounce(Duration::from_millis(10)))
-        .watches_stream(cmd_events, move |_| session())
-        .watches_stream(resource_events, move |_| session())
-        .watches_stream(tiltfile_events, move |_| session())
-        .graceful_shutdown_on(async move { shutdown.cancelled().await })
-        .run(reconcile, error_policy, ctx)
-        .for_each(|_| async {})
+        .debounce(Duration::from_millis(10))
+        .watches::<Cmd, _>(move |_| session())
+        .watches::<UIResource, _>(move |_| session())
+        .watches::<Tiltfile, _>(move |_| session())
+        .run(shutdown)
         .await;
 }

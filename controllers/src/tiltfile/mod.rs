@@ -7,24 +7,26 @@
 //! so running resources are left alone. The files the Tiltfile read are watched through a FileWatch named
 //! `configs:<tiltfile>`; its events re-run the load.
 
-use std::collections::{BTreeSet, HashMap};
+use std::collections::BTreeSet;
 use std::path::PathBuf;
-use std::sync::{Arc, Mutex};
-use std::time::Duration;
+use std::sync::Arc;
+
 
 use futures::{StreamExt, TryStreamExt};
 use jiff::Timestamp;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::MicroTime;
 use kube::api::{Api, ApiResource, DeleteParams, DynamicObject, ListParams, Patch, PatchParams};
-use kube::runtime::controller::{Action, Controller};
+use kube::runtime::controller::Action;
 use kube::runtime::reflector::ObjectRef;
-use kube::runtime::watcher;
 use kube::{Client, ResourceExt};
 use serde_json::{Value, json};
 use tilt_apis::{FileWatch, FileWatchSpec, Tiltfile, TiltfileStateRunning, TiltfileStateTerminated, TiltfileStatus};
 use tokio_util::sync::CancellationToken;
 
 use crate::logs::LogStore;
+use crate::references::Lookup;
+use crate::runtime::{Informers, Reconciler, Setup};
+use crate::status::apply_status;
 
 /// The field manager of this controller's writes.
 pub const MANAGER: &str = "tilt-tiltfile-controller";
@@ -63,20 +65,12 @@ pub enum Error {
     Object(String),
 }
 
-/// What a reconcile needs.
+/// The Tiltfile controller.
 pub struct Ctx {
     client: Client,
+    informers: Arc<Informers>,
     loader: Arc<dyn Loader>,
     logs: Arc<LogStore>,
-    /// Per Tiltfile: the spec and config-file trigger time of the last load.
-    loaded: Mutex<HashMap<String, (tilt_apis::TiltfileSpec, Option<Timestamp>)>>,
-}
-
-impl Ctx {
-    /// A controller context.
-    pub fn new(client: Client, loader: Arc<dyn Loader>, logs: Arc<LogStore>) -> Self {
-        Ctx { client, loader, logs, loaded: Mutex::new(HashMap::new()) }
-    }
 }
 
 /// The FileWatch that covers a Tiltfile's inputs.
@@ -164,25 +158,42 @@ fn micro(t: Timestamp) -> MicroTime {
 }
 
 async fn write_status(api: &Api<Tiltfile>, name: &str, status: TiltfileStatus) -> Result<(), kube::Error> {
-    let patch = json!({"apiVersion": tilt_apis::API_VERSION, "kind": "Tiltfile", "status": status});
-    api.patch_status(name, &PatchParams::apply(MANAGER).force(), &Patch::Apply(&patch)).await.map(drop)
+    apply_status(api, name, MANAGER, &status).await
+}
+
+impl Reconciler for Ctx {
+    type K = Tiltfile;
+    /// The spec last loaded and the newest file event it saw.
+    type State = (tilt_apis::TiltfileSpec, Option<Timestamp>);
+    type Error = Error;
+    const NAME: &'static str = "tiltfile";
+
+    async fn reconcile(&self, tf: Arc<Tiltfile>, state: &mut Option<Self::State>) -> Result<Action, Error> {
+        reconcile(tf, self, state).await
+    }
 }
 
 /// Loads the Tiltfile when its spec or one of its files changed, and reconciles what it declares.
-pub async fn reconcile(tf: Arc<Tiltfile>, ctx: Arc<Ctx>) -> Result<Action, Error> {
+async fn reconcile(
+    tf: Arc<Tiltfile>,
+    ctx: &Ctx,
+    loaded: &mut Option<(tilt_apis::TiltfileSpec, Option<Timestamp>)>,
+) -> Result<Action, Error> {
     let name = tf.name_any();
     let fws: Api<FileWatch> = Api::all(ctx.client.clone());
-    let trigger = fws
-        .get_opt(&configs_name(&name))
-        .await?
-        .and_then(|fw| fw.status)
+    let trigger = ctx
+        .informers
+        .get::<FileWatch>(&configs_name(&name))
+        .await
+        .and_then(|fw| fw.status.clone())
         .and_then(|s| s.last_event_time)
         .map(|t| t.0);
-    let last = ctx.loaded.lock().unwrap_or_else(|e| e.into_inner()).get(&name).cloned();
-    if let Some((spec, seen)) = &last
-        && *spec == tf.spec && (trigger.is_none() || trigger <= *seen) {
-            return Ok(Action::await_change());
-        }
+    if let Some((spec, seen)) = &*loaded
+        && *spec == tf.spec
+        && (trigger.is_none() || trigger <= *seen)
+    {
+        return Ok(Action::await_change());
+    }
     let api: Api<Tiltfile> = Api::all(ctx.client.clone());
     let started = Timestamp::now();
     write_status(
@@ -239,25 +250,18 @@ pub async fn reconcile(tf: Arc<Tiltfile>, ctx: Arc<Ctx>) -> Result<Action, Error
         },
     )
     .await?;
-    ctx.loaded.lock().unwrap_or_else(|e| e.into_inner()).insert(name, (tf.spec.clone(), trigger.or(Some(started))));
+    *loaded = Some((tf.spec.clone(), trigger.or(Some(started))));
     Ok(Action::await_change())
 }
 
-fn error_policy(_tf: Arc<Tiltfile>, err: &Error, _ctx: Arc<Ctx>) -> Action {
-    tracing::warn!(%err, "Tiltfile reconcile failed");
-    Action::requeue(Duration::from_secs(1))
-}
-
 /// Runs the controller until `shutdown` is cancelled.
-pub async fn run(client: Client, shutdown: CancellationToken, loader: Arc<dyn Loader>, logs: Arc<LogStore>) {
-    let api: Api<Tiltfile> = Api::all(client.clone());
-    let configs = watcher::Config::default().labels("tilt.dev/tiltfile=configs");
-    Controller::new(api, watcher::Config::default())
-        .watches(Api::<FileWatch>::all(client.clone()), configs, |fw| {
-            fw.name_any().strip_prefix("configs:").map(ObjectRef::<Tiltfile>::new).into_iter()
+pub async fn run(informers: Arc<Informers>, shutdown: CancellationToken, loader: Arc<dyn Loader>, logs: Arc<LogStore>) {
+    let ctx = Arc::new(Ctx { client: informers.client().clone(), informers: informers.clone(), loader, logs });
+    Setup::new(ctx, &informers)
+        .watches::<FileWatch, _>(|fw| {
+            let configs = fw.labels().get("tilt.dev/tiltfile").is_some_and(|v| v == "configs");
+            fw.name_any().strip_prefix("configs:").filter(|_| configs).map(ObjectRef::<Tiltfile>::new)
         })
-        .graceful_shutdown_on(async move { shutdown.cancelled().await })
-        .run(reconcile, error_policy, Arc::new(Ctx::new(client, loader, logs)))
-        .for_each(|_| async {})
+        .run(shutdown)
         .await;
 }

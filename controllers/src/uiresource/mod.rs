@@ -11,28 +11,23 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use futures::StreamExt;
 use jiff::Timestamp;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::MicroTime;
-use kube::api::{Api, Patch, PatchParams};
-use kube::runtime::controller::{Action, Controller};
+use kube::api::Api;
+use kube::runtime::controller::Action;
 use kube::runtime::reflector::{ObjectRef, Store};
-use kube::runtime::watcher;
 use kube::{Client, Resource, ResourceExt};
-use serde_json::json;
 use tilt_apis::{
-    Cmd, CmdStatus, DisableResourceStatus, DockerImage, KubernetesApply, KubernetesDiscovery, DisableSource, RuntimeStatus, UIResource, UIResourceCondition, UIResourceStateWaiting, UIResourceStateWaitingOnRef,
+    CMD_STOPPED_REASON, RESOURCE_LABEL, Cmd, CmdStatus, DisableResourceStatus, DockerImage, KubernetesApply, KubernetesDiscovery, DisableSource, RuntimeStatus, UIResource, UIResourceCondition, UIResourceStateWaiting, UIResourceStateWaitingOnRef,
     UIResourceStatus, UpdateStatus,
 };
 use tokio_util::sync::CancellationToken;
 
-use crate::cmd::STOPPED_REASON;
-use crate::reflect::reflect;
+use crate::runtime::{Informers, Reconciler, Setup};
+use crate::status;
 
 /// The field manager of this controller's status writes.
 pub const MANAGER: &str = "tilt-uiresource-controller";
-/// The label naming the resource an object belongs to.
-pub const RESOURCE_LABEL: &str = "tilt.dev/resource";
 
 /// Errors of one reconcile; retried.
 #[derive(Debug, thiserror::Error)]
@@ -56,7 +51,7 @@ fn update_status(cmd: Option<&CmdStatus>) -> (UpdateStatus, Option<String>) {
         None => (UpdateStatus::NotApplicable, None),
         Some(s) if s.running.is_some() => (UpdateStatus::InProgress, None),
         Some(s) => match (&s.terminated, &s.waiting) {
-            (Some(t), _) if t.reason == STOPPED_REASON => (UpdateStatus::Pending, Some("restarting".into())),
+            (Some(t), _) if t.reason == CMD_STOPPED_REASON => (UpdateStatus::Pending, Some("restarting".into())),
             (Some(t), _) if t.exit_code == 0 && t.reason.is_empty() => (UpdateStatus::Ok, None),
             (Some(t), _) => (UpdateStatus::Error, Some(if t.reason.is_empty() { format!("exit code {}", t.exit_code) } else { t.reason.clone() })),
             (None, Some(w)) => (UpdateStatus::Pending, Some(w.reason.clone())),
@@ -72,7 +67,7 @@ fn runtime_status(cmd: Option<&CmdStatus>) -> (RuntimeStatus, Option<String>) {
         Some(s) if s.running.is_some() && s.ready => (RuntimeStatus::Ok, None),
         Some(s) if s.running.is_some() => (RuntimeStatus::Pending, Some("waiting for the readiness probe".into())),
         Some(s) => match (&s.terminated, &s.waiting) {
-            (Some(t), _) if t.reason == STOPPED_REASON => (RuntimeStatus::Pending, Some("restarting".into())),
+            (Some(t), _) if t.reason == CMD_STOPPED_REASON => (RuntimeStatus::Pending, Some("restarting".into())),
             (Some(t), _) => (
                 RuntimeStatus::Error,
                 Some(if t.reason.is_empty() { format!("server exited with code {}", t.exit_code) } else { t.reason.clone() }),
@@ -133,7 +128,8 @@ fn apply_status(ka: &KubernetesApply) -> (UpdateStatus, Option<String>) {
     } else if s.last_apply_time.is_some() {
         (UpdateStatus::Ok, None)
     } else {
-        (UpdateStatus::Pending, Some("waiting to deploy".into()))
+        let why = s.waiting.map(|w| w.reason).unwrap_or_else(|| "waiting to deploy".into());
+        (UpdateStatus::Pending, Some(why))
     }
 }
 
@@ -144,12 +140,12 @@ fn pods_status(kd: &KubernetesDiscovery) -> (RuntimeStatus, Option<String>) {
         return (RuntimeStatus::Pending, Some(w.reason.clone()));
     }
     let live: Vec<&tilt_apis::Pod> = s.pods.iter().filter(|p| !p.deleting).collect();
-    let Some(pod) = crate::kubernetesdiscovery::pods::best_pod(&s.pods).or(live.first().copied()) else {
+    let Some(pod) = tilt_apis::best_pod(&s.pods).or(live.first().copied()) else {
         return (RuntimeStatus::Pending, Some("waiting for pods".into()));
     };
     if !pod.errors.is_empty() {
         (RuntimeStatus::Error, Some(format!("pod {}: {}", pod.name, pod.errors.join("; "))))
-    } else if crate::kubernetesdiscovery::pods::ready(pod) {
+    } else if pod.is_ready() {
         (RuntimeStatus::Ok, None)
     } else {
         (RuntimeStatus::Pending, Some(format!("pod {}: {}", pod.name, pod.status)))
@@ -163,8 +159,8 @@ const WORKLOAD_KINDS: [&str; 8] =
 /// Whether a deploy runs pods: it applied a workload, or it follows pods by label.
 fn runs_pods(ka: &KubernetesApply) -> bool {
     let selects = ka.spec.kubernetes_discovery_template_spec.as_ref().is_some_and(|t| !t.extra_selectors.is_empty());
-    let applied = ka.status.as_ref().map(|s| s.result_yaml.as_str()).unwrap_or_default();
-    selects || crate::kubernetesapply::applied_refs(applied).iter().any(|r| WORKLOAD_KINDS.contains(&r.kind.as_str()))
+    let applied = ka.status.as_ref().map(|s| s.applied_kinds()).unwrap_or_default();
+    selects || applied.iter().any(|kind| WORKLOAD_KINDS.contains(&kind.as_str()))
 }
 
 /// The most telling of several update statuses: an error, else work in progress, else pending, else ok.
@@ -311,8 +307,19 @@ fn of_resource<K: Resource<DynamicType = ()> + Clone>(store: &Store<K>, name: &s
     store.state().into_iter().filter(|o| o.labels().get(RESOURCE_LABEL).is_some_and(|r| r == name)).collect()
 }
 
+impl Reconciler for Ctx {
+    type K = UIResource;
+    type State = ();
+    type Error = Error;
+    const NAME: &'static str = "uiresource";
+
+    async fn reconcile(&self, res: Arc<UIResource>, _: &mut Option<()>) -> Result<Action, Error> {
+        reconcile(res, self).await
+    }
+}
+
 /// Recomputes one UIResource's status.
-pub async fn reconcile(res: Arc<UIResource>, ctx: Arc<Ctx>) -> Result<Action, Error> {
+async fn reconcile(res: Arc<UIResource>, ctx: &Ctx) -> Result<Action, Error> {
     let name = res.name_any();
     let s = &ctx.stores;
     // Until every store has listed once, a missing object cannot be told from one not yet seen.
@@ -342,40 +349,29 @@ pub async fn reconcile(res: Arc<UIResource>, ctx: Arc<Ctx>) -> Result<Action, Er
     if status == previous {
         return Ok(Action::await_change());
     }
-    let api: Api<UIResource> = Api::all(ctx.client.clone());
-    let patch = json!({"apiVersion": tilt_apis::API_VERSION, "kind": "UIResource", "status": status});
-    match api.patch_status(&name, &PatchParams::apply(MANAGER).force(), &Patch::Apply(&patch)).await {
-        Ok(_) => Ok(Action::await_change()),
-        Err(kube::Error::Api(e)) if e.code == 404 => Ok(Action::await_change()),
-        Err(e) => Err(e.into()),
-    }
+    status::apply_status(&Api::<UIResource>::all(ctx.client.clone()), &name, MANAGER, &status).await?;
+    Ok(Action::await_change())
 }
 
-fn error_policy(_r: Arc<UIResource>, err: &Error, _ctx: Arc<Ctx>) -> Action {
-    tracing::warn!(%err, "UIResource reconcile failed");
-    Action::requeue(Duration::from_millis(500))
-}
-
-
-fn owner_resource<K: Resource>(o: K) -> Option<ObjectRef<UIResource>> {
+fn owner_resource<K: Resource>(o: &K) -> Option<ObjectRef<UIResource>> {
     o.labels().get(RESOURCE_LABEL).map(|r| ObjectRef::<UIResource>::new(r))
 }
 
 /// Runs the controller until `shutdown` is cancelled.
-pub async fn run(client: Client, shutdown: CancellationToken) {
-    let api: Api<UIResource> = Api::all(client.clone());
-    let (cmds, cmd_events) = reflect::<Cmd>(&client);
-    let (images, image_events) = reflect::<DockerImage>(&client);
-    let (applies, apply_events) = reflect::<KubernetesApply>(&client);
-    let (discoveries, discovery_events) = reflect::<KubernetesDiscovery>(&client);
-    let ctx = Arc::new(Ctx { client, stores: Stores { cmds, images, applies, discoveries } });
-    Controller::new(api, watcher::Config::default())
-        .watches_stream(cmd_events, owner_resource)
-        .watches_stream(image_events, owner_resource)
-        .watches_stream(apply_events, owner_resource)
-        .watches_stream(discovery_events, owner_resource)
-        .graceful_shutdown_on(async move { shutdown.cancelled().await })
-        .run(reconcile, error_policy, ctx)
-        .for_each(|_| async {})
+pub async fn run(informers: Arc<Informers>, shutdown: CancellationToken) {
+    let stores = Stores {
+        cmds: informers.store(),
+        images: informers.store(),
+        applies: informers.store(),
+        discoveries: informers.store(),
+    };
+    let ctx = Arc::new(Ctx { client: informers.client().clone(), stores });
+    Setup::new(ctx, &informers)
+        .watches::<Cmd, _>(owner_resource)
+        .watches::<DockerImage, _>(owner_resource)
+        .watches::<KubernetesApply, _>(owner_resource)
+        .watches::<KubernetesDiscovery, _>(owner_resource)
+        .run(shutdown)
         .await;
 }
+

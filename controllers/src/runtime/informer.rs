@@ -1,0 +1,198 @@
+//! One shared watch per kind ([`Informers`]): every controller that needs a kind's objects reads them from the
+//! same in-memory store and hears of their changes from the same watch, instead of opening a watch of its own.
+//!
+//! An [`Informer`] is started by the first [`Informers::informer`] of its kind. Its task runs kube-runtime's
+//! `watcher` (with backoff), applies each event to a reflector [`Store`] and only then hands it to every
+//! subscriber, so a subscriber that reacts to a change always finds that change in the store. A subscriber that
+//! comes late first hears of every object already stored (as client-go's informers replay adds to a new
+//! handler). A re-list replaces the store without delete events for what vanished meanwhile; the informer
+//! makes those deletes itself. Subscribers get bounded channels: a slow one slows the watch, it never makes it
+//! grow without bound.
+
+use std::any::{Any, TypeId};
+use std::collections::{HashMap, HashSet};
+use std::sync::{Arc, Mutex};
+
+use futures::{Stream, StreamExt};
+use kube::runtime::reflector::{self, ObjectRef, Store};
+use kube::runtime::{WatchStreamExt, watcher};
+use kube::{Api, Client, Resource, ResourceExt};
+use tokio::sync::mpsc;
+use tokio_util::sync::CancellationToken;
+
+/// What a subscriber hears of one object.
+#[derive(Debug, Clone)]
+pub(crate) enum Change<K> {
+    /// The object was created or changed (or was already there when the subscriber came).
+    Applied(Arc<K>),
+    /// The object is gone; this is its last known state.
+    Deleted(Arc<K>),
+}
+
+impl<K> Change<K> {
+    /// The object the change is about.
+    pub(crate) fn object(&self) -> &Arc<K> {
+        match self {
+            Change::Applied(o) | Change::Deleted(o) => o,
+        }
+    }
+}
+
+/// A kind that informers can watch.
+pub(crate) trait Kind:
+    Resource<DynamicType = ()> + Clone + std::fmt::Debug + serde::de::DeserializeOwned + Send + Sync + 'static
+{
+}
+impl<K> Kind for K where
+    K: Resource<DynamicType = ()> + Clone + std::fmt::Debug + serde::de::DeserializeOwned + Send + Sync + 'static
+{
+}
+
+/// How many changes a subscriber may have waiting before the watch waits for it.
+const SUBSCRIBER_BUFFER: usize = 1024;
+
+/// The shared watch of kind `K`: its store and its subscribers.
+pub(crate) struct Informer<K: Kind> {
+    store: Store<K>,
+    subscribers: Mutex<Vec<mpsc::Sender<Change<K>>>>,
+}
+
+impl<K: Kind> Informer<K> {
+    /// Every `K` as the watch last saw it.
+    pub(crate) fn store(&self) -> Store<K> {
+        self.store.clone()
+    }
+
+    /// The changes of every `K` from now on, preceded by an `Applied` for each object already stored.
+    pub(crate) fn subscribe(&self) -> impl Stream<Item = Change<K>> + Send + 'static {
+        let mut subscribers = self.subscribers.lock().unwrap_or_else(|e| e.into_inner());
+        let present = self.store.state();
+        // Room for the replay on top of the usual buffer (tokio allocates slots as they fill), so the replay
+        // never waits on a receiver nobody reads yet.
+        let (tx, rx) = mpsc::channel(SUBSCRIBER_BUFFER + present.len());
+        for o in present {
+            let _ = tx.try_send(Change::Applied(o));
+        }
+        subscribers.push(tx);
+        tokio_stream_from(rx)
+    }
+
+    /// Hands `change` to every subscriber, dropping those that went away. The store already holds the change,
+    /// so a subscriber that comes meanwhile finds it in its replay.
+    async fn publish(&self, change: Change<K>) {
+        let subscribers: Vec<mpsc::Sender<Change<K>>> =
+            self.subscribers.lock().unwrap_or_else(|e| e.into_inner()).clone();
+        let mut gone = false;
+        for s in &subscribers {
+            gone |= s.send(change.clone()).await.is_err();
+        }
+        if gone {
+            self.subscribers.lock().unwrap_or_else(|e| e.into_inner()).retain(|s| !s.is_closed());
+        }
+    }
+}
+
+fn tokio_stream_from<T: Send + 'static>(mut rx: mpsc::Receiver<T>) -> impl Stream<Item = T> + Send + 'static {
+    futures::stream::poll_fn(move |cx| rx.poll_recv(cx))
+}
+
+/// The informers of one `tilt up`, by kind; each started on first use and stopped by `shutdown`.
+pub struct Informers {
+    client: Client,
+    shutdown: CancellationToken,
+    by_kind: Mutex<HashMap<TypeId, Arc<dyn Any + Send + Sync>>>,
+}
+
+impl Informers {
+    /// Informers watching through `client`, until `shutdown` is cancelled.
+    pub fn new(client: Client, shutdown: CancellationToken) -> Arc<Self> {
+        Arc::new(Informers { client, shutdown, by_kind: Mutex::default() })
+    }
+
+    /// The client the informers watch through.
+    pub(crate) fn client(&self) -> &Client {
+        &self.client
+    }
+
+    /// The informer of kind `K`, started if it is the first use of that kind.
+    pub(crate) fn informer<K: Kind>(&self) -> Arc<Informer<K>> {
+        let mut by_kind = self.by_kind.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(i) = by_kind.get(&TypeId::of::<K>()) {
+            return i.clone().downcast::<Informer<K>>().expect("keyed by type");
+        }
+        let (store, writer) = reflector::store();
+        let informer = Arc::new(Informer { store, subscribers: Mutex::default() });
+        by_kind.insert(TypeId::of::<K>(), informer.clone());
+        tokio::spawn(drive(Api::<K>::all(self.client.clone()), writer, informer.clone(), self.shutdown.clone()));
+        informer
+    }
+
+    /// The store of kind `K` (see [`Informers::informer`]).
+    pub(crate) fn store<K: Kind>(&self) -> Store<K> {
+        self.informer::<K>().store()
+    }
+}
+
+/// Runs the watch of one kind until `shutdown`.
+async fn drive<K: Kind>(api: Api<K>, mut writer: reflector::store::Writer<K>, informer: Arc<Informer<K>>, shutdown: CancellationToken) {
+    let kind = K::kind(&());
+    let mut events = watcher(api, watcher::Config::default()).default_backoff().boxed();
+    // During a (re-)list: what was stored before it began, and what it has listed so far. The store swaps in
+    // the list only at its end, so the listed objects are published then, with deletes for what vanished.
+    let mut relist: Option<(HashMap<String, Arc<K>>, Vec<K>)> = None;
+    let mut last_error: Option<String> = None;
+    loop {
+        let event = tokio::select! {
+            e = events.next() => e,
+            _ = shutdown.cancelled() => return,
+        };
+        let Some(event) = event else { return };
+        let event = match event {
+            Ok(e) => {
+                if last_error.take().is_some() {
+                    tracing::info!(%kind, "watch recovered");
+                }
+                e
+            }
+            Err(err) => {
+                let text = err.to_string();
+                if last_error.as_deref() != Some(&text) {
+                    tracing::warn!(%kind, err = %text, "watch failed; retrying with backoff");
+                    last_error = Some(text);
+                }
+                continue;
+            }
+        };
+        writer.apply_watcher_event(&event);
+        match event {
+            watcher::Event::Apply(o) => informer.publish(Change::Applied(stored(&informer.store, o))).await,
+            watcher::Event::Delete(o) => informer.publish(Change::Deleted(Arc::new(o))).await,
+            watcher::Event::Init => {
+                let before = informer.store.state().into_iter().map(|o| (o.name_any(), o)).collect();
+                relist = Some((before, Vec::new()));
+            }
+            watcher::Event::InitApply(o) => {
+                if let Some((_, listed)) = relist.as_mut() {
+                    listed.push(o);
+                }
+            }
+            watcher::Event::InitDone => {
+                let Some((before, listed)) = relist.take() else { continue };
+                let names: HashSet<String> = listed.iter().map(|o| o.name_any()).collect();
+                for o in listed {
+                    informer.publish(Change::Applied(stored(&informer.store, o))).await;
+                }
+                for (name, o) in before {
+                    if !names.contains(&name) {
+                        informer.publish(Change::Deleted(o)).await;
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// The stored copy of `o` (shared with the store), or `o` itself.
+fn stored<K: Kind>(store: &Store<K>, o: K) -> Arc<K> {
+    store.get(&ObjectRef::from_obj(&o)).unwrap_or_else(|| Arc::new(o))
+}
