@@ -125,10 +125,9 @@ impl FileLoader for Loader<'_> {
             )));
         }
         if !abs.is_file() {
-            // Watch it anyway, so creating it re-runs the Tiltfile.
-            if abs.parent().is_some_and(Path::is_dir) {
-                self.state.record_file(&abs);
-            }
+            // Watch it anyway (also in a directory that does not exist yet), so creating it re-runs the
+            // Tiltfile.
+            self.state.record_file(&abs);
             return Err(other_error(format!(
                 "cannot load {path:?}: {} does not exist",
                 abs.display()

@@ -189,11 +189,18 @@ impl TiltfileState {
         abs_path_in(&self.current_dir(), path)
     }
 
-    /// Reads a file for the Tiltfile, recording it (also when it does not exist, so creating it re-runs the
-    /// Tiltfile).
+    /// Reads a file for the Tiltfile, recording it also when it does not exist, even in a directory that
+    /// does not exist either: the FileWatch watches a missing path through its nearest existing ancestor,
+    /// so creating it re-runs the Tiltfile.
     pub fn read_file(&self, path: &Path) -> std::io::Result<String> {
         let result = std::fs::read_to_string(path);
-        if result.is_ok() || path.parent().is_some_and(Path::is_dir) {
+        let absent = |e: &std::io::Error| {
+            matches!(
+                e.kind(),
+                std::io::ErrorKind::NotFound | std::io::ErrorKind::NotADirectory
+            )
+        };
+        if result.as_ref().map_or_else(absent, |_| true) {
             self.record_file(path);
         }
         result

@@ -357,6 +357,47 @@ fn load_errors() {
 }
 
 #[test]
+fn missing_files_are_watched_even_in_missing_directories() {
+    // The FileWatch watches a missing path through its nearest existing ancestor, so every file the
+    // Tiltfile looked for is recorded, wherever it is missing.
+    let p = Project::with_tiltfile(
+        r#"
+config.define_string('env')
+cfg = config.parse()
+print(str(read_file('gen/out/version.txt', default='v0')))
+print(read_json('settings/local.json', default={'a': 1}))
+print(read_yaml('values/dev/values.yaml', default=None))
+watch_file('later/trigger.txt')
+"#,
+    );
+    let loaded = p.load();
+    assert_eq!(loaded.output, vec!["v0", r#"{"a": 1}"#, "None"]);
+    for f in [
+        "tilt_config.json",
+        "gen/out/version.txt",
+        "settings/local.json",
+        "values/dev/values.yaml",
+        "later/trigger.txt",
+    ] {
+        assert!(
+            loaded.files.contains(&p.path(f)),
+            "{f} in {:?}",
+            loaded.files
+        );
+    }
+
+    // A load() of a file in a missing directory fails the Tiltfile, and creating it re-runs it.
+    let p = Project::with_tiltfile("load('./lib/missing/defs.star', 'x')\n");
+    let err = p.load_err();
+    assert!(err.message.contains("does not exist"), "{}", err.message);
+    assert!(
+        err.files.contains(&p.path("lib/missing/defs.star")),
+        "{:?}",
+        err.files
+    );
+}
+
+#[test]
 fn probes_and_actions() {
     let out = eval_output(
         r#"

@@ -339,32 +339,86 @@ async fn a_chmod_only_change_is_not_an_event() {
 }
 
 #[tokio::test]
-async fn a_missing_path_is_an_error_until_it_exists() {
+async fn a_missing_file_is_watched_until_it_appears_through_missing_directories() {
+    let env = Env::start().await;
+    let file = env.path("a/b/c.txt");
+    env.create("fw", std::slice::from_ref(&file), vec![]).await;
+    let status = env.wait_started("fw").await;
+    assert!(status.error.is_empty() && status.file_events.is_empty(), "{status:?}");
+    // One non-recursive watch, on the only directory that exists.
+    wait_watching(env.dir.path(), &[1]).await;
+
+    fs::create_dir_all(env.path("a/b")).unwrap();
+    let created = Instant::now();
+    fs::write(&file, "x").unwrap();
+    let status = env.wait_seen("fw", &file).await;
+    println!("a file created under new directories reported in {:?}", created.elapsed());
+    assert_eq!(seen(&status), BTreeSet::from([path_str(&file)]), "the directories on its way are not events");
+    assert!(status.error.is_empty());
+
+    // Modified and removed: each one more event naming it, and never an error.
+    for change in ["modify", "remove"] {
+        let before = env.api().get("fw").await.unwrap().status.unwrap().file_events.len();
+        match change {
+            "modify" => fs::write(&file, "y").unwrap(),
+            _ => fs::remove_file(&file).unwrap(),
+        }
+        let status = env.wait("fw", &format!("an event after {change}"), |s| s.file_events.len() > before).await;
+        assert_eq!(status.file_events.last().unwrap().seen_files, [path_str(&file)], "{change}");
+        assert!(status.error.is_empty(), "{change}: {}", status.error);
+    }
+
+    // Re-created after removal, also after its directories were removed too.
+    fs::remove_dir_all(env.path("a")).unwrap();
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    let before = env.api().get("fw").await.unwrap().status.unwrap().file_events.len();
+    fs::create_dir_all(env.path("a/b")).unwrap();
+    fs::write(&file, "z").unwrap();
+    let status = env.wait("fw", "an event for the re-created file", |s| s.file_events.len() > before).await;
+    assert!(status.file_events.last().unwrap().seen_files.contains(&path_str(&file)), "{status:?}");
+    assert!(status.error.is_empty() && status.monitor_start_time.is_some());
+    env.stop().await;
+}
+
+#[tokio::test]
+async fn a_missing_directory_is_watched_recursively_once_it_exists_and_again_after_removal() {
     let env = Env::start().await;
     let root = env.path("later");
     env.create("fw", std::slice::from_ref(&root), vec![]).await;
-    let status = env.wait("fw", "an error", |s| !s.error.is_empty()).await;
-    assert!(status.error.contains("does not exist") && status.error.contains(&path_str(&root)), "{}", status.error);
-    assert!(status.monitor_start_time.is_none());
+    let status = env.wait_started("fw").await;
+    assert!(status.error.is_empty(), "{}", status.error);
 
-    tokio::time::sleep(Duration::from_millis(300)).await;
-    fs::create_dir(&root).unwrap();
-    let recovered = Instant::now();
-    env.wait_started("fw").await;
-    println!("recovered {:?} after the path appeared", recovered.elapsed());
-    let file = root.join("a.txt");
+    fs::create_dir_all(root.join("sub")).unwrap();
+    let file = root.join("sub/a.txt");
     fs::write(&file, "x").unwrap();
+    env.wait_seen("fw", &root).await;
     env.wait_seen("fw", &file).await;
+    // later and later/sub; the parent's watch was let go.
+    wait_watching(&root, &[2]).await;
+    assert!(instances_watching(env.dir.path()).is_empty());
 
-    // Deleting the watched directory is an error too, and recreating it recovers.
+    // Deleting the watched directory is an event, not an error, and recreating it is seen.
+    let all = env.record_seen("fw");
+    let before = env.api().get("fw").await.unwrap().status.unwrap().file_events.len();
     fs::remove_dir_all(&root).unwrap();
-    let status = env.wait("fw", "an error after the delete", |s| !s.error.is_empty()).await;
-    assert!(status.error.contains(&path_str(&root)), "{}", status.error);
+    let status = env.wait("fw", "an event for the delete", |s| s.file_events.len() > before).await;
+    assert!(status.error.is_empty(), "{}", status.error);
     fs::create_dir(&root).unwrap();
-    env.wait("fw", "the error cleared", |s| s.error.is_empty()).await;
     let file = root.join("b.txt");
     fs::write(&file, "x").unwrap();
     env.wait_seen("fw", &file).await;
+    assert!(all.lock().unwrap().contains(&path_str(&root)));
+    assert!(env.api().get("fw").await.unwrap().status.unwrap().error.is_empty());
+    env.stop().await;
+}
+
+#[tokio::test]
+async fn a_real_watch_error_is_still_reported() {
+    let env = Env::start().await;
+    env.create("fw", &[PathBuf::from("relative/path")], vec![]).await;
+    let status = env.wait("fw", "an error", |s| !s.error.is_empty()).await;
+    assert!(status.error.contains("not absolute"), "{}", status.error);
+    assert!(status.monitor_start_time.is_none());
     env.stop().await;
 }
 

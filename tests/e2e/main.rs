@@ -8,3 +8,4 @@ mod python;
 mod resources;
 mod tiltfile;
 mod up;
+mod watch;

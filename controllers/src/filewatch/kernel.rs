@@ -67,6 +67,17 @@ impl KernelWatches {
         }
     }
 
+    /// Lets tree `id` go of the watch on `dir`.
+    pub(crate) fn release(&mut self, id: TreeId, dir: &Path) {
+        let Some(owned) = self.owned.get_mut(&id) else { return };
+        if owned.remove(dir) {
+            release(&mut self.watcher, &mut self.users, id, dir);
+        }
+        if owned.is_empty() {
+            self.owned.remove(&id);
+        }
+    }
+
     /// Lets tree `id` go of all its watches.
     pub(crate) fn release_all(&mut self, id: TreeId) {
         for dir in self.owned.remove(&id).unwrap_or_default() {
@@ -75,8 +86,9 @@ impl KernelWatches {
     }
 
     /// Forgets, for every tree, the watches on `path` and everything under it, which was deleted or moved
-    /// away.
-    pub(crate) fn forget_under(&mut self, path: &Path) {
+    /// away. Returns the trees that used them.
+    pub(crate) fn forget_under(&mut self, path: &Path) -> BTreeSet<TreeId> {
+        let mut ids = BTreeSet::new();
         let gone: Vec<PathBuf> = self
             .users
             .range(path.to_path_buf()..)
@@ -85,6 +97,7 @@ impl KernelWatches {
             .collect();
         for dir in gone {
             for id in self.users.remove(&dir).unwrap_or_default() {
+                ids.insert(id);
                 if let Some(owned) = self.owned.get_mut(&id) {
                     owned.remove(&dir);
                     if owned.is_empty() {
@@ -95,6 +108,7 @@ impl KernelWatches {
             // notify already dropped the watch of a deleted or moved-away directory; that error is expected.
             let _ = self.watcher.unwatch(&dir);
         }
+        ids
     }
 
     /// The trees an event at `path` can concern: those watching `path` itself, or the directory holding it.
@@ -109,6 +123,12 @@ impl KernelWatches {
     /// Whether some tree watches `dir`.
     pub(crate) fn is_watched(&self, dir: &Path) -> bool {
         self.users.contains_key(dir)
+    }
+
+    /// The directories tree `id` watches at or under `path`.
+    pub(crate) fn owned_under(&self, id: TreeId, path: &Path) -> Vec<PathBuf> {
+        let Some(owned) = self.owned.get(&id) else { return Vec::new() };
+        owned.range(path.to_path_buf()..).take_while(|d| d.starts_with(path)).cloned().collect()
     }
 
     /// How many directories tree `id` watches.
@@ -160,6 +180,9 @@ mod tests {
         let event = rx.recv_timeout(std::time::Duration::from_secs(5)).unwrap().unwrap();
         assert_eq!(event.paths, [a.join("f")], "the shared watch survives one user leaving");
 
+        k.add(1, &b).unwrap();
+        k.release(1, &a);
+        assert!(!k.is_watched(&a) && k.is_watched(&b));
         k.retain(1, &BTreeSet::new());
         assert_eq!(k.len(), 0);
     }
@@ -178,7 +201,7 @@ mod tests {
                 k.add(id, &root.join(d)).unwrap();
             }
         }
-        k.forget_under(&root.join("x"));
+        assert_eq!(k.forget_under(&root.join("x")), BTreeSet::from([1, 2]));
         assert_eq!((k.len(), k.dirs_of(1), k.dirs_of(2)), (1, 1, 1));
         assert!(k.is_watched(&root.join("x-z")));
     }

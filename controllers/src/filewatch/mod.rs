@@ -15,9 +15,11 @@
 //! place, which keeps the events that arrive meanwhile. Deletes are seen on the watch stream that feeds
 //! the controller, and remove the object's tree with the watches only it needed.
 //!
-//! Errors — a missing path, permission denied, the inotify watch or instance limit — are written to
-//! `status.error` and retried with backoff until watching works, which clears the error and sets
-//! `status.monitorStartTime`. All status writes for one object go through one lock, so they land in order,
+//! A watched path need not exist: it is watched through its nearest existing ancestor directory until it
+//! appears, and falls back to that when it is removed (see `watcher.rs`); its creation, changes and removal
+//! are events like any other. Errors — permission denied, the inotify watch or instance limit — are
+//! written to `status.error` and retried with backoff until watching works, which clears the error and
+//! sets `status.monitorStartTime`. All status writes for one object go through one lock, so they land in order,
 //! and each applies (server-side, as [`MANAGER`]) the whole status this controller owns.
 
 mod debounce;
@@ -88,12 +90,11 @@ pub enum Error {
     /// The spec cannot be watched as written; only a spec change fixes it.
     #[error("invalid FileWatch spec: {0}")]
     InvalidSpec(String),
-    /// A watched path does not exist.
+    /// A path vanished while a watch was being added to it. Not a missing watched path, which is watched
+    /// through its nearest existing ancestor; seen only while a watch is set up, which then resolves the
+    /// path again.
     #[error("watched path {} does not exist", .0.display())]
     Missing(PathBuf),
-    /// A watched path was deleted or moved away while watched.
-    #[error("watched path {} was deleted or moved", .0.display())]
-    Removed(PathBuf),
     /// A watched path may not be read.
     #[error("permission denied watching {}", .0.display())]
     PermissionDenied(PathBuf),

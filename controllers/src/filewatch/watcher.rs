@@ -1,10 +1,20 @@
 //! What each FileWatch watches, and the routing of raw events to the FileWatches they concern.
 //!
-//! A [`WatchedTree`] is one FileWatch's share of the [`KernelWatches`]: a non-recursive watch on each
-//! directory that is not ignored. Directories are walked top-down and ignored ones are pruned before any
-//! watch is added, so an ignored `node_modules/` costs no watch at all; each directory gets its watch
-//! before its entries are listed, so nothing created meanwhile is missed. Directories that appear later
-//! get watches (and their contents are reported as changed); removed ones lose theirs.
+//! A [`WatchedTree`] is one FileWatch's share of the [`KernelWatches`]. A watched directory gets a
+//! non-recursive watch on itself and on each directory below it that is not ignored. Directories are
+//! walked top-down and ignored ones are pruned before any watch is added, so an ignored `node_modules/`
+//! costs no watch at all; each directory gets its watch before its entries are listed, so nothing created
+//! meanwhile is missed. Directories that appear later get watches (and their contents are reported as
+//! changed); removed ones lose theirs.
+//!
+//! A watched file, or a watched path that does not exist (yet), is seen through the watch on the nearest
+//! existing directory above it (its anchor; a file's parent), which is watched non-recursively: a missing
+//! `tilt_config.json` costs one watch on the Tiltfile's directory, and a missing `a/b/c.txt` one on the
+//! deepest of its ancestors that exists. Every change on the way to a path (a directory toward it
+//! appearing, the path itself appearing or vanishing, the anchor vanishing) re-resolves it: the watch
+//! moves down as intermediate directories appear, moves to the path itself once it exists (recursively,
+//! for a directory), and falls back to the nearest existing ancestor when it is removed. So a missing path
+//! is not an error, and its creation, changes and removal are reported like any other change.
 //!
 //! A [`TreeSet`] holds every FileWatch's tree and the one inotify instance they share. It routes each raw
 //! event by path to the trees that watch the directory the event came from (or the directory itself, for
@@ -25,6 +35,10 @@ use super::Error;
 use super::ignores::{IgnoreSet, TILTIGNORE};
 use super::kernel::{KernelWatches, TreeId};
 
+/// How often one root is resolved again while directories on its way keep appearing or vanishing as its
+/// watch is added, before the configuration fails (and is retried with backoff).
+const MAX_SETTLE: usize = 32;
+
 /// The parts of a FileWatch spec that decide what is watched.
 #[derive(Debug, Clone, PartialEq)]
 pub(crate) struct WatchSpec {
@@ -41,36 +55,95 @@ impl WatchSpec {
     }
 }
 
-/// A watched path as found on disk when the watch was configured.
-#[derive(Debug)]
+/// What a watched path is on disk, and so how it is watched.
+#[derive(Debug, Clone, PartialEq)]
+enum Found {
+    /// An existing directory: watched with every directory below it that is not ignored.
+    Dir,
+    /// A file, or nothing (yet): seen through the non-recursive watch on `anchor`, the real path of the
+    /// nearest existing directory above it (a file's parent).
+    Leaf {
+        /// The directory whose watch sees this path's changes, or those on the way to it.
+        anchor: PathBuf,
+        /// Whether the path exists.
+        exists: bool,
+    },
+}
+
+/// A watched path as last found on disk.
+#[derive(Debug, Clone, PartialEq)]
 struct Root {
     /// As the spec names it: changes are reported, and ignores matched, under this path.
     path: PathBuf,
-    /// With symbolic links resolved: where the watches are, and how raw events name it.
+    /// With symbolic links resolved (as far as it exists): where the watches are, and how raw events name
+    /// it.
     real: PathBuf,
-    is_dir: bool,
+    found: Found,
 }
 
 impl Root {
+    /// Finds `path` on disk. Only what keeps it from being watched is an error (permission denied on the
+    /// way, say); a path that does not exist is a [`Found::Leaf`] under its nearest existing ancestor.
     fn resolve(path: &Path) -> Result<Root, Error> {
-        let is_dir = std::fs::metadata(path).map_err(|e| io_error(path, e))?.is_dir();
-        let real = match (is_dir, path.parent(), path.file_name()) {
-            // A watched file is seen through its directory's watch: resolve the directory, not the file.
-            (false, Some(dir), Some(name)) => std::fs::canonicalize(dir).map(|dir| dir.join(name)),
-            _ => std::fs::canonicalize(path),
-        };
-        Ok(Root { path: path.to_path_buf(), real: real.map_err(|e| io_error(path, e))?, is_dir })
+        match std::fs::metadata(path) {
+            Ok(meta) if meta.is_dir() => match std::fs::canonicalize(path) {
+                Ok(real) => Ok(Root { path: path.to_path_buf(), real, found: Found::Dir }),
+                // Removed just now.
+                Err(e) if is_absent(&e) => Root::leaf(path, false),
+                Err(e) => Err(io_error(path, e)),
+            },
+            Ok(_) => Root::leaf(path, true),
+            Err(e) if is_absent(&e) => Root::leaf(path, false),
+            Err(e) => Err(io_error(path, e)),
+        }
     }
 
-    /// The real directory whose watch sees this root's changes: itself, or a watched file's parent.
-    fn real_anchor(&self) -> &Path {
-        if self.is_dir { &self.real } else { self.real.parent().unwrap_or(&self.real) }
+    /// `path` as seen from its nearest existing ancestor directory.
+    fn leaf(path: &Path, exists: bool) -> Result<Root, Error> {
+        for dir in path.ancestors().skip(1) {
+            // A file in the way is skipped like a missing directory: the path appears only once it is
+            // replaced by one, which its own parent's watch sees.
+            let real = match std::fs::metadata(dir) {
+                Ok(meta) if meta.is_dir() => std::fs::canonicalize(dir),
+                Ok(_) => continue,
+                Err(e) => Err(e),
+            };
+            match real {
+                Ok(anchor) => {
+                    let rest = path.strip_prefix(dir).unwrap_or(path);
+                    let real = anchor.join(rest);
+                    return Ok(Root { path: path.to_path_buf(), real, found: Found::Leaf { anchor, exists } });
+                }
+                Err(e) if is_absent(&e) => continue,
+                Err(e) => return Err(io_error(dir, e)),
+            }
+        }
+        Err(Error::Missing(path.to_path_buf()))
     }
 
-    /// [`Root::real_anchor`] as the spec names it.
-    fn anchor(&self) -> &Path {
-        if self.is_dir { &self.path } else { self.path.parent().unwrap_or(&self.path) }
+    fn is_dir(&self) -> bool {
+        self.found == Found::Dir
     }
+
+    fn exists(&self) -> bool {
+        match self.found {
+            Found::Dir => true,
+            Found::Leaf { exists, .. } => exists,
+        }
+    }
+
+    /// Whether a `change` at real path `path` can change what this root is on disk: the root itself, or a
+    /// directory on its way (an ancestor, which for a missing path includes its anchor and the directory
+    /// toward it), appeared or vanished.
+    fn moved_by(&self, change: &Change, path: &Path) -> bool {
+        matches!(change, Change::Appeared | Change::Removed) && self.real.starts_with(path)
+    }
+}
+
+/// Whether an I/O error means the path is not there: it, or a directory on its way, does not exist (or is
+/// a file).
+fn is_absent(e: &std::io::Error) -> bool {
+    e.kind() == std::io::ErrorKind::NotFound || e.raw_os_error() == Some(libc::ENOTDIR)
 }
 
 /// What is watched and what is ignored, resolved from a [`WatchSpec`].
@@ -78,6 +151,9 @@ impl Root {
 struct Filter {
     roots: Vec<Root>,
     ignores: IgnoreSet,
+    /// `spec.ignores`, for rebuilding `ignores` when a root becomes or stops being a directory (whose
+    /// `.tiltignore` counts).
+    defs: Vec<IgnoreDef>,
 }
 
 impl Filter {
@@ -92,19 +168,29 @@ impl Filter {
             return Err(Error::InvalidSpec(format!("ignore basePath {:?} is not absolute", def.base_path)));
         }
         let roots = spec.paths.iter().map(|p| Root::resolve(p)).collect::<Result<Vec<_>, _>>()?;
-        let ignores = IgnoreSet::new(roots.iter().filter(|r| r.is_dir).map(|r| r.path.as_path()), &spec.ignores)?;
-        Ok(Filter { roots, ignores })
+        let ignores = ignore_set(&roots, &spec.ignores)?;
+        Ok(Filter { roots, ignores, defs: spec.ignores.clone() })
+    }
+
+    /// Puts `root` in place of root `i`, re-reading the ignores if it became or stopped being a directory.
+    fn set_root(&mut self, i: usize, root: Root) -> Result<(), Error> {
+        let rebuild = root.is_dir() != self.roots[i].is_dir();
+        self.roots[i] = root;
+        if rebuild {
+            self.ignores = ignore_set(&self.roots, &self.defs)?;
+        }
+        Ok(())
     }
 
     /// The paths, as the spec names them, under which a change at real path `real` is reported: one for
-    /// each root that `real` is, or is under, and that does not ignore it. Usually one; none if `real` is
-    /// not watched or is ignored.
+    /// each root that `real` is, or is under if the root is a directory, and that does not ignore it.
+    /// Usually one; none if `real` is not watched or is ignored.
     fn reported(&self, real: &Path, is_dir: bool) -> Vec<PathBuf> {
         let mut paths = Vec::new();
         for root in &self.roots {
             let path = match real.strip_prefix(&root.real) {
                 Ok(rest) if rest.as_os_str().is_empty() => root.path.clone(),
-                Ok(rest) if root.is_dir => root.path.join(rest),
+                Ok(rest) if root.is_dir() => root.path.join(rest),
                 _ => continue,
             };
             if !paths.contains(&path) && !self.ignores.is_ignored(&path, is_dir) {
@@ -114,16 +200,25 @@ impl Filter {
         paths
     }
 
-    /// The root, as the spec names it, whose watch ends when real directory `dir` goes.
-    fn anchored_at(&self, dir: &Path) -> Option<&Path> {
-        self.roots.iter().find(|r| r.real_anchor() == dir).map(Root::anchor)
+    /// Whether some root needs the watch on real directory `dir`: it is a leaf's anchor, or a directory
+    /// root's own or one below it that is not ignored.
+    fn needs(&self, dir: &Path) -> bool {
+        self.roots.iter().any(|r| match &r.found {
+            Found::Leaf { anchor, .. } => anchor == dir,
+            Found::Dir => dir.starts_with(&r.real) && !self.reported(dir, true).is_empty(),
+        })
     }
 
     /// Whether `path` (as the spec names it) is the `.tiltignore` of a watched directory.
     fn is_tiltignore(&self, path: &Path) -> bool {
         path.file_name() == Some(TILTIGNORE.as_ref())
-            && self.roots.iter().any(|r| r.is_dir && path.parent() == Some(r.path.as_path()))
+            && self.roots.iter().any(|r| r.is_dir() && path.parent() == Some(r.path.as_path()))
     }
+}
+
+/// The ignores of `roots`: `defs`, plus `.git` and the `.tiltignore` of each directory root.
+fn ignore_set(roots: &[Root], defs: &[IgnoreDef]) -> Result<IgnoreSet, Error> {
+    IgnoreSet::new(roots.iter().filter(|r| r.is_dir()).map(|r| r.path.as_path()), defs)
 }
 
 /// How a raw event counts.
@@ -159,28 +254,20 @@ struct WatchedTree {
     id: TreeId,
     filter: Option<Filter>,
     spec: Option<WatchSpec>,
-    /// Whether a fault has been reported since the last successful configuration.
-    faulted: bool,
 }
 
 impl WatchedTree {
     /// Watches what `spec` asks for: adds the watches it needs, then lets go of those it no longer needs.
     /// Returns the number of watched directories. On error the previous filter stays in force.
     fn configure(&mut self, kernel: &mut KernelWatches, spec: &WatchSpec) -> Result<usize, Error> {
-        let filter = Filter::new(spec)?;
+        let mut filter = Filter::new(spec)?;
         let mut wanted = BTreeSet::new();
-        for root in &filter.roots {
-            if root.is_dir {
-                wanted.extend(scan(&filter, kernel, self.id, &root.real, |_| {})?);
-            } else if !filter.reported(&root.real, false).is_empty() {
-                kernel.add(self.id, root.real_anchor())?;
-                wanted.insert(root.real_anchor().to_path_buf());
-            }
+        for i in 0..filter.roots.len() {
+            wanted.extend(settle(&mut filter, kernel, self.id, i, &mut Vec::new(), |_| {})?);
         }
         kernel.retain(self.id, &wanted);
         self.filter = Some(filter);
         self.spec = Some(spec.clone());
-        self.faulted = false;
         Ok(kernel.dirs_of(self.id))
     }
 
@@ -192,10 +279,10 @@ impl WatchedTree {
     }
 
     /// Applies a `change` at real path `path`, seen through one of this tree's watches (the shared watches
-    /// under a removed path are already forgotten): pushes the changed paths it reports to `changed`, and
-    /// watches a new directory. Returns whether a `.tiltignore` of the tree changed, which the caller
-    /// reapplies. An error means the watch is no longer complete: a watched root was removed, or the watch
-    /// limit stopped a new directory being watched.
+    /// under a removed path are already forgotten): re-resolves the roots it can move, pushes the changed
+    /// paths it reports to `changed`, and watches a new directory. Returns whether a `.tiltignore` of the
+    /// tree changed, which the caller reapplies. An error means the watch is no longer complete: the watch
+    /// limit or a permission stopped a new directory being watched.
     fn apply(
         &mut self,
         kernel: &mut KernelWatches,
@@ -204,17 +291,20 @@ impl WatchedTree {
         is_dir: bool,
         changed: &mut Vec<PathBuf>,
     ) -> Result<bool, Error> {
-        let Some(filter) = &self.filter else { return Ok(false) };
+        let Some(filter) = &mut self.filter else { return Ok(false) };
         let mut fault = None;
-        if *change == Change::Removed
-            && !self.faulted
-            && let Some(root) = filter.anchored_at(path)
-        {
-            fault = Some(Error::Removed(root.to_path_buf()));
+        for i in 0..filter.roots.len() {
+            if filter.roots[i].moved_by(change, path)
+                && let Err(e) = relocate(filter, kernel, self.id, i, changed)
+            {
+                fault = Some(e);
+            }
         }
         let reported = filter.reported(path, is_dir);
         let reload = reported.iter().any(|p| filter.is_tiltignore(p));
-        if *change == Change::Appeared && is_dir && !reported.is_empty() {
+        // A root that appeared was scanned when it was relocated.
+        let is_root = filter.roots.iter().any(|r| r.real == path);
+        if *change == Change::Appeared && is_dir && !reported.is_empty() && !is_root {
             match scan(filter, kernel, self.id, path, |paths| changed.extend(paths)) {
                 Ok(_) => {}
                 Err(e @ Error::WatchLimit(_)) => fault = Some(e),
@@ -228,6 +318,80 @@ impl WatchedTree {
             None => Ok(reload),
         }
     }
+}
+
+/// Resolves root `i` of `filter` afresh and adds the watches it needs for tree `id`, until what is on disk
+/// holds still while they are added. A directory on the way to a missing path may appear just before its
+/// parent's watch is in place, where no event will tell of it, so after watching a leaf's anchor the path
+/// is resolved again; a directory that vanishes before its scan is resolved again too. Returns the
+/// directories the root now needs; each anchor watched on the way is also pushed to `tried`, for the
+/// caller to let go of those no longer needed. `found` gets the paths below a directory root.
+fn settle(
+    filter: &mut Filter,
+    kernel: &mut KernelWatches,
+    id: TreeId,
+    i: usize,
+    tried: &mut Vec<PathBuf>,
+    mut found: impl FnMut(Vec<PathBuf>),
+) -> Result<Vec<PathBuf>, Error> {
+    let path = filter.roots[i].path.clone();
+    for _ in 0..MAX_SETTLE {
+        let root = Root::resolve(&path)?;
+        filter.set_root(i, root.clone())?;
+        match &root.found {
+            Found::Dir => match scan(filter, kernel, id, &root.real, &mut found) {
+                Ok(dirs) => return Ok(dirs),
+                Err(Error::Missing(_)) => continue,
+                Err(e) => return Err(e),
+            },
+            Found::Leaf { anchor, .. } => {
+                if filter.reported(&root.real, false).is_empty() {
+                    return Ok(Vec::new());
+                }
+                match kernel.add(id, anchor) {
+                    Ok(()) => tried.push(anchor.clone()),
+                    Err(Error::Missing(_)) => continue,
+                    Err(e) => return Err(e),
+                }
+                if Root::resolve(&path)? == root {
+                    return Ok(vec![anchor.clone()]);
+                }
+            }
+        }
+    }
+    let source = std::io::Error::other("the directories on its way kept appearing and vanishing");
+    Err(Error::Io { path, source })
+}
+
+/// Re-resolves root `i` of `filter` after a change on its way: watches it where it now is, lets go of the
+/// anchors it no longer needs, and reports the root if it appeared or vanished (and the contents of a
+/// directory that appeared).
+fn relocate(
+    filter: &mut Filter,
+    kernel: &mut KernelWatches,
+    id: TreeId,
+    i: usize,
+    changed: &mut Vec<PathBuf>,
+) -> Result<(), Error> {
+    let old = filter.roots[i].clone();
+    // The watches it held: a leaf's anchor, or a directory's own (unless forgotten with the directory).
+    let mut tried = match &old.found {
+        Found::Leaf { anchor, .. } => vec![anchor.clone()],
+        Found::Dir => kernel.owned_under(id, &old.real),
+    };
+    let settled = settle(filter, kernel, id, i, &mut tried, |paths| changed.extend(paths));
+    for dir in tried {
+        if !filter.needs(&dir) {
+            kernel.release(id, &dir);
+        }
+    }
+    settled?;
+    let new = &filter.roots[i];
+    tracing::debug!(path = %new.path.display(), found = ?new.found, "watched path moved");
+    if old.exists() != new.exists() {
+        changed.extend(filter.reported(&new.real, new.is_dir()));
+    }
+    Ok(())
 }
 
 /// What one raw event means for one tree.
@@ -253,7 +417,7 @@ impl TreeSet {
 
     /// Adds tree `id`, watching nothing until configured.
     pub(crate) fn insert(&mut self, id: TreeId) {
-        self.trees.entry(id).or_insert(WatchedTree { id, filter: None, spec: None, faulted: false });
+        self.trees.entry(id).or_insert(WatchedTree { id, filter: None, spec: None });
     }
 
     /// Removes tree `id`, letting go of its watches.
@@ -307,9 +471,11 @@ impl TreeSet {
                 _ if change == Change::Removed => self.kernel.is_watched(&path),
                 _ => std::fs::symlink_metadata(&path).is_ok_and(|m| m.is_dir()),
             };
-            let ids = self.kernel.users_near(&path);
+            let mut ids = self.kernel.users_near(&path);
             if change == Change::Removed {
-                self.kernel.forget_under(&path);
+                // Also the trees that watched only below it (a directory moved away tells only its own
+                // watch): their roots there are gone too.
+                ids.extend(self.kernel.forget_under(&path));
             }
             for id in ids {
                 let Some(tree) = self.trees.get_mut(&id) else { continue };
@@ -325,9 +491,7 @@ impl TreeSet {
         }
         for (id, outcome) in &mut outcomes {
             let Some(tree) = self.trees.get_mut(id) else { continue };
-            if outcome.fault.is_some() {
-                tree.faulted = true;
-            } else if reload.contains(id) {
+            if outcome.fault.is_none() && reload.contains(id) {
                 outcome.fault = tree.reconfigure(&mut self.kernel).err();
             }
         }
@@ -480,6 +644,13 @@ mod tests {
             self.drain_all().remove(&T).unwrap_or_default()
         }
 
+        /// Drains tree `T`'s changes, which must be just `path`, with no error.
+        fn expect_only(&mut self, path: &Path) {
+            let (changed, errors) = self.drain();
+            assert!(errors.is_empty(), "{errors:?}");
+            assert_eq!(changed, BTreeSet::from([path.to_path_buf()]));
+        }
+
         fn configure(&mut self, spec: &WatchSpec) -> Result<usize, Error> {
             self.set.configure(T, spec)
         }
@@ -606,23 +777,141 @@ mod tests {
         assert_eq!(h.drain().0, BTreeSet::from([file]));
     }
 
+    /// The real path of `path`, which exists.
+    fn real(path: &Path) -> PathBuf {
+        fs::canonicalize(path).unwrap()
+    }
+
     #[test]
-    fn removing_a_watched_directory_is_a_fault_and_missing_paths_are_errors() {
+    fn a_missing_file_is_watched_through_its_nearest_ancestor_which_moves_down_as_directories_appear() {
         let dir = tempfile::tempdir().unwrap();
-        let root = dir.path().join("w");
-        fs::create_dir(&root).unwrap();
+        let root = dir.path();
+        let file = root.join("a/b/c.txt");
         let mut h = Harness::new(1);
-        h.configure(&spec(&[&root], &[])).unwrap();
-        fs::remove_dir(&root).unwrap();
+        assert_eq!(h.configure(&spec(&[&file], &[])).unwrap(), 1, "a missing path is no error");
+        assert!(h.set.kernel.is_watched(&real(root)));
+
+        // Intermediate directories are not the path: no event, but the watch moves down to the deepest.
+        fs::create_dir_all(root.join("a/b")).unwrap();
         let (changed, errors) = h.drain();
-        assert!(changed.contains(&root));
-        assert!(matches!(&errors[..], [Error::Removed(p)] if *p == root), "{errors:?}");
-        assert_eq!(h.set.kernel_watches(), 0);
-        let err = h.configure(&spec(&[&root], &[])).unwrap_err();
-        assert!(matches!(err, Error::Missing(ref p) if *p == root), "{err:?}");
-        assert!(err.to_string().contains("does not exist"), "{err}");
+        assert!(changed.is_empty() && errors.is_empty(), "{changed:?} {errors:?}");
+        assert_eq!(h.set.kernel_watches(), 1);
+        assert!(h.set.kernel.is_watched(&real(&root.join("a/b"))), "not recursive: one watch, on a/b");
+
+        fs::write(&file, "x").unwrap();
+        h.expect_only(&file);
+        fs::write(&file, "y").unwrap();
+        assert_eq!(h.drain().0, BTreeSet::from([file.clone()]));
+        fs::write(root.join("a/b/sibling"), "x").unwrap();
+        assert!(h.drain().0.is_empty(), "siblings are not reported");
+        fs::remove_file(&file).unwrap();
+        h.expect_only(&file);
+
+        // Removing the directories on its way moves the watch back up.
+        fs::remove_dir_all(root.join("a")).unwrap();
+        let (_, errors) = h.drain();
+        assert!(errors.is_empty(), "{errors:?}");
+        assert_eq!(h.set.kernel_watches(), 1);
+        assert!(h.set.kernel.is_watched(&real(root)));
+
+        // Everything created at once, faster than the watch can follow: the path is still reported.
+        fs::create_dir_all(root.join("a/b")).unwrap();
+        fs::write(&file, "z").unwrap();
+        h.expect_only(&file);
+        assert_eq!(h.set.kernel_watches(), 1);
+        assert!(h.set.kernel.is_watched(&real(&root.join("a/b"))));
+    }
+
+    #[test]
+    fn a_missing_directory_is_watched_recursively_once_it_appears_and_again_after_removal() {
+        let dir = tempfile::tempdir().unwrap();
+        let root = dir.path();
+        let watched = root.join("w");
+        let mut h = Harness::new(1);
+        h.configure(&spec(&[&watched], &[])).unwrap();
+        fs::create_dir_all(watched.join("deep")).unwrap();
+        fs::write(watched.join("deep/f"), "x").unwrap();
+        let (changed, errors) = h.drain();
+        assert!(errors.is_empty(), "{errors:?}");
+        assert!(changed.contains(&watched) && changed.contains(&watched.join("deep/f")), "{changed:?}");
+        assert_eq!(h.set.watched_dirs(T), 2, "w and w/deep; the parent's watch is let go");
+        assert!(!h.set.kernel.is_watched(&real(root)));
+
+        // Removed: reported, no error, and watched through the parent again.
+        fs::remove_dir_all(&watched).unwrap();
+        let (changed, errors) = h.drain();
+        assert!(errors.is_empty(), "{errors:?}");
+        assert!(changed.contains(&watched), "{changed:?}");
+        assert_eq!(h.set.kernel_watches(), 1);
+        assert!(h.set.kernel.is_watched(&real(root)));
+
+        // Re-created, as a populated directory moved in.
+        fs::create_dir_all(root.join("tmp/sub")).unwrap();
+        fs::write(root.join("tmp/sub/g"), "x").unwrap();
+        let _ = h.drain();
+        fs::rename(root.join("tmp"), &watched).unwrap();
+        let (changed, errors) = h.drain();
+        assert!(errors.is_empty(), "{errors:?}");
+        assert!(changed.contains(&watched) && changed.contains(&watched.join("sub/g")), "{changed:?}");
+        fs::write(watched.join("sub/h"), "x").unwrap();
+        assert_eq!(h.drain().0, BTreeSet::from([watched.join("sub/h")]));
+
+        // Moved away: the same as removed.
+        fs::rename(&watched, root.join("gone")).unwrap();
+        let (changed, errors) = h.drain();
+        assert!(errors.is_empty() && changed.contains(&watched), "{changed:?} {errors:?}");
+        assert_eq!((h.set.watched_dirs(T), h.set.kernel_watches()), (1, 1));
+        fs::write(root.join("gone/sub/i"), "x").unwrap();
+        assert!(h.drain().0.is_empty(), "what moved away is no longer watched");
+    }
+
+    #[test]
+    fn a_file_replaced_by_a_directory_is_watched_as_one() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("p");
+        fs::write(&path, "x").unwrap();
+        let mut h = Harness::new(1);
+        h.configure(&spec(&[&path], &[])).unwrap();
+        fs::remove_file(&path).unwrap();
+        fs::create_dir(&path).unwrap();
+        assert!(h.drain().0.contains(&path));
+        fs::write(path.join("inside"), "x").unwrap();
+        assert_eq!(h.drain().0, BTreeSet::from([path.join("inside")]));
+    }
+
+    #[test]
+    fn an_ignored_missing_path_gets_no_watch_and_bad_specs_are_errors() {
+        let dir = tempfile::tempdir().unwrap();
+        let root = dir.path();
+        let mut h = Harness::new(1);
+        assert_eq!(h.configure(&spec(&[&root.join("x.log")], &[(root, &["*.log"])])).unwrap(), 0);
         let err = h.configure(&spec(&[Path::new("relative")], &[])).unwrap_err();
         assert!(matches!(err, Error::InvalidSpec(_)), "{err:?}");
+    }
+
+    #[test]
+    fn trees_watching_below_a_moved_directory_follow_it() {
+        let dir = tempfile::tempdir().unwrap();
+        let root = dir.path();
+        fs::create_dir_all(root.join("top/mid")).unwrap();
+        let (missing, sub) = (root.join("top/mid/later.txt"), root.join("top/mid"));
+        let mut h = Harness::new(3);
+        h.set.configure(1, &spec(&[&missing], &[])).unwrap();
+        h.set.configure(2, &spec(&[&sub], &[])).unwrap();
+        h.set.configure(3, &spec(&[root], &[])).unwrap();
+        // Moving `top` away is seen only through the watch on root, which trees 1 and 2 do not use; the
+        // watches they do use, on top/mid, are gone with it, so they fall back to what exists.
+        fs::rename(root.join("top"), root.join("moved")).unwrap();
+        let got = h.drain_all();
+        assert!(got.values().all(|(_, errors)| errors.is_empty()), "{got:?}");
+        assert!(got[&2].0.contains(&sub), "{got:?}");
+        assert_eq!((h.set.watched_dirs(1), h.set.watched_dirs(2)), (1, 1));
+        fs::create_dir_all(&sub).unwrap();
+        fs::write(&missing, "x").unwrap();
+        fs::write(sub.join("f"), "x").unwrap();
+        let got = h.drain_all();
+        assert!(got[&1].0.contains(&missing), "{got:?}");
+        assert!(got[&2].0.contains(&sub.join("f")), "{got:?}");
     }
 
     #[test]
@@ -696,12 +985,12 @@ mod tests {
         assert_eq!(got[&1].0, BTreeSet::from([root.join("g")]));
         assert_eq!(got[&2].0, BTreeSet::from([sub.join("deep/f")]));
 
-        // Deleting sub/ faults the tree rooted there, not the other.
+        // Deleting sub/ is reported to the tree rooted there, which falls back to watching root.
         fs::remove_dir_all(&sub).unwrap();
         let got = h.drain_all();
-        assert!(got.get(&1).is_none_or(|(_, errors)| errors.is_empty()), "{got:?}");
-        assert!(matches!(&got[&2].1[..], [Error::Removed(p)] if *p == sub), "{got:?}");
-        assert_eq!((h.set.watched_dirs(2), h.set.kernel_watches()), (0, 1));
+        assert!(got.values().all(|(_, errors)| errors.is_empty()), "{got:?}");
+        assert!(got[&2].0.contains(&sub), "{got:?}");
+        assert_eq!((h.set.watched_dirs(2), h.set.kernel_watches()), (1, 1));
     }
 
     #[test]
