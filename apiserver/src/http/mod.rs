@@ -300,7 +300,8 @@ async fn resource(
     } else {
         read_body(req.into_body(), state.body_limit).await?
     };
-    call.dispatch(&method, name, subresource, body).await
+    // Store refusals stay typed through the handlers; here the response is built.
+    call.dispatch(&method, name, subresource, body).await.map_err(ApiError::from)
 }
 
 async fn read_body(body: Incoming, limit: usize) -> Result<Bytes, ApiError> {
