@@ -84,7 +84,8 @@ pub fn subresource_object(path: &str) -> Option<(String, String)> {
 /// Everything a request handler can see.
 pub(crate) struct State {
     pub registry: Registry,
-    pub store: Store,
+    /// Shared with the garbage collector.
+    pub store: Arc<Store>,
     pub token: String,
     pub body_limit: usize,
     /// Built on the first `/openapi/...` request: most runs never get one, and building them at start

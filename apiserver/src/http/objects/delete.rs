@@ -1,163 +1,135 @@
-//! DELETE and deletecollection: `DeleteOptions` (preconditions, dryRun), finalizers and `deletionTimestamp`,
-//! and a deleted namespace's contents.
+//! DELETE and deletecollection: `DeleteOptions` from the body or the query (preconditions, dryRun,
+//! `propagationPolicy`, `orphanDependents`), then [`crate::deletion`], which the garbage collector uses too.
 
 use bytes::Bytes;
 use http::{Response, StatusCode};
 use serde_json::{Value, json};
 
-use super::{Body, Call, Format, Query, Written, now};
-use crate::error::{ApiError, Error, ObjectName};
-use crate::store::{Precondition, StoreError};
+use super::{Body, Call};
+use crate::deletion::{self, DeleteOptions, Deleted, Propagation};
+use crate::error::{ApiError, Cause, Error};
+use crate::store::StoreError;
+
+fn unsupported_policy() -> ApiError {
+    ApiError::bad_request(
+        "DeleteOptions.propagationPolicy: Unsupported value: supported values: \"Foreground\", \"Background\", \"Orphan\"",
+    )
+}
 
 impl Call<'_> {
-    /// Deletes every object of every namespaced kind in `namespace`, as kube's namespace controller does once
-    /// a namespace is gone (objects with finalizers are marked and stay until their finalizers are removed).
-    pub(super) fn delete_namespace_contents(&self, namespace: &str) {
-        for kind in self.state.registry.kinds().iter().filter(|k| k.namespaced) {
-            let Some(store) = self.state.store.kind(&kind.group, &kind.plural) else { continue };
-            let call = Call {
-                state: self.state,
-                kind,
-                store,
-                namespace: Some(namespace.to_string()),
-                query: Query::parse(None).expect("an empty query parses"),
-                format: Format::Json,
-                content_type: String::new(),
-                user_agent: String::new(),
-            };
-            for o in store.list(Some(namespace), None, 0, |_| true).items {
-                if let Err(err) = call.delete_one(&o.name, None, None, false) {
-                    tracing::debug!(%err, "deleting namespace contents");
-                }
-            }
+    /// Parses DeleteOptions from the body, or from the query when there is no body (as kube-apiserver does).
+    fn delete_options(&self, body: &[u8]) -> Result<DeleteOptions, Error> {
+        let policy = |p: &str| Propagation::parse(p).ok_or_else(unsupported_policy);
+        let mut opts = DeleteOptions {
+            dry_run: self.query.dry_run,
+            propagation: self.query.propagation_policy.as_deref().map(policy).transpose()?,
+            orphan_dependents: self.query.orphan_dependents,
+            ..Default::default()
+        };
+        if !body.iter().all(u8::is_ascii_whitespace) {
+            let body = self.parse_object(body, matches!(self.media_type().as_str(), "application/yaml"))?;
+            self.parse_delete_body(&body, &mut opts)?;
         }
+        if let (Some(orphan), Some(p)) = (opts.orphan_dependents, opts.propagation) {
+            let p = match p {
+                Propagation::Orphan => "Orphan",
+                Propagation::Background => "Background",
+                Propagation::Foreground => "Foreground",
+            };
+            return Err(ApiError::invalid(
+                "meta.k8s.io",
+                "DeleteOptions",
+                "",
+                vec![Cause {
+                    reason: "FieldValueInvalid",
+                    message: format!(
+                        "Invalid value: {p:?}: orphanDependents ({orphan}) and deletionPropagation cannot be both set"
+                    ),
+                    field: "propagationPolicy".into(),
+                }],
+            )
+            .into());
+        }
+        Ok(opts)
     }
 
-    /// Parses DeleteOptions: preconditions and dryRun.
-    fn delete_options(&self, body: &[u8]) -> Result<(Option<String>, Option<u64>, bool), Error> {
-        if body.iter().all(u8::is_ascii_whitespace) {
-            return Ok((None, None, self.query.dry_run));
-        }
-        let opts = self.parse_object(body, matches!(self.media_type().as_str(), "application/yaml"))?;
-        if let Some(k) = opts.get("kind").and_then(Value::as_str)
+    fn parse_delete_body(&self, opts_body: &Value, opts: &mut DeleteOptions) -> Result<(), ApiError> {
+        if let Some(k) = opts_body.get("kind").and_then(Value::as_str)
             && k != "DeleteOptions"
         {
-            return Err(Error::from(ApiError::bad_request(format!("expected a DeleteOptions body, got kind {k:?}"))));
+            return Err(ApiError::bad_request(format!("expected a DeleteOptions body, got kind {k:?}")));
         }
-        let pre = &opts["preconditions"];
+        let pre = &opts_body["preconditions"];
         if !pre.is_null() && !pre.is_object() {
-            return Err(Error::from(ApiError::bad_request("DeleteOptions.preconditions must be an object")));
+            return Err(ApiError::bad_request("DeleteOptions.preconditions must be an object"));
         }
-        let uid = match &pre["uid"] {
+        opts.uid = match &pre["uid"] {
             Value::Null => None,
             Value::String(s) => Some(s.clone()),
-            _ => return Err(Error::from(ApiError::bad_request("DeleteOptions.preconditions.uid must be a string"))),
+            _ => return Err(ApiError::bad_request("DeleteOptions.preconditions.uid must be a string")),
         };
-        let rv = match &pre["resourceVersion"] {
+        opts.resource_version = match &pre["resourceVersion"] {
             Value::Null => None,
             Value::String(s) => Some(
                 s.parse::<u64>()
                     .map_err(|_| ApiError::bad_request(format!("invalid preconditions.resourceVersion {s:?}")))?,
             ),
-            _ => {
-                return Err(Error::from(ApiError::bad_request(
-                    "DeleteOptions.preconditions.resourceVersion must be a string",
-                )));
-            }
+            _ => return Err(ApiError::bad_request("DeleteOptions.preconditions.resourceVersion must be a string")),
         };
-        let dry_run = match &opts["dryRun"] {
-            Value::Null => self.query.dry_run,
-            Value::Array(a) if a.iter().all(|v| v == "All") => !a.is_empty() || self.query.dry_run,
+        match &opts_body["dryRun"] {
+            Value::Null => {}
+            Value::Array(a) if a.iter().all(|v| v == "All") => opts.dry_run |= !a.is_empty(),
             _ => {
-                return Err(Error::from(ApiError::bad_request(
+                return Err(ApiError::bad_request(
                     "DeleteOptions.dryRun: Unsupported value: supported values: \"All\"",
-                )));
+                ));
             }
-        };
-        if let Some(g) = opts.get("gracePeriodSeconds")
+        }
+        if let Some(g) = opts_body.get("gracePeriodSeconds")
             && !g.is_null()
             && !g.is_i64()
         {
-            return Err(Error::from(ApiError::bad_request("DeleteOptions.gracePeriodSeconds must be an integer")));
+            return Err(ApiError::bad_request("DeleteOptions.gracePeriodSeconds must be an integer"));
         }
-        if let Some(p) = opts.get("propagationPolicy")
-            && !p.is_null()
-            && !matches!(p.as_str(), Some("Orphan" | "Background" | "Foreground"))
-        {
-            return Err(Error::from(ApiError::bad_request(
-                "DeleteOptions.propagationPolicy: Unsupported value: supported values: \"Foreground\", \"Background\", \"Orphan\"",
-            )));
+        match &opts_body["propagationPolicy"] {
+            Value::Null => {}
+            p => opts.propagation = Some(p.as_str().and_then(Propagation::parse).ok_or_else(unsupported_policy)?),
         }
-        Ok((uid, rv, dry_run))
+        match &opts_body["orphanDependents"] {
+            Value::Null => {}
+            Value::Bool(b) => opts.orphan_dependents = Some(*b),
+            _ => return Err(ApiError::bad_request("DeleteOptions.orphanDependents must be a boolean")),
+        }
+        Ok(())
+    }
+
+    fn delete_one(&self, name: &str, opts: &DeleteOptions) -> Result<Deleted, Error> {
+        deletion::delete(&self.state.store, &self.state.registry, self.kind, self.ns(), name, opts)
     }
 
     pub(super) fn delete(&self, name: &str, body: Bytes) -> Result<Response<Body>, Error> {
-        let (uid, rv, dry_run) = self.delete_options(&body)?;
-        let written = self.delete_one(name, uid.as_deref(), rv, dry_run)?;
-        match written {
-            Written::Stored(s) => self.object_response(StatusCode::OK, &s),
-            Written::DryRun(v) => self.value_response(StatusCode::OK, &v),
+        let opts = self.delete_options(&body)?;
+        match self.delete_one(name, &opts)? {
+            Deleted::Gone(s) => self.object_response(StatusCode::OK, &s),
+            // kube-apiserver answers 202 for an object left in place only when asked not to orphan.
+            Deleted::Pending(s) if opts.orphan_dependents == Some(false) => {
+                self.object_response(StatusCode::ACCEPTED, &s)
+            }
+            Deleted::Pending(s) => self.object_response(StatusCode::OK, &s),
+            Deleted::DryRun(v) => self.value_response(StatusCode::OK, &v),
         }
-    }
-
-    fn delete_one(&self, name: &str, uid: Option<&str>, rv: Option<u64>, dry_run: bool) -> Result<Written, Error> {
-        for _ in 0..16 {
-            let current = self.store.get(self.ns(), name).ok_or_else(|| self.not_found(name))?;
-            let mut cur = current.value();
-            let cur_uid = cur["metadata"]["uid"].as_str().unwrap_or_default().to_string();
-            if let Some(uid) = uid
-                && uid != cur_uid
-            {
-                return Err(Error::Precondition(
-                    ObjectName::new(self.group(), &self.kind.plural, name),
-                    format!("UID in precondition: {uid}, UID in object meta: {cur_uid}"),
-                ));
-            }
-            if let Some(rv) = rv
-                && rv != current.rv
-            {
-                return Err(Error::Precondition(
-                    ObjectName::new(self.group(), &self.kind.plural, name),
-                    format!("ResourceVersion in precondition: {rv}, ResourceVersion in object meta: {}", current.rv),
-                ));
-            }
-            let has_finalizers = cur["metadata"]["finalizers"].as_array().is_some_and(|f| !f.is_empty());
-            if dry_run {
-                return Ok(Written::DryRun(cur));
-            }
-            let result = if has_finalizers {
-                if cur["metadata"].get("deletionTimestamp").is_some() {
-                    return Ok(Written::Stored(current));
-                }
-                // Finalizers hold the object: mark it, and delete it when the last finalizer is removed.
-                cur["metadata"]["deletionTimestamp"] = json!(now());
-                cur["metadata"]["deletionGracePeriodSeconds"] = json!(0);
-                self.store.put(self.ns(), name, Precondition::Version(current.rv), cur)
-            } else {
-                self.store.delete(self.ns(), name, Precondition::Version(current.rv))
-            };
-            match result {
-                Ok(s) => {
-                    if self.is_core_namespace() && !has_finalizers {
-                        self.delete_namespace_contents(name);
-                    }
-                    return Ok(Written::Stored(s));
-                }
-                Err(StoreError::Conflict) => continue,
-                Err(e) => return Err(self.store_error(name, e)),
-            }
-        }
-        Err(self.store_error(name, StoreError::Conflict))
     }
 
     pub(super) fn delete_collection(&self, body: Bytes) -> Result<Response<Body>, Error> {
-        let (_, _, dry_run) = self.delete_options(&body)?;
+        let mut opts = self.delete_options(&body)?;
+        // Preconditions name one object; a collection has none.
+        (opts.uid, opts.resource_version) = (None, None);
         let page = self.store.list(self.namespace.as_deref(), None, 0, |o| self.selected(o));
         let mut items = Vec::new();
         for o in page.items {
-            match self.delete_one(&o.name, None, None, dry_run) {
-                Ok(Written::Stored(s)) => items.push(s.value()),
-                Ok(Written::DryRun(v)) => items.push(v),
+            match self.delete_one(&o.name, &opts) {
+                Ok(Deleted::Gone(s) | Deleted::Pending(s)) => items.push(s.value()),
+                Ok(Deleted::DryRun(v)) => items.push(v),
                 Err(e) if e.is_store(&StoreError::NotFound) => {}
                 Err(e) => return Err(e),
             }

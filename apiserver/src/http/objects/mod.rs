@@ -24,6 +24,7 @@ use serde_json::{Value, json};
 use self::query::FieldValidation;
 pub(crate) use self::query::Query;
 use super::{Body, Format, State, bytes_response, negotiate, table};
+use crate::deletion::now;
 use crate::error::{ApiError, Cause, Error};
 use crate::fields::Writer;
 use crate::kind::ResourceKind;
@@ -62,10 +63,6 @@ enum Operation {
     Update,
     /// Server-side apply: the merged object already carries its managedFields.
     Apply,
-}
-
-fn now() -> String {
-    jiff::Timestamp::now().round(jiff::Unit::Second).unwrap_or_else(|_| jiff::Timestamp::now()).to_string()
 }
 
 impl<'a> Call<'a> {
@@ -128,10 +125,6 @@ impl<'a> Call<'a> {
     fn selected(&self, o: &StoredObject) -> bool {
         let labels = &self.query.labels;
         (labels.is_empty() || labels.matches(&o.labels)) && self.query.fields.matches(&o.namespace, &o.name)
-    }
-
-    fn is_core_namespace(&self) -> bool {
-        self.kind.group.is_empty() && self.kind.plural == "namespaces"
     }
 
     /// The store's refusal of `name`, typed until the response is built.

@@ -31,6 +31,10 @@ pub(crate) struct Query {
     pub force: bool,
     pub field_validation: FieldValidation,
     pub include_object: String,
+    /// DELETE's `propagationPolicy`, as given (checked with the rest of the DeleteOptions).
+    pub propagation_policy: Option<String>,
+    /// DELETE's deprecated `orphanDependents`.
+    pub orphan_dependents: Option<bool>,
 }
 
 fn parse_bool(key: &str, v: &str) -> Result<bool, ApiError> {
@@ -59,6 +63,8 @@ impl Query {
             force: false,
             field_validation: FieldValidation::Warn,
             include_object: "Metadata".into(),
+            propagation_policy: None,
+            orphan_dependents: None,
         };
         for (k, v) in form_urlencoded::parse(query.unwrap_or_default().as_bytes()) {
             match k.as_ref() {
@@ -112,6 +118,8 @@ impl Query {
                     }
                 }
                 "includeObject" => q.include_object = v.into_owned(),
+                "propagationPolicy" if !v.is_empty() => q.propagation_policy = Some(v.into_owned()),
+                "orphanDependents" => q.orphan_dependents = Some(parse_bool(&k, &v)?),
                 _ => {}
             }
         }

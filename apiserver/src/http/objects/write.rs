@@ -6,7 +6,8 @@ use std::sync::Arc;
 use serde_json::{Value, json};
 
 use super::{Call, Operation, Target, Written, now};
-use crate::error::{ApiError, Error};
+use crate::deletion::{self, FOREGROUND_FINALIZER, ORPHAN_FINALIZER};
+use crate::error::{ApiError, Cause, Error};
 use crate::fields;
 use crate::store::{Precondition, StoreError, StoredObject};
 
@@ -26,6 +27,23 @@ fn without_managed_fields(v: &Value) -> Value {
         m.remove("resourceVersion");
     }
     v
+}
+
+/// kube-apiserver's metadata validation: an object cannot ask to orphan its dependents and to delete them.
+fn check_gc_finalizers(object: &Value) -> Result<(), Cause> {
+    let finalizers = object["metadata"]["finalizers"].as_array().map(Vec::as_slice).unwrap_or_default();
+    let has = |f: &str| finalizers.iter().any(|x| x == f);
+    if has(ORPHAN_FINALIZER) && has(FOREGROUND_FINALIZER) {
+        return Err(Cause {
+            reason: "FieldValueInvalid",
+            message: format!(
+                "Invalid value: {}: finalizer {ORPHAN_FINALIZER} and {FOREGROUND_FINALIZER} cannot be both set",
+                Value::Array(finalizers.to_vec())
+            ),
+            field: "metadata.finalizers".into(),
+        });
+    }
+    Ok(())
 }
 
 impl Call<'_> {
@@ -129,7 +147,7 @@ impl Call<'_> {
                 meta.insert("uid".into(), json!(uuid::Uuid::new_v4().to_string()));
                 meta.insert("creationTimestamp".into(), json!(now()));
                 meta.insert("generation".into(), json!(1));
-                if self.is_core_namespace() {
+                if deletion::is_core_namespace(self.kind) {
                     // kube-apiserver's namespace strategy: a new namespace is Active.
                     r["status"] = json!({"phase": "Active"});
                 }
@@ -164,34 +182,22 @@ impl Call<'_> {
                 fields::record_update(current_value.as_ref(), &mut result, &writer);
             }
         }
-        if let (Some(cur), Some(stored)) = (&current_value, current) {
-            if without_managed_fields(cur) == without_managed_fields(&result) {
-                // A write that changes nothing is not a new version, and wakes no watcher.
-                return Ok(Written::Stored(stored.clone()));
-            }
-            let finalizers_left = result["metadata"]["finalizers"].as_array().is_some_and(|f| !f.is_empty());
-            if result["metadata"].get("deletionTimestamp").is_some() && !finalizers_left {
-                if self.query.dry_run {
-                    return Ok(Written::DryRun(result));
-                }
-                return self
-                    .store
-                    .delete(self.ns(), name, pre)
-                    .map(|gone| {
-                        if self.is_core_namespace() {
-                            self.delete_namespace_contents(name);
-                        }
-                        Written::Stored(gone)
-                    })
-                    .map_err(|e| self.store_error(name, e));
-            }
+        if let (Some(cur), Some(stored)) = (&current_value, current)
+            && without_managed_fields(cur) == without_managed_fields(&result)
+        {
+            // A write that changes nothing is not a new version, and wakes no watcher.
+            return Ok(Written::Stored(stored.clone()));
         }
+        check_gc_finalizers(&result).map_err(|cause| self.invalid(name, cause))?;
         if self.query.dry_run {
             if current.is_none() && pre == Precondition::Absent && self.store.get(self.ns(), name).is_some() {
                 return Err(self.store_error(name, StoreError::AlreadyExists));
             }
             return Ok(Written::DryRun(result));
         }
-        self.store.put(self.ns(), name, pre, result).map(Written::Stored).map_err(|e| self.store_error(name, e))
+        // An object being deleted whose last finalizer this write removes goes now.
+        deletion::commit(&self.state.store, &self.state.registry, self.kind, self.ns(), name, pre, result)
+            .map(Written::Stored)
+            .map_err(|e| self.store_error(name, e))
     }
 }
