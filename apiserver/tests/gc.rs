@@ -329,3 +329,30 @@ async fn kubectl_delete_cascade_foreground_and_orphan() {
     assert!(child.owner_references().is_empty());
     server.shutdown().await;
 }
+
+#[tokio::test]
+async fn many_dependents_are_collected_in_one_pass() {
+    use futures::StreamExt;
+    let (server, client) = start().await;
+    let api: Api<Cmd> = Api::all(client);
+    let owner = cmd(&api, "owner", vec![], &[]).await;
+    let reference = owner_ref(&owner, Some(true));
+    const N: usize = 500;
+    futures::stream::iter(0..N)
+        .for_each_concurrent(16, |i| {
+            let (api, reference) = (api.clone(), reference.clone());
+            async move {
+                cmd(&api, &format!("dep-{i}"), vec![reference], &[]).await;
+            }
+        })
+        .await;
+    let started = std::time::Instant::now();
+    // Foreground: the owner goes only after all of them.
+    api.delete("owner", &DeleteParams::foreground()).await.unwrap();
+    gone(&api, "owner").await;
+    let elapsed = started.elapsed();
+    let left = api.list(&Default::default()).await.unwrap().items.len();
+    assert_eq!(left, 0, "every dependent went before the owner");
+    eprintln!("foreground deletion of an owner with {N} dependents: {elapsed:?}");
+    server.shutdown().await;
+}
