@@ -4,8 +4,8 @@
 //! under `/apis/{group}/{version}`, namespaced kinds under `namespaces/{ns}/` (and listed or watched across
 //! namespaces without it), plus registered [`Subresource`] endpoints. Connections support HTTP/1.1 upgrades.
 //!
-//! Every handler returns `Result<Response, ApiError>`; errors become Kubernetes `Status` bodies, so bad input
-//! never reaches a panic or a 500.
+//! Every handler returns `Result<Response, ApiError>` (object handlers a typed [`crate::error::Error`], converted
+//! here); errors become Kubernetes `Status` bodies, so bad input never reaches a panic or a 500.
 
 mod discovery;
 mod objects;
