@@ -356,3 +356,51 @@ async fn many_dependents_are_collected_in_one_pass() {
     eprintln!("foreground deletion of an owner with {N} dependents: {elapsed:?}");
     server.shutdown().await;
 }
+
+/// Sends a raw request; returns the status code and the JSON body.
+async fn raw(client: &Client, method: &str, path: &str, body: serde_json::Value) -> (u16, serde_json::Value) {
+    use http_body_util::BodyExt;
+    let body = if body.is_null() { Vec::new() } else { serde_json::to_vec(&body).unwrap() };
+    let req = http::Request::builder()
+        .method(method)
+        .uri(path)
+        .header("content-type", "application/merge-patch+json")
+        .body(kube::client::Body::from(body))
+        .unwrap();
+    let resp = client.send(req).await.unwrap();
+    let code = resp.status().as_u16();
+    let bytes = resp.into_body().collect().await.unwrap().to_bytes();
+    (code, serde_json::from_slice(&bytes).unwrap_or_default())
+}
+
+#[tokio::test]
+async fn delete_options_in_the_query_and_finalizer_rules() {
+    let (server, client) = start().await;
+    let api: Api<Cmd> = Api::all(client.clone());
+    let owner = cmd(&api, "owner", vec![], &[]).await;
+    cmd(&api, "child", vec![owner_ref(&owner, None)], &[]).await;
+    // As curl would send it: the policy in the query, no body.
+    let path = "/apis/tilt.dev/v1alpha1/cmds";
+    let (code, body) = raw(&client, "DELETE", &format!("{path}/owner?propagationPolicy=Orphan"), json!(null)).await;
+    assert_eq!((code, &body["metadata"]["finalizers"]), (200, &json!(["orphan"])), "{body}");
+    gone(&api, "owner").await;
+    settle().await;
+    assert!(api.get("child").await.unwrap().owner_references().is_empty());
+    let (code, _) = raw(&client, "DELETE", &format!("{path}/child?propagationPolicy=Sideways"), json!(null)).await;
+    assert_eq!(code, 400);
+
+    // An object cannot ask for both orphaning and foreground deletion.
+    let both = json!({"metadata": {"finalizers": ["orphan", "foregroundDeletion"]}});
+    let (code, body) = raw(&client, "PATCH", &format!("{path}/child"), both).await;
+    assert_eq!(code, 422, "{body}");
+    assert_eq!(body["details"]["causes"][0]["field"], "metadata.finalizers");
+
+    // An object left in place answers 202 when the client asked not to orphan (as kube-apiserver does).
+    cmd(&api, "held", vec![], &["test.tilt.dev/hold"]).await;
+    let (code, body) = raw(&client, "DELETE", &format!("{path}/held"), json!({"orphanDependents": false})).await;
+    assert_eq!(code, 202, "{body}");
+    assert!(body["metadata"]["deletionTimestamp"].is_string());
+    remove_finalizers(&api, "held").await;
+    gone(&api, "held").await;
+    server.shutdown().await;
+}
