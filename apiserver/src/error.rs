@@ -1,6 +1,12 @@
 //! API errors and their Kubernetes `Status` bodies.
+//!
+//! [`Error`] is what request handling and the garbage collector pass around: a store refusal stays typed
+//! (so a caller can retry on a stale version or skip a vanished object without reading messages) until the
+//! response is built, when it becomes an [`ApiError`] and then a `Status`.
 
 use serde_json::{Value, json};
+
+use crate::store::StoreError;
 
 /// One failing field of an Invalid (422) error.
 #[derive(Debug, Clone, PartialEq)]
@@ -209,9 +215,104 @@ impl std::fmt::Display for ApiError {
 
 impl std::error::Error for ApiError {}
 
+/// The object an error is about: its API group, resource (plural) and name.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ObjectName {
+    /// The API group (`""` for core).
+    pub group: String,
+    /// The resource, e.g. `cmds`.
+    pub resource: String,
+    /// The object's name.
+    pub name: String,
+}
+
+impl ObjectName {
+    /// Names `name` of `resource` in `group`.
+    pub fn new(group: &str, resource: &str, name: &str) -> Self {
+        ObjectName { group: group.to_string(), resource: resource.to_string(), name: name.to_string() }
+    }
+}
+
+/// Why an operation on objects failed, typed until a response is built from it.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Error {
+    /// The store refused an operation on one object (exists, missing, stale version, expired history).
+    Store(StoreError, ObjectName),
+    /// `DeleteOptions.preconditions` (uid or resourceVersion) do not hold for the current object.
+    Precondition(ObjectName, String),
+    /// Any other refusal, already described as a `Status` (bad input, validation, apply conflicts).
+    Api(ApiError),
+}
+
+impl Error {
+    /// A store refusal about `name` of `resource` in `group`.
+    pub fn store(error: StoreError, group: &str, resource: &str, name: &str) -> Self {
+        Error::Store(error, ObjectName::new(group, resource, name))
+    }
+
+    /// Whether this is the store's refusal `error` (e.g. a stale version worth retrying).
+    pub fn is_store(&self, error: &StoreError) -> bool {
+        matches!(self, Error::Store(e, _) if e == error)
+    }
+
+    /// The error as kube-apiserver would answer it.
+    pub fn to_api(&self) -> ApiError {
+        match self {
+            Error::Store(error, o) => match error {
+                StoreError::AlreadyExists => ApiError::already_exists(&o.group, &o.resource, &o.name),
+                StoreError::NotFound => ApiError::not_found(&o.group, &o.resource, &o.name),
+                StoreError::Conflict => ApiError::stale(&o.group, &o.resource, &o.name),
+                StoreError::Expired { oldest } => {
+                    ApiError::expired(format!("too old resource version (oldest kept: {oldest})"))
+                }
+            },
+            Error::Precondition(o, why) => {
+                ApiError::conflict(&o.group, &o.resource, &o.name, &format!("Precondition failed: {why}"))
+            }
+            Error::Api(e) => e.clone(),
+        }
+    }
+}
+
+impl From<ApiError> for Error {
+    fn from(e: ApiError) -> Self {
+        Error::Api(e)
+    }
+}
+
+impl From<Error> for ApiError {
+    fn from(e: Error) -> Self {
+        match e {
+            Error::Api(e) => e,
+            other => other.to_api(),
+        }
+    }
+}
+
+impl std::fmt::Display for Error {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        self.to_api().fmt(f)
+    }
+}
+
+impl std::error::Error for Error {}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn store_errors_become_statuses() {
+        let stale = Error::store(StoreError::Conflict, "tilt.dev", "cmds", "a");
+        assert!(stale.is_store(&StoreError::Conflict));
+        let s = ApiError::from(stale).to_status();
+        assert_eq!((s["code"].as_u64(), s["reason"].as_str()), (Some(409), Some("Conflict")));
+        assert!(s["message"].as_str().unwrap().contains("has been modified"), "{s}");
+        let gone = ApiError::from(Error::store(StoreError::NotFound, "", "pods", "p")).to_status();
+        assert_eq!(gone["message"], "pods \"p\" not found");
+        let pre = ApiError::from(Error::Precondition(ObjectName::new("tilt.dev", "cmds", "a"), "UID".into()));
+        assert_eq!(pre.message, "Operation cannot be fulfilled on cmds.tilt.dev \"a\": Precondition failed: UID");
+    }
 
     #[test]
     fn invalid_names_fields() {

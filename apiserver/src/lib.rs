@@ -8,11 +8,17 @@
 //! server-side apply ([`fields`]), and turns every refusal into a Kubernetes `Status` ([`error`]).
 //! Discovery and OpenAPI documents are generated from the kinds' CRDs, never written by hand.
 //!
+//! Deletion follows kube-apiserver ([`deletion`]: finalizers, `propagationPolicy`), and a garbage collector
+//! inside the server (`gc`, fed by the store's change feed) deletes objects whose owners are gone and carries
+//! out foreground and orphan deletion, as kube-controller-manager's does.
+//!
 //! The server listens on loopback over TLS (a fresh rcgen CA and certificate per start) and requires a
 //! bearer token; [`ApiServer::kubeconfig`] describes how to reach it.
 
+pub mod deletion;
 pub mod error;
 pub mod fields;
+mod gc;
 pub mod http;
 pub mod kind;
 pub mod selector;
@@ -66,6 +72,7 @@ pub struct ApiServer {
     plain_http: bool,
     shutdown: CancellationToken,
     task: tokio::task::JoinHandle<()>,
+    collector: tokio::task::JoinHandle<()>,
 }
 
 /// Why the server could not start.
@@ -152,8 +159,13 @@ impl ApiServer {
             (Some(tls.acceptor), tls.ca_pem)
         };
         let token = config.token.clone().unwrap_or_else(random_token);
+        let store = Arc::new(store::Store::new(&registry, config.history));
+        let changes = store.changes().expect("a new store's change feed is free");
+        let shutdown = CancellationToken::new();
+        let collector =
+            tokio::spawn(gc::Collector::new(store.clone(), registry.clone()).run(changes, shutdown.clone()));
         let state = Arc::new(http::State {
-            store: store::Store::new(&registry, config.history),
+            store,
             openapi: Default::default(),
             registry,
             token: token.clone(),
@@ -161,9 +173,8 @@ impl ApiServer {
             endpoints,
             subresources,
         });
-        let shutdown = CancellationToken::new();
         let task = tokio::spawn(http::serve(state, listener, acceptor, shutdown.clone()));
-        Ok(ApiServer { addr, token, ca_pem, plain_http: config.plain_http, shutdown, task })
+        Ok(ApiServer { addr, token, ca_pem, plain_http: config.plain_http, shutdown, task, collector })
     }
 
     /// The address the server listens on.
@@ -205,9 +216,10 @@ impl ApiServer {
         })
     }
 
-    /// Stops accepting, ends every connection and watch, and waits for the server task.
+    /// Stops accepting, ends every connection and watch and the garbage collector, and waits for them.
     pub async fn shutdown(self) {
         self.shutdown.cancel();
         let _ = self.task.await;
+        let _ = self.collector.await;
     }
 }

@@ -9,11 +9,11 @@
 use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::ops::Bound;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, RwLock};
+use std::sync::{Arc, OnceLock, RwLock};
 
 use bytes::Bytes;
 use serde_json::Value;
-use tokio::sync::broadcast;
+use tokio::sync::{broadcast, mpsc};
 
 use crate::kind::Registry;
 
@@ -134,11 +134,19 @@ pub struct WatchStart {
     pub live: broadcast::Receiver<Arc<WatchEvent>>,
 }
 
+/// One change of any kind, for an in-process consumer (the garbage collector): the kind's position in the
+/// registry, and the event.
+pub type Change = (usize, Arc<WatchEvent>);
+
+/// Where every kind's changes also go, once a consumer asked for them (see [`Store::changes`]).
+type ChangeFeed = Arc<OnceLock<mpsc::UnboundedSender<Change>>>;
+
 /// Objects of every kind.
 pub struct Store {
     clock: Arc<AtomicU64>,
     /// Keyed by `(group, plural)`.
     kinds: HashMap<(String, String), Arc<KindStore>>,
+    changes: ChangeFeed,
 }
 
 impl Store {
@@ -146,12 +154,24 @@ impl Store {
     pub fn new(registry: &Registry, history: usize) -> Self {
         // Versions start above 0 so that a list's version is never the "any version" 0.
         let clock = Arc::new(AtomicU64::new(1));
+        let changes = ChangeFeed::default();
         let kinds = registry
             .kinds()
             .iter()
-            .map(|k| ((k.group.clone(), k.plural.clone()), Arc::new(KindStore::new(clock.clone(), history))))
+            .enumerate()
+            .map(|(i, k)| {
+                let store = KindStore::new(clock.clone(), history, i, changes.clone());
+                ((k.group.clone(), k.plural.clone()), Arc::new(store))
+            })
             .collect();
-        Store { clock, kinds }
+        Store { clock, kinds, changes }
+    }
+
+    /// Every later change of every kind, in each kind's order, as it is committed (unbounded: the consumer
+    /// must keep up). Only one consumer: `None` once taken.
+    pub fn changes(&self) -> Option<mpsc::UnboundedReceiver<Change>> {
+        let (tx, rx) = mpsc::unbounded_channel();
+        self.changes.set(tx).ok().map(|()| rx)
     }
 
     /// The store of one kind, by group and plural.
@@ -176,6 +196,9 @@ struct KindState {
 pub struct KindStore {
     clock: Arc<AtomicU64>,
     limit: usize,
+    /// The kind's position in the registry, for [`Change`]s.
+    index: usize,
+    changes: ChangeFeed,
     state: RwLock<KindState>,
     feed: broadcast::Sender<Arc<WatchEvent>>,
 }
@@ -188,12 +211,14 @@ fn labels_of(object: &Value) -> BTreeMap<String, String> {
 }
 
 impl KindStore {
-    fn new(clock: Arc<AtomicU64>, limit: usize) -> Self {
+    fn new(clock: Arc<AtomicU64>, limit: usize, index: usize, changes: ChangeFeed) -> Self {
         let oldest = clock.load(Ordering::SeqCst);
         let (feed, _) = broadcast::channel(1024);
         KindStore {
             clock,
             limit: limit.max(1),
+            index,
+            changes,
             state: RwLock::new(KindState { objects: BTreeMap::new(), history: VecDeque::new(), oldest }),
             feed,
         }
@@ -239,6 +264,10 @@ impl KindStore {
             if let Some(old) = state.history.pop_front() {
                 state.oldest = old.rv;
             }
+        }
+        if let Some(changes) = self.changes.get() {
+            // Sent under the kind's lock, so the consumer sees this kind's changes in order.
+            let _ = changes.send((self.index, event.clone()));
         }
         // No receivers is fine: nobody is watching.
         let _ = self.feed.send(event);
@@ -368,7 +397,7 @@ mod tests {
     use serde_json::json;
 
     fn store(history: usize) -> KindStore {
-        KindStore::new(Arc::new(AtomicU64::new(1)), history)
+        KindStore::new(Arc::new(AtomicU64::new(1)), history, 0, ChangeFeed::default())
     }
 
     fn obj(name: &str) -> Value {

@@ -237,6 +237,13 @@ async fn deploys_with_built_images_follows_pods_and_deletes_on_removal() {
         env.tilt::<KubernetesDiscovery>().get_opt("app").await.unwrap().is_none().then_some(())
     })
     .await;
+    // What the discovery declared goes with it: the API server's garbage collector follows their ownerReferences.
+    eventually("the port forward and log streams to go", || async {
+        let pf = env.tilt::<PortForward>().get_opt("app").await.unwrap();
+        let streams = env.tilt::<PodLogStream>().list(&Default::default()).await.unwrap();
+        (pf.is_none() && streams.items.is_empty()).then_some(())
+    })
+    .await;
     env.stop().await;
 }
 

@@ -127,12 +127,22 @@ async fn wait_for_condition_and_jsonpath() {
         .stderr(Stdio::piped())
         .spawn()
         .unwrap();
-    tokio::time::sleep(Duration::from_millis(500)).await;
-    let status = json!({"status": {
-        "runtimeStatus": "ok",
-        "conditions": [{"type": "Ready", "status": "True", "lastTransitionTime": "2026-01-01T00:00:00.000000Z"}],
-    }});
-    api.patch_status("svc", &PatchParams::default(), &Patch::Merge(&status)).await.unwrap();
+    // The UIResource controller summarizes this resource (it has no Cmds) and writes its own status back, so
+    // the patch is repeated until both waits, however late kubectl starts watching, have seen it.
+    let (mut condition, mut jsonpath) = (condition, jsonpath);
+    let deadline = std::time::Instant::now() + Duration::from_secs(20);
+    for i in 0.. {
+        let status = json!({"status": {
+            "runtimeStatus": "ok",
+            "conditions": [{"type": "Ready", "status": "True", "lastTransitionTime": format!("2026-01-01T00:00:{:02}.000000Z", i % 60)}],
+        }});
+        api.patch_status("svc", &PatchParams::default(), &Patch::Merge(&status)).await.unwrap();
+        let done = condition.try_wait().unwrap().is_some() && jsonpath.try_wait().unwrap().is_some();
+        if done || std::time::Instant::now() > deadline {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
     for child in [condition, jsonpath] {
         let out = tokio::task::spawn_blocking(move || child.wait_with_output().unwrap()).await.unwrap();
         assert_clean(&["wait"], &out);

@@ -4,8 +4,8 @@
 //! under `/apis/{group}/{version}`, namespaced kinds under `namespaces/{ns}/` (and listed or watched across
 //! namespaces without it), plus registered [`Subresource`] endpoints. Connections support HTTP/1.1 upgrades.
 //!
-//! Every handler returns `Result<Response, ApiError>`; errors become Kubernetes `Status` bodies, so bad input
-//! never reaches a panic or a 500.
+//! Every handler returns `Result<Response, ApiError>` (object handlers a typed [`crate::error::Error`], converted
+//! here); errors become Kubernetes `Status` bodies, so bad input never reaches a panic or a 500.
 
 mod discovery;
 mod objects;
@@ -84,7 +84,8 @@ pub fn subresource_object(path: &str) -> Option<(String, String)> {
 /// Everything a request handler can see.
 pub(crate) struct State {
     pub registry: Registry,
-    pub store: Store,
+    /// Shared with the garbage collector.
+    pub store: Arc<Store>,
     pub token: String,
     pub body_limit: usize,
     /// Built on the first `/openapi/...` request: most runs never get one, and building them at start
@@ -300,7 +301,8 @@ async fn resource(
     } else {
         read_body(req.into_body(), state.body_limit).await?
     };
-    call.dispatch(&method, name, subresource, body).await
+    // Store refusals stay typed through the handlers; here the response is built.
+    call.dispatch(&method, name, subresource, body).await.map_err(ApiError::from)
 }
 
 async fn read_body(body: Incoming, limit: usize) -> Result<Bytes, ApiError> {

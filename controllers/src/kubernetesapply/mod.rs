@@ -456,7 +456,7 @@ async fn delete_objects(ctx: &Ctx, resource: &str, refs: &[AppliedRef]) -> Resul
     Ok(())
 }
 
-/// Before the KubernetesApply goes away: delete what it deployed, and its discovery.
+/// Before the KubernetesApply goes away: delete what it deployed (its discovery is garbage collected after it).
 async fn cleanup(ka: &KubernetesApply, ctx: &Ctx, state: &mut Applies) -> Result<Action, Error> {
     let refs = applied_refs(&ka.status.as_ref().map(|s| s.result_yaml.clone()).unwrap_or_default());
     if !refs.is_empty() && ctx.cluster.client().await.is_err() {
@@ -465,7 +465,9 @@ async fn cleanup(ka: &KubernetesApply, ctx: &Ctx, state: &mut Applies) -> Result
     } else {
         delete_objects(ctx, &resource_of(ka), &refs).await?;
     }
-    delete_discovery(ctx, &ka.name_any(), state).await?;
+    // The KubernetesDiscovery (and what it declared) carries an ownerReference to this KubernetesApply: the
+    // API server's garbage collector deletes it once the KubernetesApply is gone.
+    state.discovery = None;
     Ok(Action::await_change())
 }
 

@@ -47,26 +47,16 @@ const SETTLE: Duration = Duration::from_millis(20);
 /// The monitor task of one KubernetesDiscovery.
 pub struct Monitor {
     spec: KubernetesDiscoverySpec,
-    client: Client,
-    name: String,
     stop: CancellationToken,
     task: tokio::task::JoinHandle<()>,
 }
 
 impl Monitor {
+    /// Stops watching. The PortForward and PodLogStreams it declared carry an ownerReference to the
+    /// discovery, so the API server's garbage collector deletes them once the discovery is gone.
     async fn stop(self) {
         self.stop.cancel();
         let _ = self.task.await;
-    }
-
-    /// Stops watching, then deletes the PortForward and PodLogStreams it declared (tilt's API has no garbage
-    /// collector to follow their owner references).
-    async fn delete(self) {
-        let (client, name) = (self.client.clone(), self.name.clone());
-        self.stop().await;
-        if let Err(err) = delete_children(&client, &name, &HashSet::new()).await {
-            tracing::warn!(kd = %name, %err, "deleting what a KubernetesDiscovery declared");
-        }
     }
 }
 
@@ -87,11 +77,8 @@ impl Reconciler for Ctx {
         Ok(Action::await_change())
     }
 
-    async fn forget(&self, monitor: Monitor, why: Gone) {
-        match why {
-            Gone::Deleted => monitor.delete().await,
-            Gone::Shutdown => monitor.stop().await,
-        }
+    async fn forget(&self, monitor: Monitor, _: Gone) {
+        monitor.stop().await;
     }
 }
 
@@ -108,14 +95,14 @@ async fn reconcile(kd: Arc<KubernetesDiscovery>, ctx: &Ctx, slot: &mut Option<Mo
     let monitor = PodMonitor {
         client: ctx.client.clone(),
         cluster: ctx.cluster.clone(),
-        name: name.clone(),
+        name,
         resource: resource_of(&*kd),
         owner: owner_ref(&kd),
         spec: kd.spec.clone(),
         declared: Declared::default(),
     };
     let task = tokio::spawn(monitor.run(stop.clone()));
-    *slot = Some(Monitor { spec: kd.spec.clone(), client: ctx.client.clone(), name, stop, task });
+    *slot = Some(Monitor { spec: kd.spec.clone(), stop, task });
 }
 
 fn owner_ref(kd: &KubernetesDiscovery) -> OwnerReference {
@@ -410,24 +397,6 @@ impl PodMonitor {
 
 fn key(p: &K8sPod) -> (String, String) {
     (p.namespace().unwrap_or_default(), p.name_any())
-}
-
-/// Deletes the PortForwards and PodLogStreams a discovery declared, except `keep`.
-async fn delete_children(client: &Client, discovery: &str, keep: &HashSet<String>) -> Result<(), kube::Error> {
-    let params = ListParams::default().labels(&format!("{DISCOVERY_LABEL}={discovery}"));
-    let pls: Api<PodLogStream> = Api::all(client.clone());
-    for o in pls.list_metadata(&params).await?.items {
-        if !keep.contains(&o.name_any()) {
-            let _ = pls.delete(&o.name_any(), &DeleteParams::default()).await;
-        }
-    }
-    let pfs: Api<PortForward> = Api::all(client.clone());
-    for o in pfs.list_metadata(&params).await?.items {
-        if !keep.contains(&o.name_any()) {
-            let _ = pfs.delete(&o.name_any(), &DeleteParams::default()).await;
-        }
-    }
-    Ok(())
 }
 
 /// Runs the controller until `shutdown` is cancelled, then stops every monitor.
