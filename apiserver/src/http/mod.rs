@@ -275,6 +275,10 @@ async fn resource(
         return Err(no_route());
     }
     let method = req.method().clone();
+    // What kube-apiserver answers for a verb the resource does not support.
+    if kind.is_read_only() && method != Method::GET && method != Method::HEAD {
+        return Err(ApiError::method_not_allowed(method.as_str(), path));
+    }
     let subresource = match tail.get(1).copied() {
         None => None,
         Some("status") if kind.has_status => Some("status"),

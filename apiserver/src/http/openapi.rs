@@ -121,12 +121,21 @@ fn paths(k: &ResourceKind, v3: bool) -> Vec<(String, Value)> {
     } else {
         format!("{prefix}/{}", k.plural)
     };
-    let mut out = vec![
-        (base.clone(), json!({"get": op("list", "list"), "post": op("post", "create"), "delete": op("deletecollection", "deleteCollection")})),
-        (format!("{base}/{{name}}"), json!({"get": op("get", "read"), "put": op("put", "replace"), "patch": op("patch", "patch"), "delete": op("delete", "delete")})),
-    ];
+    let mut out = if k.is_read_only() {
+        vec![(base.clone(), json!({"get": op("list", "list")})), (format!("{base}/{{name}}"), json!({"get": op("get", "read")}))]
+    } else {
+        vec![
+            (base.clone(), json!({"get": op("list", "list"), "post": op("post", "create"), "delete": op("deletecollection", "deleteCollection")})),
+            (format!("{base}/{{name}}"), json!({"get": op("get", "read"), "put": op("put", "replace"), "patch": op("patch", "patch"), "delete": op("delete", "delete")})),
+        ]
+    };
     if k.has_status {
-        out.push((format!("{base}/{{name}}/status"), json!({"get": op("get", "readStatus"), "put": op("put", "replaceStatus"), "patch": op("patch", "patchStatus")})));
+        let status = if k.is_read_only() {
+            json!({"get": op("get", "readStatus")})
+        } else {
+            json!({"get": op("get", "readStatus"), "put": op("put", "replaceStatus"), "patch": op("patch", "patchStatus")})
+        };
+        out.push((format!("{base}/{{name}}/status"), status));
     }
     if k.namespaced {
         let mut list = op("list", "list");
