@@ -5,7 +5,6 @@ use std::sync::Arc;
 use base64::Engine;
 use bytes::Bytes;
 use http::{HeaderValue, Method, Request, Response, StatusCode, header};
-use hyper::body::Incoming;
 use serde_json::{Value, json};
 
 use super::{Body, Format, State, bytes_response, negotiate, table};
@@ -208,12 +207,12 @@ fn without_managed_fields(v: &Value) -> Value {
 }
 
 impl<'a> Call<'a> {
-    pub fn new(
+    pub fn new<B>(
         state: &'a State,
         kind: &'a Arc<ResourceKind>,
         store: &'a Arc<KindStore>,
         namespace: Option<String>,
-        req: &Request<Incoming>,
+        req: &Request<B>,
     ) -> Result<Self, ApiError> {
         let header = |h| req.headers().get(h).and_then(|v: &HeaderValue| v.to_str().ok()).unwrap_or_default().to_string();
         Ok(Call {
@@ -431,6 +430,16 @@ impl<'a> Call<'a> {
         pre: Precondition,
         warnings: &mut Vec<String>,
     ) -> Result<Written, ApiError> {
+        // A JSON patch can replace the whole document with a non-object.
+        if !incoming.is_object() {
+            return Err(self.invalid(name, Cause { reason: "FieldValueInvalid", message: "Invalid value: the object must be a JSON object".into(), field: String::new() }));
+        }
+        // Every create checks the name, including a server-side apply that creates.
+        if current.is_none() {
+            valid_name(name).map_err(|message| {
+                self.invalid(name, Cause { reason: "FieldValueInvalid", message, field: "metadata.name".into() })
+            })?;
+        }
         self.check_type_meta(&incoming)?;
         incoming["apiVersion"] = json!(self.kind.api_version());
         incoming["kind"] = json!(self.kind.kind);
@@ -566,10 +575,15 @@ impl<'a> Call<'a> {
             Written::Stored(s) => self.object_response(code, &s),
             Written::DryRun(v) => self.value_response(code, &v),
         }?;
-        for w in warnings {
+        // kube-apiserver keeps a response's warnings within 4 KiB; clients also cap how many headers they
+        // read (Python's http.client: 100).
+        let mut budget = 4096usize;
+        for w in warnings.iter().take(64) {
             let value = format!("299 - \"{}\"", w.replace('\\', "\\\\").replace('"', "\\\""));
+            let Some(left) = budget.checked_sub(value.len()) else { break };
             if let Ok(v) = HeaderValue::from_str(&value) {
                 resp.headers_mut().append(header::WARNING, v);
+                budget = left;
             }
         }
         Ok(resp)
@@ -690,9 +704,17 @@ impl<'a> Call<'a> {
                 }
             },
         };
-        valid_name(&name).map_err(|message| {
-            self.invalid(&name, Cause { reason: "FieldValueInvalid", message, field: "metadata.name".into() })
-        })?;
+        // kube-apiserver checks a generateName prefix whenever it is set.
+        if let Some(prefix) = obj["metadata"]["generateName"].as_str().filter(|p| !p.is_empty()) {
+            // Room for the 5 random characters within a name's 253.
+            let fits = || match prefix.len() {
+                0..=248 => Ok(()),
+                _ => Err(format!("Invalid value: {prefix:?}: must be no more than 248 characters")),
+            };
+            valid_name(prefix).and_then(|()| fits()).map_err(|message| {
+                self.invalid(&name, Cause { reason: "FieldValueInvalid", message, field: "metadata.generateName".into() })
+            })?;
+        }
         let mut warnings = Vec::new();
         let written = self.write(&name, None, obj, Target::Main, Operation::Create, Precondition::Absent, &mut warnings)?;
         self.respond(StatusCode::CREATED, written, &warnings)
