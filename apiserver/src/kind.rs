@@ -4,7 +4,10 @@
 use std::collections::HashMap;
 use std::sync::Arc;
 
-use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceColumnDefinition;
+use k8s_openapi::api::core::v1::Namespace;
+use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::{
+    CustomResourceColumnDefinition, CustomResourceDefinition,
+};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 use k8s_openapi::schemars::{self, JsonSchema};
 use kube::CustomResourceExt;
@@ -55,6 +58,8 @@ pub struct ResourceKind {
     definitions: serde_json::Map<String, Value>,
     /// Whether a missing `spec` is an empty one (CRDs) rather than absent (built-in kinds, e.g. ConfigMap).
     default_spec: bool,
+    /// Served for get, list and watch only (see [`ResourceKind::read_only`]).
+    read_only: bool,
     check: CheckFn,
 }
 
@@ -140,6 +145,7 @@ impl ResourceKind {
             definition_name,
             definitions: serde_json::Map::new(),
             default_spec: true,
+            read_only: false,
             check: check_typed::<K>,
         }
     }
@@ -190,8 +196,22 @@ impl ResourceKind {
             definition_name,
             definitions,
             default_spec: false,
+            read_only: false,
             check: check_typed::<K>,
         }
+    }
+
+    /// The kind served for get, list and watch only: the server holds its objects (see [`Registry::seed`])
+    /// and answers every write with 405 MethodNotAllowed, and discovery and OpenAPI advertise only the
+    /// read verbs. For kinds whose objects describe the server itself (its CRDs, its one namespace).
+    pub fn read_only(mut self) -> Self {
+        self.read_only = true;
+        self
+    }
+
+    /// Whether the kind is served for reads only.
+    pub fn is_read_only(&self) -> bool {
+        self.read_only
     }
 
     /// The OpenAPI definition name of the kind's schema.
@@ -267,25 +287,84 @@ fn check_typed<K: DeserializeOwned + Serialize>(mut object: Value, has_spec: boo
     Ok(Checked { object, unknown_fields })
 }
 
-/// All served kinds, looked up by group and plural.
+/// All served kinds, looked up by group and plural, and the objects the server holds from its start.
 #[derive(Clone, Default)]
 pub struct Registry {
     kinds: Vec<Arc<ResourceKind>>,
     /// Keyed by `(group, plural)`: `configmaps` of the core group and of tilt.dev are different kinds.
     by_plural: HashMap<(String, String), Arc<ResourceKind>>,
+    /// Objects stored when the server starts, each with its kind, already checked against it.
+    seeds: Vec<(Arc<ResourceKind>, Value)>,
+}
+
+/// `crd` as kube-apiserver reports a CRD it serves: names accepted, established, its storage version stored.
+fn established_crd(crd: CustomResourceDefinition, now: &str) -> Value {
+    let mut object = serde_json::to_value(&crd).expect("CRDs serialize");
+    let stored: Vec<&str> = crd.spec.versions.iter().filter(|v| v.storage).map(|v| v.name.as_str()).collect();
+    let condition = |type_: &str, reason: &str, message: &str| {
+        serde_json::json!({"type": type_, "status": "True", "lastTransitionTime": now, "reason": reason, "message": message})
+    };
+    object["status"] = serde_json::json!({
+        "acceptedNames": crd.spec.names,
+        "conditions": [
+            condition("NamesAccepted", "NoConflicts", "no conflicts found"),
+            condition("Established", "InitialNamesAccepted", "the initial names have been accepted"),
+        ],
+        "storedVersions": stored,
+    });
+    object
 }
 
 impl Registry {
-    /// A registry holding every tilt.dev/v1alpha1 kind.
+    /// The registry of `tilt up`'s server: every tilt.dev/v1alpha1 kind, plus what every kube-apiserver
+    /// serves and clients wait for before they watch anything (kopf does): the CustomResourceDefinitions of
+    /// the tilt.dev kinds (`apiextensions.k8s.io/v1`) and the Namespace `default` (`v1`), both read-only
+    /// since a CRD written here would not make a kind appear and no tilt.dev kind is namespaced.
     pub fn tilt() -> Self {
         let mut r = Registry::default();
+        let mut crds = Vec::new();
         macro_rules! add {
             ($t:ty) => {
                 r.add(ResourceKind::of::<$t>());
+                crds.push(<$t as CustomResourceExt>::crd());
             };
         }
         tilt_apis::for_each_kind!(add);
+        r.add(ResourceKind::native::<Namespace>().read_only());
+        r.add(ResourceKind::native::<CustomResourceDefinition>().read_only());
+        let default_namespace = serde_json::json!({
+            "metadata": {"name": "default"},
+            "spec": {"finalizers": ["kubernetes"]},
+            "status": {"phase": "Active"},
+        });
+        r.seed("", "namespaces", default_namespace);
+        let now = jiff::Timestamp::now().round(jiff::Unit::Second).unwrap_or_else(|_| jiff::Timestamp::now()).to_string();
+        for crd in crds {
+            r.seed("apiextensions.k8s.io", "customresourcedefinitions", established_crd(crd, &now));
+        }
         r
+    }
+
+    /// Holds `object` (of the kind served as `group`/`plural`) from the server's start, normalized by the
+    /// kind's type; the server stamps uid, creationTimestamp and resourceVersion when it stores it.
+    ///
+    /// # Panics
+    /// When the kind is not registered or `object` does not fit its type: seeds are the program's own
+    /// constants, so either is a bug.
+    pub fn seed(&mut self, group: &str, plural: &str, object: Value) {
+        let kind = self
+            .by_plural
+            .get(&(group.to_string(), plural.to_string()))
+            .unwrap_or_else(|| panic!("seeding an unregistered kind {plural}.{group}"))
+            .clone();
+        let checked =
+            kind.check(object).unwrap_or_else(|cause| panic!("a {} seed does not fit its type: {cause:?}", kind.kind));
+        self.seeds.push((kind, checked.object));
+    }
+
+    /// The objects the server stores when it starts, with their kinds.
+    pub fn seeds(&self) -> &[(Arc<ResourceKind>, Value)] {
+        &self.seeds
     }
 
     /// Adds a kind.

@@ -127,6 +127,26 @@ fn random_token() -> String {
     base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(bytes)
 }
 
+/// Stores the registry's seed objects, stamped as a create stamps them.
+fn store_seeds(store: &store::Store, registry: &Registry) {
+    let now = jiff::Timestamp::now().round(jiff::Unit::Second).unwrap_or_else(|_| jiff::Timestamp::now()).to_string();
+    for (kind, object) in registry.seeds() {
+        let Some(kind_store) = store.kind(&kind.group, &kind.plural) else { continue };
+        let mut object = object.clone();
+        object["apiVersion"] = json!(kind.api_version());
+        object["kind"] = json!(kind.kind);
+        let meta = &mut object["metadata"];
+        meta["uid"] = json!(uuid::Uuid::new_v4().to_string());
+        meta["creationTimestamp"] = json!(now);
+        meta["generation"] = json!(1);
+        let namespace = meta["namespace"].as_str().unwrap_or_default().to_string();
+        let name = meta["name"].as_str().unwrap_or_default().to_string();
+        if let Err(err) = kind_store.put(&namespace, &name, store::Precondition::Absent, object) {
+            tracing::warn!(?err, kind = %kind.kind, %name, "a seed object was not stored");
+        }
+    }
+}
+
 impl ApiServer {
     /// Binds and starts serving `registry`'s kinds in the background.
     pub async fn start(registry: Registry, config: Config) -> Result<ApiServer, StartError> {
@@ -160,6 +180,7 @@ impl ApiServer {
         };
         let token = config.token.clone().unwrap_or_else(random_token);
         let store = Arc::new(store::Store::new(&registry, config.history));
+        store_seeds(&store, &registry);
         let changes = store.changes().expect("a new store's change feed is free");
         let shutdown = CancellationToken::new();
         let collector =

@@ -193,3 +193,44 @@ where
     }
     panic!("timed out waiting for {what}");
 }
+
+/// Whether `python3` can import `module`. A missing module fails the test under `CI=true` (CI installs
+/// tests/requirements.txt), and elsewhere lets the caller skip it.
+pub fn python_module(module: &str) -> bool {
+    let found = Command::new("python3").args(["-c", &format!("import {module}")]).status().is_ok_and(|s| s.success());
+    if !found {
+        assert!(
+            std::env::var("CI").is_err(),
+            "the Python package {module} is missing (python3 -m pip install -r tests/requirements.txt)"
+        );
+        eprintln!("skipping: the Python package {module} is not installed");
+    }
+    found
+}
+
+/// A child process in its own process group, whose whole group is stopped (TERM, then KILL) when dropped.
+pub struct GroupChild(pub Child);
+
+impl GroupChild {
+    /// Spawns `cmd` as the leader of a new process group.
+    pub fn spawn(cmd: &mut Command) -> GroupChild {
+        use std::os::unix::process::CommandExt;
+        GroupChild(cmd.process_group(0).spawn().expect("spawning a child process"))
+    }
+}
+
+impl Drop for GroupChild {
+    fn drop(&mut self) {
+        let group = format!("-{}", self.0.id());
+        if self.0.try_wait().ok().flatten().is_none() {
+            let _ = Command::new("kill").args(["-TERM", "--", &group]).status();
+            let deadline = Instant::now() + Duration::from_secs(5);
+            while Instant::now() < deadline && self.0.try_wait().ok().flatten().is_none() {
+                std::thread::sleep(Duration::from_millis(20));
+            }
+        }
+        // Whatever is left of the group (the leader, or children it left behind).
+        let _ = Command::new("kill").args(["-KILL", "--", &group]).stderr(Stdio::null()).status();
+        let _ = self.0.wait();
+    }
+}

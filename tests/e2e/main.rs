@@ -2,6 +2,7 @@
 
 mod cli;
 mod common;
+mod kopf;
 mod kubectl;
 mod kubernetes;
 mod python;

@@ -34,11 +34,13 @@ fn wants_aggregated(headers: &HeaderMap) -> bool {
         .is_some_and(|first| first.contains("as=APIGroupDiscoveryList") && first.contains("v=v2") && !first.contains("v2beta1"))
 }
 
-fn verbs(subresource: bool) -> Value {
-    if subresource {
-        json!(["get", "patch", "update"])
-    } else {
-        json!(["create", "delete", "deletecollection", "get", "list", "patch", "update", "watch"])
+/// The verbs of a kind's resource, or of its `status` subresource.
+fn verbs(k: &ResourceKind, subresource: bool) -> Value {
+    match (subresource, k.is_read_only()) {
+        (true, true) => json!(["get"]),
+        (true, false) => json!(["get", "patch", "update"]),
+        (false, true) => json!(["get", "list", "watch"]),
+        (false, false) => json!(["create", "delete", "deletecollection", "get", "list", "patch", "update", "watch"]),
     }
 }
 
@@ -103,7 +105,7 @@ fn aggregated_resource(k: &ResourceKind) -> Value {
         "responseKind": {"group": k.group, "version": k.version, "kind": k.kind},
         "scope": if k.namespaced { "Namespaced" } else { "Cluster" },
         "singularResource": k.singular,
-        "verbs": verbs(false),
+        "verbs": verbs(k, false),
     });
     if !k.short_names.is_empty() {
         r["shortNames"] = json!(k.short_names);
@@ -115,7 +117,7 @@ fn aggregated_resource(k: &ResourceKind) -> Value {
         r["subresources"] = json!([{
             "subresource": "status",
             "responseKind": {"group": k.group, "version": k.version, "kind": k.kind},
-            "verbs": verbs(true),
+            "verbs": verbs(k, true),
         }]);
     }
     r
@@ -155,7 +157,7 @@ pub(crate) fn resources(state: &State, group: &str, version: &str) -> Result<Res
             "singularName": k.singular,
             "namespaced": k.namespaced,
             "kind": k.kind,
-            "verbs": verbs(false),
+            "verbs": verbs(k, false),
         });
         if !k.short_names.is_empty() {
             r["shortNames"] = json!(k.short_names);
@@ -170,7 +172,7 @@ pub(crate) fn resources(state: &State, group: &str, version: &str) -> Result<Res
                 "singularName": "",
                 "namespaced": k.namespaced,
                 "kind": k.kind,
-                "verbs": verbs(true),
+                "verbs": verbs(k, true),
             }));
         }
     }

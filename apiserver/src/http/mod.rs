@@ -292,15 +292,21 @@ async fn resource(
             return Ok((sub.endpoint)(parts).await);
         }
     };
-    if kind.namespaced && namespace.is_none() && method != Method::GET && method != Method::HEAD {
-        return Err(ApiError::method_not_allowed(method.as_str(), path));
-    }
-    let call = objects::Call::new(state, kind, store, namespace, &req)?;
+    // The body is read before anything can refuse the request: a connection closed with request bytes
+    // unread is reset, and the client loses the response.
+    let (parts, incoming) = req.into_parts();
     let body = if method == Method::GET || method == Method::HEAD {
         Bytes::new()
     } else {
-        read_body(req.into_body(), state.body_limit).await?
+        read_body(incoming, state.body_limit).await?
     };
+    let reads_only = method == Method::GET || method == Method::HEAD;
+    // What kube-apiserver answers for a verb the resource does not support.
+    if !reads_only && (kind.is_read_only() || (kind.namespaced && namespace.is_none())) {
+        return Err(ApiError::method_not_allowed(method.as_str(), path));
+    }
+    let req = Request::from_parts(parts, ());
+    let call = objects::Call::new(state, kind, store, namespace, &req)?;
     // Store refusals stay typed through the handlers; here the response is built.
     call.dispatch(&method, name, subresource, body).await.map_err(ApiError::from)
 }

@@ -112,16 +112,27 @@ impl Cluster {
     }
 }
 
-/// Reads every group's preferred version's resources (subresources left out).
+/// Reads the core group's (`/api`) and every other group's preferred version's resources (subresources left
+/// out), ordered as kubectl orders them: by group, then by name.
 async fn discover(client: &Client) -> Result<Vec<Kind>> {
-    let mut kinds = Vec::new();
+    let mut versions: Vec<(String, String)> = Vec::new();
+    if let Some(core) = client.list_core_api_versions().await?.versions.into_iter().next() {
+        versions.push((String::new(), core));
+    }
     for group in client.list_api_groups().await?.groups {
-        let Some(gv) = group.preferred_version.or_else(|| group.versions.into_iter().next()) else {
-            continue;
+        if let Some(gv) = group.preferred_version.or_else(|| group.versions.into_iter().next()) {
+            versions.push((group.name, gv.version));
+        }
+    }
+    let mut kinds = Vec::new();
+    for (group, version) in versions {
+        let list = if group.is_empty() {
+            client.list_core_api_resources(&version).await?
+        } else {
+            client.list_api_group_resources(&format!("{group}/{version}")).await?
         };
-        let list = client.list_api_group_resources(&gv.group_version).await?;
         for r in list.resources.into_iter().filter(|r| !r.name.contains('/')) {
-            let gvk = GroupVersionKind::gvk(&group.name, &gv.version, &r.kind);
+            let gvk = GroupVersionKind::gvk(&group, &version, &r.kind);
             kinds.push(Kind {
                 resource: ApiResource::from_gvk_with_plural(&gvk, &r.name),
                 singular: r.singular_name,
@@ -131,7 +142,7 @@ async fn discover(client: &Client) -> Result<Vec<Kind>> {
             });
         }
     }
-    kinds.sort_by(|a, b| a.resource.plural.cmp(&b.resource.plural));
+    kinds.sort_by(|a, b| (&a.resource.group, &a.resource.plural).cmp(&(&b.resource.group, &b.resource.plural)));
     Ok(kinds)
 }
 

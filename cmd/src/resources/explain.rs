@@ -112,7 +112,10 @@ pub async fn explain(args: ExplainArgs) -> Result<()> {
 async fn openapi(cluster: &Cluster, kind: &Kind) -> Result<Value> {
     let get = |path: String| http::Request::get(path).body(Vec::new());
     let index: Value = cluster.client.request(get("/openapi/v3".into())?).await.context("reading /openapi/v3")?;
-    let key = format!("apis/{}/{}", kind.resource.group, kind.resource.version);
+    let key = match kind.resource.group.as_str() {
+        "" => format!("api/{}", kind.resource.version),
+        group => format!("apis/{group}/{}", kind.resource.version),
+    };
     let url =
         index["paths"][&key]["serverRelativeURL"].as_str().map(String::from).unwrap_or_else(|| format!("/openapi/v3/{key}"));
     cluster.client.request(get(url)?).await.with_context(|| format!("reading the OpenAPI document of {key}"))

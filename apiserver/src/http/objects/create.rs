@@ -8,7 +8,7 @@ use super::{Body, Call, Operation, Target};
 use crate::error::{Cause, Error};
 use crate::store::Precondition;
 
-fn valid_name(name: &str) -> Result<(), String> {
+pub(super) fn valid_name(name: &str) -> Result<(), String> {
     if name.is_empty() {
         return Err("name or generateName is required".into());
     }
@@ -50,9 +50,17 @@ impl Call<'_> {
                 }
             },
         };
-        valid_name(&name).map_err(|message| {
-            self.invalid(&name, Cause { reason: "FieldValueInvalid", message, field: "metadata.name".into() })
-        })?;
+        // kube-apiserver checks a generateName prefix whenever it is set.
+        if let Some(prefix) = obj["metadata"]["generateName"].as_str().filter(|p| !p.is_empty()) {
+            // Room for the 5 random characters within a name's 253.
+            let fits = || match prefix.len() {
+                0..=248 => Ok(()),
+                _ => Err(format!("Invalid value: {prefix:?}: must be no more than 248 characters")),
+            };
+            valid_name(prefix).and_then(|()| fits()).map_err(|message| {
+                self.invalid(&name, Cause { reason: "FieldValueInvalid", message, field: "metadata.generateName".into() })
+            })?;
+        }
         let mut warnings = Vec::new();
         let written =
             self.write(&name, None, obj, Target::Main, Operation::Create, Precondition::Absent, &mut warnings)?;

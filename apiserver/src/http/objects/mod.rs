@@ -18,7 +18,6 @@ use std::sync::Arc;
 
 use bytes::Bytes;
 use http::{HeaderValue, Method, Request, Response, StatusCode, header};
-use hyper::body::Incoming;
 use serde_json::{Value, json};
 
 use self::query::FieldValidation;
@@ -66,12 +65,12 @@ enum Operation {
 }
 
 impl<'a> Call<'a> {
-    pub fn new(
+    pub fn new<B>(
         state: &'a State,
         kind: &'a Arc<ResourceKind>,
         store: &'a Arc<KindStore>,
         namespace: Option<String>,
-        req: &Request<Incoming>,
+        req: &Request<B>,
     ) -> Result<Self, ApiError> {
         let header =
             |h| req.headers().get(h).and_then(|v: &HeaderValue| v.to_str().ok()).unwrap_or_default().to_string();
@@ -231,10 +230,15 @@ impl<'a> Call<'a> {
             Written::Stored(s) => self.object_response(code, &s),
             Written::DryRun(v) => self.value_response(code, &v),
         }?;
-        for w in warnings {
+        // kube-apiserver keeps a response's warnings within 4 KiB; clients also cap how many headers they
+        // read (Python's http.client: 100).
+        let mut budget = 4096usize;
+        for w in warnings.iter().take(64) {
             let value = format!("299 - \"{}\"", w.replace('\\', "\\\\").replace('"', "\\\""));
+            let Some(left) = budget.checked_sub(value.len()) else { break };
             if let Ok(v) = HeaderValue::from_str(&value) {
                 resp.headers_mut().append(header::WARNING, v);
+                budget = left;
             }
         }
         Ok(resp)

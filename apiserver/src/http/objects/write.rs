@@ -80,6 +80,17 @@ impl Call<'_> {
         pre: Precondition,
         warnings: &mut Vec<String>,
     ) -> Result<Written, Error> {
+        // A JSON patch can replace the whole document with a non-object.
+        if !incoming.is_object() {
+            let message = "Invalid value: the object must be a JSON object".into();
+            return Err(self.invalid(name, Cause { reason: "FieldValueInvalid", message, field: String::new() }).into());
+        }
+        // Every create checks the name, including a server-side apply that creates.
+        if current.is_none() {
+            super::create::valid_name(name).map_err(|message| {
+                self.invalid(name, Cause { reason: "FieldValueInvalid", message, field: "metadata.name".into() })
+            })?;
+        }
         self.check_type_meta(&incoming)?;
         incoming["apiVersion"] = json!(self.kind.api_version());
         incoming["kind"] = json!(self.kind.kind);
