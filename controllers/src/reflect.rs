@@ -17,9 +17,23 @@ pub(crate) fn reflect<K>(client: &Client) -> (Store<K>, impl Stream<Item = Resul
 where
     K: Resource<DynamicType = ()> + Clone + std::fmt::Debug + serde::de::DeserializeOwned + Send + Sync + 'static,
 {
+    reflect_modified(client, |_: &mut K| {})
+}
+
+/// [`reflect`], with `modify` applied to every object before the store keeps it (and before the stream
+/// yields it): to drop what the reader never looks at, so that the store does not hold a second full copy
+/// of every object the API server already holds.
+pub(crate) fn reflect_modified<K>(
+    client: &Client,
+    modify: impl FnMut(&mut K) + Send + 'static,
+) -> (Store<K>, impl Stream<Item = Result<K, watcher::Error>> + Send + 'static)
+where
+    K: Resource<DynamicType = ()> + Clone + std::fmt::Debug + serde::de::DeserializeOwned + Send + Sync + 'static,
+{
     let (reader, writer) = reflector::store();
     let stream = watcher(Api::<K>::all(client.clone()), watcher::Config::default())
         .default_backoff()
+        .modify(modify)
         .reflect(writer)
         .touched_objects();
     (reader, stream)

@@ -22,7 +22,7 @@ use std::time::Duration;
 
 use futures::StreamExt;
 use jiff::Timestamp;
-use k8s_openapi::apimachinery::pkg::apis::meta::v1::MicroTime;
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::{MicroTime, ObjectMeta};
 use kube::api::{Api, Patch, PatchParams};
 use kube::runtime::controller::{Action, Controller};
 use kube::runtime::reflector::{self, ObjectRef, Store};
@@ -40,7 +40,7 @@ use tokio_util::sync::CancellationToken;
 use self::process::ProcessGroup;
 use self::reaper::Reaper;
 use crate::logs::LogStore;
-use crate::reflect::reflect;
+use crate::reflect::{reflect, reflect_modified};
 
 /// The field manager of this controller's status writes.
 pub const MANAGER: &str = "tilt-cmd-controller";
@@ -188,6 +188,39 @@ pub(crate) trait Referenced:
 {
     /// This kind's store among the Cmd controller's.
     fn store(stores: &References) -> &Store<Self>;
+
+    /// Whether the stored copy is only a stand-in (see [`slim_config_map`]): the object exists, and its
+    /// content must be read through the API.
+    fn is_stub(&self) -> bool {
+        false
+    }
+}
+
+impl Referenced for ConfigMap {
+    fn store(stores: &References) -> &Store<Self> {
+        &stores.config_maps
+    }
+
+    fn is_stub(&self) -> bool {
+        self.metadata.resource_version.is_none()
+    }
+}
+
+/// What the Cmd controller keeps of a ConfigMap. Only `disableSource` reads ConfigMaps, and only their
+/// `data`; the store exists to trigger referring Cmds and to spare a GET per reconcile. So a ConfigMap no
+/// Cmd refers to when its event arrives is kept as a stub (its name only, no `resourceVersion`, which every
+/// object from the API has): a user's thousands of ConfigMaps then cost the controller ~0.3 KB each instead
+/// of a typed copy several times their JSON size. A stub read through [`References`] is fetched from the
+/// API, so a Cmd that starts to refer to an existing ConfigMap still sees its content. Referenced ones are
+/// kept without `managedFields` (never read). Every later event replaces the entry, so a full entry is
+/// always the latest state.
+fn slim_config_map(cm: &mut ConfigMap, cmds: &Store<Cmd>) {
+    let name = cm.metadata.name.clone().unwrap_or_default();
+    if cmds.state().iter().any(|c| references(c, "ConfigMap", &name)) {
+        cm.metadata.managed_fields = None;
+    } else {
+        *cm = ConfigMap { metadata: ObjectMeta { name: Some(name), ..ObjectMeta::default() }, data: Default::default() };
+    }
 }
 
 macro_rules! referenced {
@@ -199,7 +232,7 @@ macro_rules! referenced {
         }
     )*};
 }
-referenced!(FileWatch => file_watches, UIButton => buttons, Cmd => cmds, UIResource => resources, ConfigMap => config_maps);
+referenced!(FileWatch => file_watches, UIButton => buttons, Cmd => cmds, UIResource => resources);
 
 /// Where [`triggers`] and [`disabled_by`] find the objects a spec names: the API (a GET each, for
 /// controllers without stores) or the Cmd controller's [`References`].
@@ -221,6 +254,8 @@ pub struct References {
     cmds: Store<Cmd>,
     resources: Store<UIResource>,
     config_maps: Store<ConfigMap>,
+    /// Reads what a store holds only as a stub ([`Referenced::is_stub`]).
+    client: Client,
 }
 
 impl References {
@@ -237,7 +272,10 @@ impl References {
 
 impl Lookup for References {
     async fn get<K: Referenced>(&self, name: &str) -> Result<Option<Arc<K>>, kube::Error> {
-        Ok(K::store(self).get(&ObjectRef::new(name)))
+        match K::store(self).get(&ObjectRef::new(name)) {
+            Some(stub) if stub.is_stub() => Lookup::get::<K>(&self.client, name).await,
+            found => Ok(found),
+        }
     }
 }
 
@@ -589,8 +627,11 @@ pub async fn run(client: Client, shutdown: CancellationToken, logs: Arc<LogStore
     let (file_watches, file_watch_events) = reflect::<FileWatch>(&client);
     let (buttons, button_events) = reflect::<UIButton>(&client);
     let (resources, resource_events) = reflect::<UIResource>(&client);
-    let (config_maps, config_map_events) = reflect::<ConfigMap>(&client);
-    let references = References { file_watches, buttons, cmds: cmds.clone(), resources, config_maps };
+    let referrers_of = cmds.clone();
+    let (config_maps, config_map_events) =
+        reflect_modified::<ConfigMap>(&client, move |cm| slim_config_map(cm, &referrers_of));
+    let references =
+        References { file_watches, buttons, cmds: cmds.clone(), resources, config_maps, client: client.clone() };
     let ctx = Arc::new(Ctx::new(client.clone(), logs, reaper, config, references));
 
     // One watch of Cmds fills the store and triggers each changed Cmd, the Cmds that refer to it, and
