@@ -201,6 +201,57 @@ pub async fn tilt(
     Ok(run)
 }
 
+/// The client's own floor: with a `tilt up` of `tiltfile` already up and every resource Ready, spawns the
+/// external poller `runs` times and times each from spawn to its report (every resource Ready on its first
+/// LIST): what a user's script costs by itself, which no server can beat.
+pub async fn poller_floor(
+    bin: &Path,
+    tiltfile: &Path,
+    names: &HashSet<String>,
+    home: &Path,
+    poller: &Poller,
+    runs: usize,
+) -> Result<Vec<Duration>> {
+    let mut t = TiltUp::start(bin, tiltfile, &[], home).await?;
+    let result = async {
+        loop {
+            if let Ok(items) = t.list("uiresources").await {
+                let ready = items.iter().filter(|u| names.contains(u["metadata"]["name"].as_str().unwrap_or("")) && is_ready(u)).count();
+                if ready == names.len() {
+                    break;
+                }
+            }
+            t.check_alive()?;
+            if t.spawned.elapsed() > Duration::from_secs(30) {
+                bail!("not every UIResource Ready after 30 s; {}", t.diagnostics());
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        let mut out = Vec::new();
+        let mut sorted: Vec<&String> = names.iter().collect();
+        sorted.sort();
+        for _ in 0..runs {
+            let mut c = Command::new(&poller.python);
+            c.arg(&poller.script).arg("tilt").arg(format!("{}", poller.interval.as_secs_f64())).args(&sorted);
+            c.env("HOME", home).env("KUBECONFIG", home.join("kubeconfig"));
+            c.stdin(Stdio::null()).stdout(Stdio::null()).stderr(Stdio::null());
+            let t0 = Instant::now();
+            let mut group = Group::spawn(&mut c).context("starting the Python poller")?;
+            let status = tokio::time::timeout(Duration::from_secs(35), group.wait()).await;
+            let took = t0.elapsed();
+            group.stop(libc::SIGKILL, true, Duration::ZERO).await;
+            match status {
+                Ok(Ok(s)) if s.success() => out.push(took),
+                other => bail!("the Python poller failed against a ready tilt: {other:?}"),
+            }
+        }
+        anyhow::Ok(out)
+    }
+    .await;
+    t.stop(Duration::from_secs(5)).await;
+    result
+}
+
 /// The floor: `sh -c 'for i in $(seq N); do sleep 300 & done; wait'`, timed from spawn until all N `sleep`
 /// processes exist (polled in `/proc` every 0.5 ms); then its process group is killed.
 pub async fn floor(n: usize) -> Result<Duration> {
