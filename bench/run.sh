@@ -1,19 +1,22 @@
 #!/usr/bin/env bash
 # One command for every benchmark of tilt-rs, each printing a table next to peers measured in the same run:
 #
-#   bash bench/run.sh [all|apiserver|filewatch|tiltfile] [options of that benchmark, e.g. --quick; see --help]
+#   bash bench/run.sh [all|apiserver|filewatch|tiltfile|memory] [options of that benchmark, e.g. --quick; see --help]
 #
 #   apiserver  issue 3: the API server vs a bare hyper floor and etcd                  (apiserver-bench)
 #   filewatch  issue 4: file change → command start vs watchexec, entr and an inotifywait loop,
 #              and a 100k-file tree's ready time, inotify watches, RSS and idle CPU   (filewatch-bench)
 #   tiltfile   issue 5: Tiltfile evaluation, cold start of 50 serve_cmd resources vs a shell floor,
 #              tilt ci                                                                 (tiltfile-bench)
+#   memory     issue 12: `tilt up`'s VmRSS growth per stored object (10,000 ConfigMaps of ~1.3 KB
+#              created by an external client), its overhead over the JSON size         (memory-bench)
 #
-# Without a name (or with `all`) it runs the three in turn; options after it go to each of them, so only
+# Without a name (or with `all`) it runs the four in turn; options after it go to each of them, so only
 # common ones make sense there (--quick, --deadline N). It first installs what the chosen benchmarks
 # compare against when missing and it can, going on without a peer (its column empty, with a note) when
 # it cannot: Debian's etcd-server, entr and inotify-tools (one `apt-get update`, then `apt-get install`),
-# and watchexec-cli from crates.io (`cargo install --locked` into $target/tools, not on PATH). Then it
+# watchexec-cli from crates.io (`cargo install --locked` into $target/tools, not on PATH), and the Python
+# `kubernetes` client of tests/requirements.txt (pip) for the cold start's external poller. Then it
 # builds `tilt` and the tilt-bench crate in release mode into its own target directory ($CARGO_TARGET_DIR,
 # default target/bench, so it never waits on or disturbs the debug builds in target/) and runs the
 # benchmarks, which print progress on stderr and their tables on stdout. The exit status is 0 whether
@@ -25,10 +28,10 @@ set -euo pipefail
 root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 target="${CARGO_TARGET_DIR:-$root/target/bench}"
 
-which_benches=(apiserver filewatch tiltfile)
+which_benches=(apiserver filewatch tiltfile memory)
 case "${1:-}" in
   all) shift ;;
-  apiserver|filewatch|tiltfile) which_benches=("$1"); shift ;;
+  apiserver|filewatch|tiltfile|memory) which_benches=("$1"); shift ;;
   -h|--help)
     sed -n '2,/^set -euo/p' "${BASH_SOURCE[0]}" | sed '$d' | sed 's/^# \{0,1\}//'
     exit 0 ;;
@@ -58,6 +61,13 @@ if [ "${#packages[@]}" -gt 0 ]; then
   fi
 fi
 
+# The cold start's external poller is a Python script using the official client (tests/requirements.txt).
+if wants tiltfile && command -v python3 >/dev/null 2>&1 && ! python3 -c 'import kubernetes' 2>/dev/null; then
+  echo "bench: installing the Python kubernetes client (tests/requirements.txt)…" >&2
+  timeout 300 python3 -m pip install -q -r "$root/tests/requirements.txt" >&2 \
+    || echo "bench: could not install it; the cold start is then polled by the benchmark itself" >&2
+fi
+
 watchexec="$target/tools/bin/watchexec"
 if wants filewatch && [ ! -x "$watchexec" ]; then
   if command -v watchexec >/dev/null 2>&1; then
@@ -73,7 +83,7 @@ fi
 
 # --- build -------------------------------------------------------------------------------------------
 crates=(tilt-bench)
-if wants filewatch || wants tiltfile; then crates+=(tilt); fi
+if wants filewatch || wants tiltfile || wants memory; then crates+=(tilt); fi
 echo "bench: building ${crates[*]} (release) into $target…" >&2
 (cd "$root" && CARGO_TARGET_DIR="$target" cargo build --release "${crates[@]/#/--package=}" >&2)
 

@@ -1,8 +1,29 @@
 //! Label and field selector parsing (`a=b,c!=d,e in (x,y),!f`); matching is kube-core's `Selector`.
 
+use std::borrow::Cow;
 use std::collections::{BTreeMap, BTreeSet};
 
 use kube::core::{Expression, Selector, SelectorExt};
+
+use crate::store::Labels;
+
+/// Labels a selector can be matched against: a map, or a stored object's compact [`Labels`].
+pub trait LabelSet {
+    /// The labels as the map kube-core's selector takes.
+    fn as_map(&self) -> Cow<'_, BTreeMap<String, String>>;
+}
+
+impl LabelSet for BTreeMap<String, String> {
+    fn as_map(&self) -> Cow<'_, BTreeMap<String, String>> {
+        Cow::Borrowed(self)
+    }
+}
+
+impl LabelSet for Labels {
+    fn as_map(&self) -> Cow<'_, BTreeMap<String, String>> {
+        Cow::Owned(self.to_map())
+    }
+}
 
 /// A parsed `labelSelector`.
 #[derive(Debug, Clone, Default, PartialEq)]
@@ -19,8 +40,11 @@ impl LabelSelector {
     }
 
     /// Whether `labels` satisfy the selector.
-    pub fn matches(&self, labels: &BTreeMap<String, String>) -> bool {
-        self.0.matches(labels)
+    pub fn matches(&self, labels: &impl LabelSet) -> bool {
+        match labels.as_map() {
+            Cow::Borrowed(map) => self.0.matches(map),
+            Cow::Owned(map) => self.0.matches(&map),
+        }
     }
 
     /// Whether the selector selects everything.

@@ -27,9 +27,53 @@ pub struct StoredObject {
     /// `metadata.resourceVersion`.
     pub rv: u64,
     /// `metadata.labels`, kept for selectors.
-    pub labels: BTreeMap<String, String>,
+    pub labels: Labels,
     /// The whole object as JSON.
     pub json: Bytes,
+}
+
+/// An object's labels, compact: one allocation for the pairs (none when there are none) instead of a
+/// `BTreeMap`, whose smallest node takes ~540 bytes even for one label; there is one per stored object.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Labels(Box<[(Box<str>, Box<str>)]>);
+
+impl Labels {
+    /// The labels of `object` (`metadata.labels`; a non-string value counts as empty), sorted by key.
+    pub fn of(object: &Value) -> Labels {
+        let Some(map) = object["metadata"]["labels"].as_object() else { return Labels::default() };
+        let mut pairs: Vec<(Box<str>, Box<str>)> =
+            map.iter().map(|(k, v)| (k.as_str().into(), v.as_str().unwrap_or_default().into())).collect();
+        pairs.sort();
+        Labels(pairs.into_boxed_slice())
+    }
+
+    /// The value of label `key`.
+    pub fn get(&self, key: &str) -> Option<&str> {
+        self.0.binary_search_by(|(k, _)| (**k).cmp(key)).ok().map(|i| &*self.0[i].1)
+    }
+
+    /// Whether there are no labels.
+    pub fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
+
+    /// The labels as key-value pairs, sorted by key.
+    pub fn iter(&self) -> impl Iterator<Item = (&str, &str)> {
+        self.0.iter().map(|(k, v)| (&**k, &**v))
+    }
+
+    /// The labels as a map (what kube-core's selector matches against).
+    pub fn to_map(&self) -> BTreeMap<String, String> {
+        self.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect()
+    }
+}
+
+/// `object` serialized, in an allocation of exactly its size: serializing grows the buffer by doubling,
+/// and a stored object would otherwise keep up to half of it unused for as long as it lives.
+fn to_json(object: &Value) -> Bytes {
+    let mut json = serde_json::to_vec(object).expect("JSON values serialize");
+    json.shrink_to_fit();
+    Bytes::from(json)
 }
 
 /// The store key of an object: `ns/name`, or `name` when `namespace` is empty. Names and namespaces never
@@ -203,13 +247,6 @@ pub struct KindStore {
     feed: broadcast::Sender<Arc<WatchEvent>>,
 }
 
-fn labels_of(object: &Value) -> BTreeMap<String, String> {
-    object["metadata"]["labels"]
-        .as_object()
-        .map(|m| m.iter().map(|(k, v)| (k.clone(), v.as_str().unwrap_or_default().to_string())).collect())
-        .unwrap_or_default()
-}
-
 impl KindStore {
     fn new(clock: Arc<AtomicU64>, limit: usize, index: usize, changes: ChangeFeed) -> Self {
         let oldest = clock.load(Ordering::SeqCst);
@@ -282,13 +319,13 @@ impl KindStore {
         pre: Precondition,
         mut object: Value,
     ) -> Result<Arc<StoredObject>, StoreError> {
-        let labels = labels_of(&object);
+        let labels = Labels::of(&object);
         let key = object_key(namespace, name);
         let mut state = self.write();
         let previous = Self::check(&state, &key, pre)?;
         let rv = self.clock.fetch_add(1, Ordering::SeqCst) + 1;
         object["metadata"]["resourceVersion"] = Value::String(rv.to_string());
-        let json = Bytes::from(serde_json::to_vec(&object).expect("JSON values serialize"));
+        let json = to_json(&object);
         let stored = Arc::new(StoredObject { name: name.to_string(), namespace: namespace.to_string(), rv, labels, json });
         state.objects.insert(key, stored.clone());
         let kind = if previous.is_some() { EventType::Modified } else { EventType::Added };
@@ -304,7 +341,7 @@ impl KindStore {
         let rv = self.clock.fetch_add(1, Ordering::SeqCst) + 1;
         let mut object = previous.value();
         object["metadata"]["resourceVersion"] = Value::String(rv.to_string());
-        let json = Bytes::from(serde_json::to_vec(&object).expect("JSON values serialize"));
+        let json = to_json(&object);
         let gone = Arc::new(StoredObject {
             name: name.to_string(),
             namespace: namespace.to_string(),
@@ -421,6 +458,17 @@ mod tests {
     }
 
     #[test]
+    fn labels_are_sorted_and_looked_up() {
+        let l = Labels::of(&json!({"metadata": {"labels": {"b": "2", "a": "1", "c": 3}}}));
+        assert_eq!(l.iter().collect::<Vec<_>>(), vec![("a", "1"), ("b", "2"), ("c", "")]);
+        assert_eq!((l.get("a"), l.get("b"), l.get("z")), (Some("1"), Some("2"), None));
+        assert_eq!(l.to_map().get("b").map(String::as_str), Some("2"));
+        assert!(Labels::of(&json!({"metadata": {}})).is_empty());
+        let json = to_json(&obj("x"));
+        assert_eq!(serde_json::from_slice::<Value>(&json).unwrap(), obj("x"));
+    }
+
+    #[test]
     fn watch_replays_history_and_expires() {
         let s = store(3);
         for n in ["a", "b", "c", "d", "e"] {
@@ -447,7 +495,7 @@ mod tests {
         let p = s.list(None, Some("b"), 2, |_| true);
         assert_eq!(p.items.iter().map(|o| o.name.as_str()).collect::<Vec<_>>(), vec!["c", "d"]);
         assert!(!p.more);
-        let p = s.list(None, None, 0, |o| o.labels.get("app").map(String::as_str) == Some("d"));
+        let p = s.list(None, None, 0, |o| o.labels.get("app") == Some("d"));
         assert_eq!(p.items.len(), 1);
     }
 

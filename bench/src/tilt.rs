@@ -73,6 +73,19 @@ impl TiltUp {
     /// Spawns `tilt up -f TILTFILE [extra…]` with `home` as its home and waits (≤ 30 s) for the stdout line
     /// with its API URL; then reads its kubeconfig for the token and CA.
     pub async fn start(bin: &Path, tiltfile: &Path, extra: &[&str], home: &Path) -> Result<TiltUp> {
+        Ok(Self::start_with(bin, tiltfile, extra, home, None).await?.0)
+    }
+
+    /// Like [`TiltUp::start`], also spawning `companion` (in its own process group, with the same isolated
+    /// `HOME`, `TILT_CONFIG` and `KUBECONFIG`) right after tilt, before anything waits on tilt: a user's
+    /// script started at the same moment as `tilt up`.
+    pub async fn start_with(
+        bin: &Path,
+        tiltfile: &Path,
+        extra: &[&str],
+        home: &Path,
+        companion: Option<&mut Command>,
+    ) -> Result<(TiltUp, Option<Group>)> {
         std::fs::create_dir_all(home)?;
         let stderr = home.join("tilt.stderr");
         let mut cmd = Command::new(bin);
@@ -83,6 +96,13 @@ impl TiltUp {
         let spawned_ns = now_ns();
         let spawned = Instant::now();
         let mut group = Group::spawn(&mut cmd).with_context(|| format!("starting {}", bin.display()))?;
+        let companion = match companion {
+            Some(c) => {
+                isolate(c, home);
+                Some(Group::spawn(c).context("starting the companion process")?)
+            }
+            None => None,
+        };
         let pid = group.pid;
         let stdout = group.take_stdout().context("tilt stdout")?;
         let mut lines = BufReader::new(stdout).lines();
@@ -119,7 +139,7 @@ impl TiltUp {
             }
         });
         let ep = endpoint(&home.join("tilt-config"), &url)?;
-        Ok(TiltUp { group, pid, ep, spawned, spawned_ns, url_line, conn: None, tail, stderr })
+        Ok((TiltUp { group, pid, ep, spawned, spawned_ns, url_line, conn: None, tail, stderr }, companion))
     }
 
     /// GETs `path` (JSON), reconnecting once if the kept connection broke.

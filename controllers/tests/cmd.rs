@@ -278,3 +278,32 @@ async fn a_server_waits_for_its_build_step_and_restarts_after_each_successful_bu
     assert!(running_pid(&second).is_some());
     env.stop().await;
 }
+
+/// The controller keeps ConfigMaps no Cmd refers to only as stubs (memory per object); a Cmd that comes to
+/// refer to one that already exists still reads its data, and later changes of it still reach the Cmd.
+#[tokio::test]
+async fn disable_source_config_maps_created_before_their_cmd_are_read() {
+    use tilt_apis::{ConfigMap, ConfigMapDisableSource, DisableSource};
+    let env = Env::start(Duration::from_secs(1)).await;
+    let maps: Api<ConfigMap> = Api::all(env.client.clone());
+    let data = |v: &str| [("isDisabled".to_string(), v.to_string())].into_iter().collect();
+    maps.create(&PostParams::default(), &ConfigMap::new("off-disable", data("true"))).await.unwrap();
+    for i in 0..20 {
+        maps.create(&PostParams::default(), &ConfigMap::new(&format!("unrelated-{i}"), data("true"))).await.unwrap();
+    }
+    // Let the controller see the ConfigMaps while no Cmd refers to them.
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let mut spec = sh("exec sleep 30");
+    spec.disable_source = Some(DisableSource {
+        config_map: Some(ConfigMapDisableSource { name: "off-disable".into(), key: "isDisabled".into() }),
+        ..Default::default()
+    });
+    env.create("off", spec).await;
+    let s = env.status("off", "disabled", |s| s.disable_status.as_ref().is_some_and(|d| d.disabled)).await;
+    assert!(s.running.is_none(), "a disabled Cmd does not run: {s:?}");
+    assert!(s.disable_status.unwrap().reason.contains("off-disable"));
+    // Enabling it through the ConfigMap starts it.
+    maps.patch("off-disable", &PatchParams::default(), &Patch::Merge(json!({"data": {"isDisabled": "false"}}))).await.unwrap();
+    env.status("off", "running after enabling", |s| s.running.is_some()).await;
+    env.stop().await;
+}

@@ -6,7 +6,7 @@
 //! subscriber, so a subscriber that reacts to a change always finds that change in the store. A subscriber that
 //! comes late first hears of every object already stored (as client-go's informers replay adds to a new
 //! handler). A re-list replaces the store without delete events for what vanished meanwhile; the informer
-//! makes those deletes itself. Subscribers get bounded channels: a slow one slows the watch, it never makes it
+//! makes those deletes itself. Stored objects carry no `managedFields`, which no controller reads. Subscribers get bounded channels: a slow one slows the watch, it never makes it
 //! grow without bound.
 
 use std::any::{Any, TypeId};
@@ -163,6 +163,14 @@ async fn drive<K: Kind>(api: Api<K>, mut writer: reflector::store::Writer<K>, in
                 continue;
             }
         };
+        let mut event = event;
+        // No controller reads managedFields, and they can be larger than the rest of an object.
+        match &mut event {
+            watcher::Event::Apply(o) | watcher::Event::Delete(o) | watcher::Event::InitApply(o) => {
+                o.meta_mut().managed_fields = None;
+            }
+            watcher::Event::Init | watcher::Event::InitDone => {}
+        }
         writer.apply_watcher_event(&event);
         match event {
             watcher::Event::Apply(o) => informer.publish(Change::Applied(stored(&informer.store, o))).await,
