@@ -19,7 +19,6 @@ mod gojson;
 
 pub mod cluster;
 pub mod cmd;
-pub mod yaml;
 pub mod cmdimage;
 pub mod configmap;
 pub mod disable;
@@ -50,6 +49,7 @@ pub mod uicomponentlocation;
 pub mod uiresource;
 pub mod uisession;
 pub mod updatestatus;
+pub mod yaml;
 
 pub use cluster::*;
 pub use cmd::*;

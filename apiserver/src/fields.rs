@@ -117,10 +117,8 @@ pub fn to_fields_v1(set: &BTreeSet<FieldPath>) -> Value {
 /// Decodes `fieldsV1`; keys other than `f:` fields (`.`, `k:`, `v:`) mark their parent as owned.
 pub fn from_fields_v1(v: &Value) -> BTreeSet<FieldPath> {
     fn walk(v: &Value, path: &mut FieldPath, out: &mut BTreeSet<FieldPath>) {
-        let fields: Vec<(&String, &Value)> = v
-            .as_object()
-            .map(|m| m.iter().filter(|(k, _)| k.starts_with("f:")).collect())
-            .unwrap_or_default();
+        let fields: Vec<(&String, &Value)> =
+            v.as_object().map(|m| m.iter().filter(|(k, _)| k.starts_with("f:")).collect()).unwrap_or_default();
         if fields.is_empty() {
             if !path.is_empty() {
                 out.insert(path.clone());
@@ -360,13 +358,17 @@ mod tests {
     fn fields_v1_round_trip() {
         let obj = json!({"metadata": {"name": "a", "labels": {"x": "1"}}, "spec": {"args": ["a"], "dir": "d"}});
         let set = leaf_paths(&obj);
-        assert_eq!(to_fields_v1(&set), json!({"f:metadata": {"f:labels": {"f:x": {}}}, "f:spec": {"f:args": {}, "f:dir": {}}}));
+        assert_eq!(
+            to_fields_v1(&set),
+            json!({"f:metadata": {"f:labels": {"f:x": {}}}, "f:spec": {"f:args": {}, "f:dir": {}}})
+        );
         assert_eq!(from_fields_v1(&to_fields_v1(&set)), set);
     }
 
     #[test]
     fn apply_removes_fields_it_stopped_sending() {
-        let a = apply(None, &json!({"metadata": {"name": "a"}, "spec": {"args": ["x"], "dir": "d"}}), &w("m"), false).unwrap();
+        let a = apply(None, &json!({"metadata": {"name": "a"}, "spec": {"args": ["x"], "dir": "d"}}), &w("m"), false)
+            .unwrap();
         let b = apply(Some(&a), &json!({"metadata": {"name": "a"}, "spec": {"args": ["y"]}}), &w("m"), false).unwrap();
         assert_eq!(b["spec"], json!({"args": ["y"]}));
         assert_eq!(b["metadata"]["managedFields"][0]["manager"], "m");
@@ -398,7 +400,8 @@ mod tests {
 
     #[test]
     fn update_takes_changed_fields() {
-        let a = apply(None, &json!({"metadata": {"name": "a"}, "spec": {"args": ["x"], "dir": "d"}}), &w("one"), false).unwrap();
+        let a = apply(None, &json!({"metadata": {"name": "a"}, "spec": {"args": ["x"], "dir": "d"}}), &w("one"), false)
+            .unwrap();
         let mut b = a.clone();
         b["spec"]["dir"] = json!("e");
         record_update(Some(&a), &mut b, &w("editor"));
@@ -408,7 +411,8 @@ mod tests {
         assert!(!one.fields.contains(&vec!["spec".to_string(), "dir".to_string()]));
         assert!(editor.fields.contains(&vec!["spec".to_string(), "dir".to_string()]));
         // Now "one" re-applying a different dir does not conflict with "editor"? It does: editor owns it.
-        let err = apply(Some(&b), &json!({"metadata": {"name": "a"}, "spec": {"args": ["x"], "dir": "f"}}), &w("one"), false);
+        let err =
+            apply(Some(&b), &json!({"metadata": {"name": "a"}, "spec": {"args": ["x"], "dir": "f"}}), &w("one"), false);
         assert!(err.is_err());
     }
 }

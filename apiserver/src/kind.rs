@@ -71,7 +71,9 @@ fn native_names(kind: &str) -> (&'static [&'static str], &'static [&'static str]
     const ALL: &[&str] = &["all"];
     match kind {
         "Pod" => (&["po"], ALL, vec![("Status", "string", ".status.phase"), ("IP", "string", ".status.podIP")]),
-        "Service" => (&["svc"], ALL, vec![("Type", "string", ".spec.type"), ("Cluster-IP", "string", ".spec.clusterIP")]),
+        "Service" => {
+            (&["svc"], ALL, vec![("Type", "string", ".spec.type"), ("Cluster-IP", "string", ".spec.clusterIP")])
+        }
         "Deployment" => (
             &["deploy"],
             ALL,
@@ -154,15 +156,10 @@ impl ResourceKind {
     /// scope from [`k8s_openapi::Resource`], the schema from k8s-openapi's, kube-apiserver's short names.
     pub fn native<K>() -> Self
     where
-        K: k8s_openapi::Resource
-            + k8s_openapi::Metadata<Ty = ObjectMeta>
-            + JsonSchema
-            + Serialize
-            + DeserializeOwned,
+        K: k8s_openapi::Resource + k8s_openapi::Metadata<Ty = ObjectMeta> + JsonSchema + Serialize + DeserializeOwned,
     {
-        let mut generator = schemars::generate::SchemaSettings::openapi3()
-            .with(|s| s.meta_schema = None)
-            .into_generator();
+        let mut generator =
+            schemars::generate::SchemaSettings::openapi3().with(|s| s.meta_schema = None).into_generator();
         let reference = generator.subschema_for::<K>();
         let mut definitions = generator.take_definitions(true);
         let definition_name = K::schema_name().into_owned();
@@ -301,9 +298,7 @@ pub struct Registry {
 fn established_crd(crd: CustomResourceDefinition, now: &str) -> Value {
     let mut object = serde_json::to_value(&crd).expect("CRDs serialize");
     let stored: Vec<&str> = crd.spec.versions.iter().filter(|v| v.storage).map(|v| v.name.as_str()).collect();
-    let condition = |type_: &str, reason: &str, message: &str| {
-        serde_json::json!({"type": type_, "status": "True", "lastTransitionTime": now, "reason": reason, "message": message})
-    };
+    let condition = |type_: &str, reason: &str, message: &str| serde_json::json!({"type": type_, "status": "True", "lastTransitionTime": now, "reason": reason, "message": message});
     object["status"] = serde_json::json!({
         "acceptedNames": crd.spec.names,
         "conditions": [
@@ -338,7 +333,8 @@ impl Registry {
             "status": {"phase": "Active"},
         });
         r.seed("", "namespaces", default_namespace);
-        let now = jiff::Timestamp::now().round(jiff::Unit::Second).unwrap_or_else(|_| jiff::Timestamp::now()).to_string();
+        let now =
+            jiff::Timestamp::now().round(jiff::Unit::Second).unwrap_or_else(|_| jiff::Timestamp::now()).to_string();
         for crd in crds {
             r.seed("apiextensions.k8s.io", "customresourcedefinitions", established_crd(crd, &now));
         }
@@ -437,10 +433,19 @@ mod tests {
 
     #[test]
     fn native_kinds_from_k8s_openapi() {
-        use k8s_openapi::api::{apps::v1::Deployment, core::v1::{ConfigMap, Namespace, Pod}};
+        use k8s_openapi::api::{
+            apps::v1::Deployment,
+            core::v1::{ConfigMap, Namespace, Pod},
+        };
         let pod = ResourceKind::native::<Pod>();
         assert_eq!(
-            (pod.group.as_str(), pod.version.as_str(), pod.plural.as_str(), pod.singular.as_str(), pod.list_kind.as_str()),
+            (
+                pod.group.as_str(),
+                pod.version.as_str(),
+                pod.plural.as_str(),
+                pod.singular.as_str(),
+                pod.list_kind.as_str()
+            ),
             ("", "v1", "pods", "pod", "PodList")
         );
         assert!(pod.namespaced && pod.has_status);
@@ -469,7 +474,9 @@ mod tests {
             .unwrap();
         assert_eq!(err.field, "spec.containers");
         let ok = pod
-            .check(json!({"metadata": {"name": "a"}, "spec": {"containers": [{"name": "c", "image": "i", "bogus": 1}]}}))
+            .check(
+                json!({"metadata": {"name": "a"}, "spec": {"containers": [{"name": "c", "image": "i", "bogus": 1}]}}),
+            )
             .unwrap();
         assert_eq!(ok.unknown_fields, vec!["spec.containers.0.bogus".to_string()]);
         assert_eq!(ok.object["spec"]["containers"][0], json!({"name": "c", "image": "i"}));

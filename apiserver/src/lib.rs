@@ -104,8 +104,9 @@ fn tls() -> Result<Tls, StartError> {
     ca_params.distinguished_name.push(rcgen::DnType::CommonName, "tilt-rs CA");
     let ca = rcgen::CertifiedIssuer::self_signed(ca_params, ca_key).map_err(|e| err(&e))?;
     let key = rcgen::KeyPair::generate().map_err(|e| err(&e))?;
-    let mut params = rcgen::CertificateParams::new(vec!["localhost".to_string(), "127.0.0.1".to_string(), "::1".to_string()])
-        .map_err(|e| err(&e))?;
+    let mut params =
+        rcgen::CertificateParams::new(vec!["localhost".to_string(), "127.0.0.1".to_string(), "::1".to_string()])
+            .map_err(|e| err(&e))?;
     params.distinguished_name.push(rcgen::DnType::CommonName, "tilt-rs apiserver");
     let cert = params.signed_by(&key, &ca).map_err(|e| err(&e))?;
     let provider = Arc::new(rustls::crypto::ring::default_provider());

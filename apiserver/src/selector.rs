@@ -153,7 +153,9 @@ fn check_key(key: &str) -> Result<(), String> {
     if prefix_ok && is_name_part(name, 63) {
         Ok(())
     } else {
-        Err(format!("invalid label key {key:?}: must be a qualified name ([prefix/]name, alphanumerics, '-', '_', '.')"))
+        Err(format!(
+            "invalid label key {key:?}: must be a qualified name ([prefix/]name, alphanumerics, '-', '_', '.')"
+        ))
     }
 }
 
@@ -161,7 +163,9 @@ fn check_value(v: &str) -> Result<(), String> {
     if v.is_empty() || is_name_part(v, 63) {
         Ok(())
     } else {
-        Err(format!("invalid label value {v:?}: at most 63 alphanumerics, '-', '_' or '.', starting and ending with an alphanumeric"))
+        Err(format!(
+            "invalid label value {v:?}: at most 63 alphanumerics, '-', '_' or '.', starting and ending with an alphanumeric"
+        ))
     }
 }
 

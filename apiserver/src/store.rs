@@ -326,7 +326,8 @@ impl KindStore {
         let rv = self.clock.fetch_add(1, Ordering::SeqCst) + 1;
         object["metadata"]["resourceVersion"] = Value::String(rv.to_string());
         let json = to_json(&object);
-        let stored = Arc::new(StoredObject { name: name.to_string(), namespace: namespace.to_string(), rv, labels, json });
+        let stored =
+            Arc::new(StoredObject { name: name.to_string(), namespace: namespace.to_string(), rv, labels, json });
         state.objects.insert(key, stored.clone());
         let kind = if previous.is_some() { EventType::Modified } else { EventType::Added };
         self.record(&mut state, WatchEvent { rv, kind, object: stored.clone(), previous });

@@ -76,7 +76,8 @@ async fn crud_and_conflict_on_stale_update() {
     assert_eq!(after.metadata.generation, Some(2), "a status write does not bump generation");
 
     // A write that changes nothing keeps the resourceVersion.
-    let same = api.patch("a", &PatchParams::default(), &Patch::Merge(json!({"spec": {"args": ["pwd"]}}))).await.unwrap();
+    let same =
+        api.patch("a", &PatchParams::default(), &Patch::Merge(json!({"spec": {"args": ["pwd"]}}))).await.unwrap();
     assert_eq!(same.resource_version(), after.resource_version());
 
     api.delete("a", &DeleteParams::default()).await.unwrap();
@@ -94,14 +95,8 @@ async fn watch_replays_history_and_expires_old_versions() {
         api.create(&PostParams::default(), &cmd(&format!("w{i}"), &["x"])).await.unwrap();
     }
     api.patch("w1", &PatchParams::default(), &Patch::Merge(json!({"spec": {"args": ["y"]}}))).await.unwrap();
-    let events: Vec<_> = api
-        .watch(&WatchParams::default().timeout(1), &from)
-        .await
-        .unwrap()
-        .take(4)
-        .try_collect()
-        .await
-        .unwrap();
+    let events: Vec<_> =
+        api.watch(&WatchParams::default().timeout(1), &from).await.unwrap().take(4).try_collect().await.unwrap();
     let seen: Vec<String> = events
         .iter()
         .map(|e| match e {
@@ -209,27 +204,50 @@ async fn bad_input_gets_a_status_never_a_500() {
     let (code, body) = raw(&client, "POST", base, "application/json", "{not json").await;
     assert_eq!((code, body["kind"].as_str()), (400, Some("Status")));
 
-    let (code, body) = raw(&client, "POST", base, "application/json", r#"{"metadata":{"name":"t"},"spec":{"args":"ls"}}"#).await;
+    let (code, body) =
+        raw(&client, "POST", base, "application/json", r#"{"metadata":{"name":"t"},"spec":{"args":"ls"}}"#).await;
     assert_eq!(code, 422, "{body}");
     assert_eq!(body["reason"], "Invalid");
     assert_eq!(body["details"]["causes"][0]["field"], "spec.args");
 
-    let (code, body) =
-        raw(&client, "POST", &format!("{base}?fieldValidation=Strict"), "application/json", r#"{"metadata":{"name":"t"},"spec":{"bogus":1}}"#).await;
+    let (code, body) = raw(
+        &client,
+        "POST",
+        &format!("{base}?fieldValidation=Strict"),
+        "application/json",
+        r#"{"metadata":{"name":"t"},"spec":{"bogus":1}}"#,
+    )
+    .await;
     assert_eq!(code, 400, "{body}");
     assert!(body["message"].as_str().unwrap().contains("unknown field \"spec.bogus\""));
 
-    let (code, _) = raw(&client, "POST", base, "application/json", r#"{"apiVersion":"tilt.dev/v1alpha1","kind":"Cmd","metadata":{"name":"ok"}}"#).await;
+    let (code, _) = raw(
+        &client,
+        "POST",
+        base,
+        "application/json",
+        r#"{"apiVersion":"tilt.dev/v1alpha1","kind":"Cmd","metadata":{"name":"ok"}}"#,
+    )
+    .await;
     assert_eq!(code, 201);
-    let (code, body) = raw(&client, "DELETE", &format!("{base}/ok"), "application/json", "{\"preconditions\": 7}").await;
+    let (code, body) =
+        raw(&client, "DELETE", &format!("{base}/ok"), "application/json", "{\"preconditions\": 7}").await;
     assert_eq!((code, body["kind"].as_str()), (400, Some("Status")));
     let (code, _) = raw(&client, "DELETE", &format!("{base}/ok"), "application/json", "[[[").await;
     assert_eq!(code, 400);
     let (code, _) = raw(&client, "PATCH", &format!("{base}/ok"), "application/strategic-merge-patch+json", "{}").await;
     assert_eq!(code, 415);
-    let (code, _) = raw(&client, "PATCH", &format!("{base}/ok"), "application/json-patch+json", r#"[{"op":"test","path":"/spec/dir","value":"x"}]"#).await;
+    let (code, _) = raw(
+        &client,
+        "PATCH",
+        &format!("{base}/ok"),
+        "application/json-patch+json",
+        r#"[{"op":"test","path":"/spec/dir","value":"x"}]"#,
+    )
+    .await;
     assert_eq!(code, 422);
-    let (code, _) = raw(&client, "PUT", &format!("{base}/ok"), "application/json", r#"{"metadata":{"name":"ok"}}"#).await;
+    let (code, _) =
+        raw(&client, "PUT", &format!("{base}/ok"), "application/json", r#"{"metadata":{"name":"ok"}}"#).await;
     assert_eq!(code, 422, "an update without resourceVersion is invalid");
 
     for selector in ["labelSelector=a%20in%20b", "labelSelector=%3D%3D", "fieldSelector=spec.args%3Dx"] {
@@ -264,7 +282,8 @@ async fn server_side_apply_tracks_managers_and_conflicts() {
     let cfg = json!({"apiVersion": "tilt.dev/v1alpha1", "kind": "Cmd", "metadata": {"name": "ssa"}, "spec": {"args": ["a"], "dir": "/d"}});
     let created = api.patch("ssa", &PatchParams::apply("one"), &Patch::Apply(&cfg)).await.unwrap();
     assert_eq!(created.metadata.managed_fields.as_ref().unwrap()[0].manager.as_deref(), Some("one"));
-    let other = json!({"apiVersion": "tilt.dev/v1alpha1", "kind": "Cmd", "metadata": {"name": "ssa"}, "spec": {"args": ["b"]}});
+    let other =
+        json!({"apiVersion": "tilt.dev/v1alpha1", "kind": "Cmd", "metadata": {"name": "ssa"}, "spec": {"args": ["b"]}});
     let err = api.patch("ssa", &PatchParams::apply("two"), &Patch::Apply(&other)).await.unwrap_err();
     assert!(matches!(err, kube::Error::Api(ref s) if s.code == 409 && s.message.contains(".spec.args")), "{err:?}");
     let forced = api.patch("ssa", &PatchParams::apply("two").force(), &Patch::Apply(&other)).await.unwrap();
@@ -273,7 +292,10 @@ async fn server_side_apply_tracks_managers_and_conflicts() {
     // "one" applies again without dir: it drops the field it alone owned.
     let one_again = json!({"apiVersion": "tilt.dev/v1alpha1", "kind": "Cmd", "metadata": {"name": "ssa"}, "spec": {"env": ["A=1"]}});
     let after = api.patch("ssa", &PatchParams::apply("one"), &Patch::Apply(&one_again)).await.unwrap();
-    assert_eq!((after.spec.dir.as_str(), after.spec.args.clone(), after.spec.env.clone()), ("", vec!["b".to_string()], vec!["A=1".to_string()]));
+    assert_eq!(
+        (after.spec.dir.as_str(), after.spec.args.clone(), after.spec.env.clone()),
+        ("", vec!["b".to_string()], vec!["A=1".to_string()])
+    );
 }
 
 #[tokio::test]
@@ -335,7 +357,13 @@ async fn controller_reconciles_each_change_once() {
         })
         .await;
         if generation < 4 {
-            api.patch("ctl", &PatchParams::default(), &Patch::Merge(json!({"spec": {"args": [format!("v{generation}")]}}))).await.unwrap();
+            api.patch(
+                "ctl",
+                &PatchParams::default(),
+                &Patch::Merge(json!({"spec": {"args": [format!("v{generation}")]}})),
+            )
+            .await
+            .unwrap();
         }
     }
     // Let the watcher time out and re-watch a few times: nothing is replayed.
@@ -387,9 +415,11 @@ async fn server_side_apply_on_status_removes_fields_the_manager_stopped_sending(
     let (_server, client) = start(100).await;
     let api: Api<Cmd> = Api::all(client);
     api.create(&PostParams::default(), &cmd("st", &["x"])).await.unwrap();
-    let running = json!({"apiVersion": "tilt.dev/v1alpha1", "kind": "Cmd", "status": {"running": {"pid": 1}, "ready": true}});
+    let running =
+        json!({"apiVersion": "tilt.dev/v1alpha1", "kind": "Cmd", "status": {"running": {"pid": 1}, "ready": true}});
     api.patch_status("st", &PatchParams::apply("ctl").force(), &Patch::Apply(&running)).await.unwrap();
-    let done = json!({"apiVersion": "tilt.dev/v1alpha1", "kind": "Cmd", "status": {"terminated": {"pid": 1, "exitCode": 0}}});
+    let done =
+        json!({"apiVersion": "tilt.dev/v1alpha1", "kind": "Cmd", "status": {"terminated": {"pid": 1, "exitCode": 0}}});
     let after = api.patch_status("st", &PatchParams::apply("ctl").force(), &Patch::Apply(&done)).await.unwrap();
     let status = after.status.unwrap();
     assert!(status.running.is_none() && !status.ready, "{status:?}");

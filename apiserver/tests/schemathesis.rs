@@ -17,7 +17,10 @@ const RUNNER: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../tests/python/schem
 fn python_module(module: &str) -> bool {
     let found = Command::new("python3").args(["-c", &format!("import {module}")]).status().is_ok_and(|s| s.success());
     if !found {
-        assert!(std::env::var("CI").is_err(), "the Python package {module} is missing (pip install -r tests/requirements.txt)");
+        assert!(
+            std::env::var("CI").is_err(),
+            "the Python package {module} is missing (pip install -r tests/requirements.txt)"
+        );
         eprintln!("skipping: the Python package {module} is not installed");
     }
     found

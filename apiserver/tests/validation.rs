@@ -67,7 +67,8 @@ async fn unknown_field_warnings_stay_within_what_clients_read() {
     for i in 0..500 {
         obj[format!("f{i}")] = json!(i);
     }
-    let (code, warnings, _) = send(&client, "POST", "/apis/tilt.dev/v1alpha1/configmaps", "application/json", &obj.to_string()).await;
+    let (code, warnings, _) =
+        send(&client, "POST", "/apis/tilt.dev/v1alpha1/configmaps", "application/json", &obj.to_string()).await;
     assert_eq!(code, 201);
     assert!((1..=64).contains(&warnings), "{warnings} Warning headers");
 }

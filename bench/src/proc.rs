@@ -258,7 +258,11 @@ impl Group {
     /// Sends `first` to the leader only (`group = false`) or to the whole group, waits up to `grace` for the
     /// leader to exit, then SIGKILLs the group (whatever is left in it) and reaps the leader.
     pub async fn stop(mut self, first: i32, group: bool, grace: Duration) -> Option<std::process::ExitStatus> {
-        if group { signal_group(self.pid as i32, first) } else { signal(self.pid, first) }
+        if group {
+            signal_group(self.pid as i32, first)
+        } else {
+            signal(self.pid, first)
+        }
         let status = tokio::time::timeout(grace, self.child.wait()).await.ok().and_then(Result::ok);
         self.finish();
         match status {
@@ -312,7 +316,8 @@ pub fn cpu_seconds(pid: u32) -> Result<f64> {
     let rest = stat.rsplit_once(')').context("malformed stat")?.1;
     let fields: Vec<&str> = rest.split_whitespace().collect();
     // `rest` starts at field 3 (state); utime and stime are fields 14 and 15.
-    let ticks: u64 = fields.get(11).context("no utime")?.parse::<u64>()? + fields.get(12).context("no stime")?.parse::<u64>()?;
+    let ticks: u64 =
+        fields.get(11).context("no utime")?.parse::<u64>()? + fields.get(12).context("no stime")?.parse::<u64>()?;
     // SAFETY: sysconf has no memory effects.
     let hz = unsafe { libc::sysconf(libc::_SC_CLK_TCK) };
     Ok(ticks as f64 / if hz > 0 { hz as f64 } else { 100.0 })
@@ -336,9 +341,7 @@ pub fn inotify_watches(pid: u32) -> Result<Vec<Watch>> {
         let Ok(text) = std::fs::read_to_string(entry?.path()) else { continue };
         for line in text.lines().filter(|l| l.starts_with("inotify wd:")) {
             let field = |name: &str| {
-                line.split_whitespace()
-                    .find_map(|f| f.strip_prefix(name))
-                    .and_then(|v| u64::from_str_radix(v, 16).ok())
+                line.split_whitespace().find_map(|f| f.strip_prefix(name)).and_then(|v| u64::from_str_radix(v, 16).ok())
             };
             if let (Some(ino), Some(sdev)) = (field("ino:"), field("sdev:")) {
                 out.push(Watch { ino, sdev });

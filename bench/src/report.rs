@@ -200,7 +200,11 @@ impl Layout<'_> {
                 .map(|(i, (c, w))| {
                     let pad = w - c.chars().count();
                     // Text left, numbers right.
-                    if i == 0 || i >= n + 3 { format!("{c}{}", " ".repeat(pad)) } else { format!("{}{c}", " ".repeat(pad)) }
+                    if i == 0 || i >= n + 3 {
+                        format!("{c}{}", " ".repeat(pad))
+                    } else {
+                        format!("{}{c}", " ".repeat(pad))
+                    }
                 })
                 .collect();
             let _ = writeln!(out, "| {} |", cells.join(" | "));
@@ -239,7 +243,8 @@ mod tests {
     fn any_number_of_peers() {
         assert_eq!(format_value(Unit::Count, 1001.0), "1,001");
         assert_eq!(format_value(Unit::MegaBytes, 3.0 * 1024.0 * 1024.0), "3.0 MB");
-        let r = Row::with_peers("p50", Unit::Ms, Some(20.0), vec![Some(50.0), None, Some(2.0)], Target::RatioAtMost(0.6));
+        let r =
+            Row::with_peers("p50", Unit::Ms, Some(20.0), vec![Some(50.0), None, Some(2.0)], Target::RatioAtMost(0.6));
         assert_eq!(r.verdict(), Some(true));
         let t = Layout { peers: &["watchexec", "entr", "inotifywait"], ratio_name: "watchexec" }.render(&[r]);
         assert!(t.contains("0.40×") && t.contains("≤ 0.6× watchexec") && t.contains("PASS"), "{t}");

@@ -216,7 +216,8 @@ fn endpoint(path: &Path, url: &str) -> Result<Endpoint> {
     let text = std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
     let config: Value = serde_saphyr::from_str(&text).with_context(|| format!("parsing {}", path.display()))?;
     let token = config["users"][0]["user"]["token"].as_str().context("kubeconfig without a token")?;
-    let ca = config["clusters"][0]["cluster"]["certificate-authority-data"].as_str().context("kubeconfig without a CA")?;
+    let ca =
+        config["clusters"][0]["cluster"]["certificate-authority-data"].as_str().context("kubeconfig without a CA")?;
     let ca = base64::engine::general_purpose::STANDARD.decode(ca).context("decoding the CA")?;
     Endpoint::https(url, &String::from_utf8(ca)?, Some(token))
 }

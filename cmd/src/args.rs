@@ -61,7 +61,9 @@ fn parse_edited(text: &str) -> Result<Vec<String>> {
     let lines: Vec<&str> = text.lines().map(str::trim).filter(|l| !l.is_empty() && !l.starts_with('#')).collect();
     match lines.as_slice() {
         [line] => shlex::split(line).ok_or_else(|| anyhow::anyhow!("cannot parse {line:?}: unbalanced quotes")),
-        [] => bail!("must have exactly one non-comment line, found zero. If you want to clear the args, use `tilt args --clear`"),
+        [] => bail!(
+            "must have exactly one non-comment line, found zero. If you want to clear the args, use `tilt args --clear`"
+        ),
         _ => bail!("cannot have multiple non-comment lines"),
     }
 }

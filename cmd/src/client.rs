@@ -22,12 +22,17 @@ pub async fn connect(target: &Target) -> Result<kube::Client> {
     let (kubeconfig, context, what) = match (&target.context, target.port) {
         (Some(ctx), _) => {
             let path = kubeconfig::user_kubeconfig_path();
-            (Kubeconfig::read_from(&path).with_context(|| format!("reading {}", path.display()))?, Some(ctx.clone()), format!("context {ctx}"))
+            (
+                Kubeconfig::read_from(&path).with_context(|| format!("reading {}", path.display()))?,
+                Some(ctx.clone()),
+                format!("context {ctx}"),
+            )
         }
         (None, Some(port)) => {
             let user = kubeconfig::read_user_kubeconfig()?;
-            let ctx = kubeconfig::context_for_port(&user, port)
-                .ok_or_else(|| anyhow!("no tilt up found on port {port}: start one with `tilt up --api-port {port}`"))?;
+            let ctx = kubeconfig::context_for_port(&user, port).ok_or_else(|| {
+                anyhow!("no tilt up found on port {port}: start one with `tilt up --api-port {port}`")
+            })?;
             (serde_json::from_value(user).context("parsing the kubeconfig")?, Some(ctx), format!("port {port}"))
         }
         (None, None) => {
@@ -38,9 +43,13 @@ pub async fn connect(target: &Target) -> Result<kube::Client> {
         }
     };
     let options = KubeConfigOptions { context, ..Default::default() };
-    let config = kube::Config::from_custom_kubeconfig(kubeconfig, &options).await.with_context(|| format!("loading {what}"))?;
+    let config =
+        kube::Config::from_custom_kubeconfig(kubeconfig, &options).await.with_context(|| format!("loading {what}"))?;
     let server = config.cluster_url.to_string();
     let client = kube::Client::try_from(config)?;
-    client.apiserver_version().await.map_err(|_| anyhow!("no tilt up found at {server} ({what}): start one with `tilt up`"))?;
+    client
+        .apiserver_version()
+        .await
+        .map_err(|_| anyhow!("no tilt up found at {server} ({what}): start one with `tilt up`"))?;
     Ok(client)
 }

@@ -42,8 +42,10 @@ pub async fn doctor(args: DoctorArgs) -> Result<()> {
     }
     view::say("---");
     view::say("Docker");
-    let host =
-        std::env::var("DOCKER_HOST").ok().filter(|h| !h.is_empty()).unwrap_or_else(|| "unix:///var/run/docker.sock".into());
+    let host = std::env::var("DOCKER_HOST")
+        .ok()
+        .filter(|h| !h.is_empty())
+        .unwrap_or_else(|| "unix:///var/run/docker.sock".into());
     view::say(&format!("- Host: {host}"));
     view::say(&format!("- Daemon: {}", docker_line(&host).await));
     view::say("---");
@@ -97,11 +99,14 @@ async fn cluster_lines() -> Vec<String> {
 
 /// Whether the Docker daemon at `host` answers `/_ping`, with its version when it does.
 async fn docker_line(host: &str) -> String {
-    match tokio::time::timeout(CHECK_TIMEOUT, async { (docker_get(host, "/_ping").await, docker_get(host, "/version").await) })
-        .await
+    match tokio::time::timeout(CHECK_TIMEOUT, async {
+        (docker_get(host, "/_ping").await, docker_get(host, "/version").await)
+    })
+    .await
     {
         Ok((Ok((200, _)), version)) => {
-            let v: serde_json::Value = version.ok().and_then(|(_, body)| serde_json::from_str(&body).ok()).unwrap_or_default();
+            let v: serde_json::Value =
+                version.ok().and_then(|(_, body)| serde_json::from_str(&body).ok()).unwrap_or_default();
             format!(
                 "reachable (server {}, API {})",
                 v["Version"].as_str().unwrap_or("?"),
@@ -118,7 +123,8 @@ async fn docker_line(host: &str) -> String {
 async fn docker_get(host: &str, path: &str) -> Result<(u16, String)> {
     let request = format!("GET {path} HTTP/1.0\r\nHost: docker\r\n\r\n");
     let response = if let Some(socket) = host.strip_prefix("unix://") {
-        let stream = tokio::net::UnixStream::connect(socket).await.with_context(|| format!("connecting to {socket}"))?;
+        let stream =
+            tokio::net::UnixStream::connect(socket).await.with_context(|| format!("connecting to {socket}"))?;
         exchange(stream, &request).await?
     } else if let Some(addr) = host.strip_prefix("tcp://") {
         let stream = tokio::net::TcpStream::connect(addr).await.with_context(|| format!("connecting to {addr}"))?;
@@ -158,7 +164,9 @@ mod tests {
                 } else {
                     r#"{"Version":"27.1","ApiVersion":"1.46"}"#.to_string()
                 };
-                let _ = s.write_all(format!("HTTP/1.0 200 OK\r\nContent-Length: {}\r\n\r\n{body}", body.len()).as_bytes()).await;
+                let _ = s
+                    .write_all(format!("HTTP/1.0 200 OK\r\nContent-Length: {}\r\n\r\n{body}", body.len()).as_bytes())
+                    .await;
             }
         });
         let host = format!("unix://{}", path.display());

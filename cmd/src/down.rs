@@ -52,8 +52,12 @@ async fn wait_for_cluster_deletes(client: &kube::Client) -> Result<()> {
         }
         if tokio::time::Instant::now() >= deadline {
             let names: Vec<String> = left.iter().map(|k| k.name_any()).collect();
-            let errors: Vec<String> =
-                left.iter().filter_map(|k| k.status.as_ref()).map(|s| s.error.clone()).filter(|e| !e.is_empty()).collect();
+            let errors: Vec<String> = left
+                .iter()
+                .filter_map(|k| k.status.as_ref())
+                .map(|s| s.error.clone())
+                .filter(|e| !e.is_empty())
+                .collect();
             bail!("timed out deleting the Kubernetes objects of {} ({})", names.join(", "), errors.join("; "));
         }
         tokio::time::sleep(Duration::from_millis(100)).await;

@@ -93,8 +93,11 @@ async fn change(
     }
     let mut selected: BTreeSet<String> = names.iter().cloned().collect();
     if !labels.is_empty() {
-        let labelled: Vec<String> =
-            resources.iter().filter(|r| labels.iter().any(|l| r.labels().contains_key(l))).map(ResourceExt::name_any).collect();
+        let labelled: Vec<String> = resources
+            .iter()
+            .filter(|r| labels.iter().any(|l| r.labels().contains_key(l)))
+            .map(ResourceExt::name_any)
+            .collect();
         if labelled.is_empty() {
             bail!("no resources have the labels {labels:?}");
         }

@@ -41,20 +41,24 @@ pub fn read_user_kubeconfig() -> Result<Value> {
 /// The name of the context whose cluster server is `https://127.0.0.1:<port>`, if any.
 pub fn context_for_port(config: &Value, port: u16) -> Option<String> {
     let suffix = format!(":{port}");
-    let cluster = config["clusters"].as_array()?.iter().find(|c| {
-        c["cluster"]["server"].as_str().is_some_and(|s| s.trim_end_matches('/').ends_with(&suffix))
-    })?["name"]
+    let cluster = config["clusters"]
+        .as_array()?
+        .iter()
+        .find(|c| c["cluster"]["server"].as_str().is_some_and(|s| s.trim_end_matches('/').ends_with(&suffix)))?["name"]
         .as_str()?
         .to_string();
-    config["contexts"].as_array()?.iter().find(|c| c["context"]["cluster"] == cluster.as_str())?["name"].as_str().map(String::from)
+    config["contexts"].as_array()?.iter().find(|c| c["context"]["cluster"] == cluster.as_str())?["name"]
+        .as_str()
+        .map(String::from)
 }
 
 /// The user's kubeconfig: the first file of `$KUBECONFIG`, else `~/.kube/config`.
 pub fn user_kubeconfig_path() -> PathBuf {
     if let Some(list) = std::env::var_os("KUBECONFIG")
-        && let Some(first) = std::env::split_paths(&list).find(|p| !p.as_os_str().is_empty()) {
-            return first;
-        }
+        && let Some(first) = std::env::split_paths(&list).find(|p| !p.as_os_str().is_empty())
+    {
+        return first;
+    }
     home().join(".kube").join("config")
 }
 
@@ -115,7 +119,9 @@ fn read_kubeconfig(path: &Path) -> Result<Value> {
         Err(e) => return Err(e).with_context(|| format!("reading {}", path.display())),
     };
     if text.trim().is_empty() {
-        return Ok(json!({"apiVersion": "v1", "kind": "Config", "clusters": [], "users": [], "contexts": [], "preferences": {}}));
+        return Ok(
+            json!({"apiVersion": "v1", "kind": "Config", "clusters": [], "users": [], "contexts": [], "preferences": {}}),
+        );
     }
     let v: Value = serde_saphyr::from_str(&text).with_context(|| format!("{} is not valid YAML", path.display()))?;
     if !v.is_object() {

@@ -39,7 +39,9 @@ fn parse_query(query: Option<&str>) -> Result<Query, ApiError> {
     for (k, v) in form_urlencoded::parse(query.unwrap_or_default().as_bytes()) {
         match k.as_ref() {
             "resource" => q.resources.extend(v.split(',').filter(|s| !s.is_empty()).map(String::from)),
-            "tail" => q.tail = Some(v.parse().map_err(|_| ApiError::bad_request(format!("tail: not a number: {v:?}")))?),
+            "tail" => {
+                q.tail = Some(v.parse().map_err(|_| ApiError::bad_request(format!("tail: not a number: {v:?}")))?)
+            }
             "after" => q.after = v.parse().map_err(|_| ApiError::bad_request(format!("after: not a number: {v:?}")))?,
             "follow" => q.follow = matches!(v.as_ref(), "true" | "1"),
             "since" => {
@@ -47,7 +49,8 @@ fn parse_query(query: Option<&str>) -> Result<Query, ApiError> {
                     Ok(t) => t,
                     Err(_) => {
                         let d = parse_duration(&v).map_err(ApiError::bad_request)?;
-                        Timestamp::now() - jiff::SignedDuration::try_from(d).map_err(|e| ApiError::bad_request(e.to_string()))?
+                        Timestamp::now()
+                            - jiff::SignedDuration::try_from(d).map_err(|e| ApiError::bad_request(e.to_string()))?
                     }
                 };
                 q.since = Some(t);
@@ -118,7 +121,8 @@ pub fn endpoint(store: Arc<LogStore>) -> Endpoint {
             });
             let mut resp = http::Response::new(BodyExt::boxed_unsync(StreamBody::new(stream)));
             *resp.status_mut() = StatusCode::OK;
-            resp.headers_mut().insert(http::header::CONTENT_TYPE, http::HeaderValue::from_static("application/x-ndjson"));
+            resp.headers_mut()
+                .insert(http::header::CONTENT_TYPE, http::HeaderValue::from_static("application/x-ndjson"));
             resp
         })
     })

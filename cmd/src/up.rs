@@ -10,15 +10,15 @@ use std::time::Duration;
 use anyhow::{Context, Result};
 use futures::StreamExt;
 use kube::api::{Api, Patch, PatchParams};
-use kube::runtime::{WatchStreamExt, watcher};
 use kube::config::{KubeConfigOptions, Kubeconfig};
+use kube::runtime::{WatchStreamExt, watcher};
 use tilt_apis::{ExitCondition, Session, SessionSpec, Tiltfile, TiltfileSpec};
 use tilt_apiserver::{ApiServer, Config, Registry};
 use tilt_controllers::Services;
 use tilt_controllers::cluster::{ClusterConfig, ClusterConnection};
-use tilt_controllers::dockerimage::DockerConfig;
 use tilt_controllers::cmd::CmdConfig;
 use tilt_controllers::cmd::reaper::Reaper;
+use tilt_controllers::dockerimage::DockerConfig;
 use tilt_controllers::filewatch::FileWatchConfig;
 use tilt_controllers::logs::LogStore;
 use tilt_controllers::session::SESSION_NAME;
@@ -74,7 +74,9 @@ pub fn parse_duration(s: &str) -> Result<Duration, String> {
         return Ok(Duration::from_secs(secs));
     }
     let span: jiff::Span = s.parse().map_err(|e| format!("invalid duration {s:?}: {e}"))?;
-    let signed = span.to_duration(jiff::SpanRelativeTo::days_are_24_hours()).map_err(|e| format!("invalid duration {s:?}: {e}"))?;
+    let signed = span
+        .to_duration(jiff::SpanRelativeTo::days_are_24_hours())
+        .map_err(|e| format!("invalid duration {s:?}: {e}"))?;
     Duration::try_from(signed).map_err(|_| format!("invalid duration {s:?}: must be positive"))
 }
 
@@ -167,7 +169,9 @@ async fn run(args: RunArgs, exit: ExitCondition, timeout: Option<Duration>, stat
     // Writing the kubeconfigs waits (up to 5 s) for another writer's lock: not on the async threads.
     let (own, user) = {
         let tilt_config = tilt_config.clone();
-        tokio::task::spawn_blocking(move || kubeconfig::install(&tilt_config)).await.context("writing the kubeconfig")??
+        tokio::task::spawn_blocking(move || kubeconfig::install(&tilt_config))
+            .await
+            .context("writing the kubeconfig")??
     };
     view::say(&format!(
         "tilt-rs API server on {} (kubectl --context {context}; kubeconfig {}, merged into {})",

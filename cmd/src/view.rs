@@ -77,7 +77,8 @@ pub fn summary(r: &UIResource) -> String {
 /// Prints a status line whenever a resource's summary changes.
 pub async fn print_resources(client: Client) {
     let mut last: HashMap<String, String> = HashMap::new();
-    let mut events = watcher(Api::<UIResource>::all(client), watcher::Config::default()).default_backoff().applied_objects().boxed();
+    let mut events =
+        watcher(Api::<UIResource>::all(client), watcher::Config::default()).default_backoff().applied_objects().boxed();
     while let Some(event) = events.next().await {
         if let Ok(r) = event {
             let line = summary(&r);

@@ -35,20 +35,12 @@ pub(crate) fn load(opts: &LoadOptions) -> Result<Loaded, LoadError> {
         let cwd = std::env::current_dir().unwrap_or_else(|_| PathBuf::from("/"));
         abs_path_in(&cwd, &opts.path.to_string_lossy())
     };
-    let state = TiltfileState::new(
-        main_path.clone(),
-        opts.args.clone(),
-        builtins::globals(&main_path),
-    );
+    let state = TiltfileState::new(main_path.clone(), opts.args.clone(), builtins::globals(&main_path));
     let result = eval_file(&state, &main_path);
     // Drop the frozen modules before assembling: nothing Starlark is needed any more.
     let recorded = state.take();
     if let Err(err) = result {
-        return Err(LoadError {
-            message: format_error(&err),
-            files: recorded.files,
-            output: recorded.output,
-        });
+        return Err(LoadError { message: format_error(&err), files: recorded.files, output: recorded.output });
     }
     assemble::assemble(&state, recorded)
 }
@@ -63,26 +55,16 @@ fn format_error(err: &starlark::Error) -> String {
 fn eval_file(state: &TiltfileState, path: &Path) -> starlark::Result<FrozenModule> {
     // Watch it even when it is missing, so that creating it re-runs the evaluation.
     state.record_file(path);
-    let source = std::fs::read_to_string(path).map_err(|e| {
-        starlark::Error::new_other(anyhow::anyhow!(
-            "cannot read Tiltfile {}: {e}",
-            path.display()
-        ))
-    })?;
+    let source = std::fs::read_to_string(path)
+        .map_err(|e| starlark::Error::new_other(anyhow::anyhow!("cannot read Tiltfile {}: {e}", path.display())))?;
     let ast = AstModule::parse(&path.to_string_lossy(), source, &dialect())?;
     let loader = Loader { state };
 
     state.rec().exec_stack.push(path.to_path_buf());
     let result = Module::with_temp_heap(|module| -> starlark::Result<FrozenModule> {
-        module.set(
-            "__file__",
-            module.heap().alloc(path.to_string_lossy().as_ref()),
-        );
+        module.set("__file__", module.heap().alloc(path.to_string_lossy().as_ref()));
         let is_main = state.rec().exec_stack.len() == 1;
-        module.set(
-            "__name__",
-            module.heap().alloc(if is_main { "__main__" } else { "" }),
-        );
+        module.set("__name__", module.heap().alloc(if is_main { "__main__" } else { "" }));
         {
             let mut eval = Evaluator::new(&module);
             eval.extra = Some(state);
@@ -110,28 +92,20 @@ impl FileLoader for Loader<'_> {
             )));
         }
         if path.contains("://") {
-            return Err(other_error(format!(
-                "cannot load {path:?}: only local paths can be loaded"
-            )));
+            return Err(other_error(format!("cannot load {path:?}: only local paths can be loaded")));
         }
         let abs = self.state.abs_path(path);
         if let Some(module) = self.state.rec().modules.get(&abs) {
             return Ok(module.clone());
         }
         if self.state.rec().exec_stack.contains(&abs) {
-            return Err(other_error(format!(
-                "cycle in load(): {} loads itself",
-                abs.display()
-            )));
+            return Err(other_error(format!("cycle in load(): {} loads itself", abs.display())));
         }
         if !abs.is_file() {
             // Watch it anyway (also in a directory that does not exist yet), so creating it re-runs the
             // Tiltfile.
             self.state.record_file(&abs);
-            return Err(other_error(format!(
-                "cannot load {path:?}: {} does not exist",
-                abs.display()
-            )));
+            return Err(other_error(format!("cannot load {path:?}: {} does not exist", abs.display())));
         }
         // Re-raise as an error of the load statement, so the traceback also names the loading file.
         let module = eval_file(self.state, &abs)

@@ -116,26 +116,15 @@ pub(crate) struct LocalResource {
 impl TiltfileState {
     /// Creates the state for evaluating the Tiltfile at `main_path` (absolute) with `args`.
     pub fn new(main_path: PathBuf, args: Vec<String>, globals: Globals) -> Self {
-        let main_dir = main_path
-            .parent()
-            .map(Path::to_path_buf)
-            .unwrap_or_else(|| PathBuf::from("/"));
-        TiltfileState {
-            main_path,
-            main_dir,
-            args,
-            globals,
-            inner: RefCell::new(Recorded::default()),
-        }
+        let main_dir = main_path.parent().map(Path::to_path_buf).unwrap_or_else(|| PathBuf::from("/"));
+        TiltfileState { main_path, main_dir, args, globals, inner: RefCell::new(Recorded::default()) }
     }
 
     /// The state of the evaluation `eval` belongs to.
     pub fn from_eval<'a>(eval: &Evaluator<'_, 'a, '_>) -> anyhow::Result<&'a TiltfileState> {
         eval.extra
             .and_then(|extra| extra.downcast_ref::<TiltfileState>())
-            .ok_or_else(|| {
-                anyhow::anyhow!("internal error: Tiltfile state missing from the evaluator")
-            })
+            .ok_or_else(|| anyhow::anyhow!("internal error: Tiltfile state missing from the evaluator"))
     }
 
     /// Mutable access to what has been recorded. Do not hold it across a call back into Starlark.
@@ -168,20 +157,13 @@ impl TiltfileState {
 
     /// The file whose top level is running (the main Tiltfile unless a `load()` is in progress).
     pub fn current_file(&self) -> PathBuf {
-        self.inner
-            .borrow()
-            .exec_stack
-            .last()
-            .cloned()
-            .unwrap_or_else(|| self.main_path.clone())
+        self.inner.borrow().exec_stack.last().cloned().unwrap_or_else(|| self.main_path.clone())
     }
 
     /// The directory relative paths resolve against: that of [`current_file`](Self::current_file).
     pub fn current_dir(&self) -> PathBuf {
         let file = self.current_file();
-        file.parent()
-            .map(Path::to_path_buf)
-            .unwrap_or_else(|| self.main_dir.clone())
+        file.parent().map(Path::to_path_buf).unwrap_or_else(|| self.main_dir.clone())
     }
 
     /// `path` made absolute against [`current_dir`](Self::current_dir) and cleaned of `.` and `..`.
@@ -194,12 +176,8 @@ impl TiltfileState {
     /// so creating it re-runs the Tiltfile.
     pub fn read_file(&self, path: &Path) -> std::io::Result<String> {
         let result = std::fs::read_to_string(path);
-        let absent = |e: &std::io::Error| {
-            matches!(
-                e.kind(),
-                std::io::ErrorKind::NotFound | std::io::ErrorKind::NotADirectory
-            )
-        };
+        let absent =
+            |e: &std::io::Error| matches!(e.kind(), std::io::ErrorKind::NotFound | std::io::ErrorKind::NotADirectory);
         if result.as_ref().map_or_else(absent, |_| true) {
             self.record_file(path);
         }
@@ -217,11 +195,7 @@ impl starlark::PrintHandler for TiltfileState {
 /// `path` made absolute against `base` and cleaned of `.` and `..` components (lexically, like Go's
 /// `filepath.Join`).
 pub(crate) fn abs_path_in(base: &Path, path: &str) -> PathBuf {
-    let joined = if Path::new(path).is_absolute() {
-        PathBuf::from(path)
-    } else {
-        base.join(path)
-    };
+    let joined = if Path::new(path).is_absolute() { PathBuf::from(path) } else { base.join(path) };
     clean_path(&joined)
 }
 

@@ -49,16 +49,12 @@ impl<'v> StarlarkValue<'v> for Blob {
 
     fn add(&self, rhs: Value<'v>, heap: Heap<'v>) -> Option<starlark::Result<Value<'v>>> {
         let rhs = text_of(rhs)?;
-        Some(Ok(heap.alloc(Blob {
-            text: format!("{}{}", self.text, rhs),
-        })))
+        Some(Ok(heap.alloc(Blob { text: format!("{}{}", self.text, rhs) })))
     }
 
     fn radd(&self, lhs: Value<'v>, heap: Heap<'v>) -> Option<starlark::Result<Value<'v>>> {
         let lhs = lhs.unpack_str()?;
-        Some(Ok(heap.alloc(Blob {
-            text: format!("{lhs}{}", self.text),
-        })))
+        Some(Ok(heap.alloc(Blob { text: format!("{lhs}{}", self.text) })))
     }
 }
 
@@ -87,9 +83,7 @@ impl fmt::Display for TriggerModeValue {
 #[starlark_value(type = "trigger_mode")]
 impl<'v> StarlarkValue<'v> for TriggerModeValue {
     fn equals(&self, other: Value<'v>) -> starlark::Result<bool> {
-        Ok(other
-            .downcast_ref::<TriggerModeValue>()
-            .is_some_and(|o| o.0 == self.0))
+        Ok(other.downcast_ref::<TriggerModeValue>().is_some_and(|o| o.0 == self.0))
     }
 }
 
@@ -138,18 +132,9 @@ impl<'v> StarlarkValue<'v> for ProbeValue {
             "period_secs" => heap.alloc(p.period_seconds.unwrap_or_default()),
             "success_threshold" => heap.alloc(p.success_threshold.unwrap_or_default()),
             "failure_threshold" => heap.alloc(p.failure_threshold.unwrap_or_default()),
-            "exec" => p
-                .exec
-                .clone()
-                .map_or(Value::new_none(), |a| heap.alloc(ExecActionValue(a))),
-            "http_get" => p
-                .http_get
-                .clone()
-                .map_or(Value::new_none(), |a| heap.alloc(HttpGetActionValue(a))),
-            "tcp_socket" => p
-                .tcp_socket
-                .clone()
-                .map_or(Value::new_none(), |a| heap.alloc(TcpSocketActionValue(a))),
+            "exec" => p.exec.clone().map_or(Value::new_none(), |a| heap.alloc(ExecActionValue(a))),
+            "http_get" => p.http_get.clone().map_or(Value::new_none(), |a| heap.alloc(HttpGetActionValue(a))),
+            "tcp_socket" => p.tcp_socket.clone().map_or(Value::new_none(), |a| heap.alloc(TcpSocketActionValue(a))),
             _ => return None,
         })
     }
@@ -200,11 +185,7 @@ starlark_simple_value!(HttpGetActionValue);
 impl fmt::Display for HttpGetActionValue {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let a = &self.0;
-        write!(
-            f,
-            "http_get_action(port={}, host={:?}, scheme={:?}, path={:?})",
-            a.port, a.host, a.scheme, a.path
-        )
+        write!(f, "http_get_action(port={}, host={:?}, scheme={:?}, path={:?})", a.port, a.host, a.scheme, a.path)
     }
 }
 
@@ -222,9 +203,7 @@ impl<'v> StarlarkValue<'v> for HttpGetActionValue {
     }
 
     fn dir_attr(&self) -> Vec<String> {
-        ["host", "path", "port", "scheme"]
-            .map(String::from)
-            .to_vec()
+        ["host", "path", "port", "scheme"].map(String::from).to_vec()
     }
 }
 
@@ -235,11 +214,7 @@ starlark_simple_value!(TcpSocketActionValue);
 
 impl fmt::Display for TcpSocketActionValue {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(
-            f,
-            "tcp_socket_action(port={}, host={:?})",
-            self.0.port, self.0.host
-        )
+        write!(f, "tcp_socket_action(port={}, host={:?})", self.0.port, self.0.host)
     }
 }
 
@@ -266,11 +241,7 @@ starlark_simple_value!(PortForwardValue);
 impl fmt::Display for PortForwardValue {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let p = &self.0;
-        write!(
-            f,
-            "port_forward(local_port={}, container_port={}, name={:?})",
-            p.local_port, p.container_port, p.name
-        )
+        write!(f, "port_forward(local_port={}, container_port={}, name={:?})", p.local_port, p.container_port, p.name)
     }
 }
 

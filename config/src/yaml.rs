@@ -55,19 +55,13 @@ mod tests {
         let out = to_yaml(&v).unwrap();
         assert_eq!(parse_one(&out).unwrap(), v, "{out}");
         for word in ["yes", "on"] {
-            assert!(
-                !out.contains(&format!(": {word}\n")),
-                "{word} must be quoted for YAML 1.1 readers: {out}"
-            );
+            assert!(!out.contains(&format!(": {word}\n")), "{word} must be quoted for YAML 1.1 readers: {out}");
         }
     }
 
     #[test]
     fn yaml_1_1_booleans_like_go_yaml_v2() {
-        assert_eq!(
-            parse_one("[y, yes, on, off, 'y']").unwrap(),
-            json!([true, true, true, false, "y"])
-        );
+        assert_eq!(parse_one("[y, yes, on, off, 'y']").unwrap(), json!([true, true, true, false, "y"]));
     }
 
     #[test]

@@ -30,14 +30,7 @@ print(__name__, __file__.endswith('Tiltfile'))
     );
     assert_eq!(
         out,
-        vec![
-            "hello world",
-            r#"["n0", "n2"] 16 4"#,
-            "1 x",
-            r#"{"k":[1,2]}"#,
-            "2 blob y ab cd",
-            "__main__ True",
-        ]
+        vec!["hello world", r#"["n0", "n2"] 16 4"#, "1 x", r#"{"k":[1,2]}"#, "2 blob y ab cd", "__main__ True",]
     );
 }
 
@@ -92,27 +85,9 @@ print(value)
     p.write("e.yaml", "a: 1\n---\nb: 2\n---\n");
     p.write("lib/l.star", "value = str(read_file('../a.txt'))\n");
     let loaded = p.load();
-    assert_eq!(
-        loaded.output,
-        vec![
-            "contents of a",
-            "dflt",
-            "2.5 {\"d\": 1}",
-            "[1, 2] None",
-            "2 []",
-            "contents of a"
-        ]
-    );
-    let rel: Vec<String> = loaded
-        .files
-        .iter()
-        .map(|f| {
-            f.strip_prefix(p.dir())
-                .unwrap()
-                .to_string_lossy()
-                .into_owned()
-        })
-        .collect();
+    assert_eq!(loaded.output, vec!["contents of a", "dflt", "2.5 {\"d\": 1}", "[1, 2] None", "2 []", "contents of a"]);
+    let rel: Vec<String> =
+        loaded.files.iter().map(|f| f.strip_prefix(p.dir()).unwrap().to_string_lossy().into_owned()).collect();
     assert_eq!(
         rel,
         vec![
@@ -154,11 +129,7 @@ print(decode_json('[1, {"x": null}]'))
 "#,
     );
     assert_eq!(out[0], "blob");
-    assert!(
-        out[1].contains("a: 'yes'") || out[1].contains("a: \"yes\""),
-        "{}",
-        out[1]
-    );
+    assert!(out[1].contains("a: 'yes'") || out[1].contains("a: \"yes\""), "{}", out[1]);
     assert!(out[1].contains("- 2.5"), "{}", out[1]);
     assert_eq!(out[2], "True");
     assert_eq!(out[3], r#"[{"a": 1}, {"b": 2}]"#);
@@ -172,10 +143,7 @@ fn decode_errors() {
     for (t, wanted) in [
         ("decode_json('{')", "error parsing JSON"),
         ("decode_yaml('a: [')", "error parsing YAML"),
-        (
-            "decode_yaml('a: 1\\n---\\nb: 2\\n')",
-            "expected one YAML document",
-        ),
+        ("decode_yaml('a: 1\\n---\\nb: 2\\n')", "expected one YAML document"),
         ("encode_json(lambda x: x)", "cannot convert"),
     ] {
         let err = Project::with_tiltfile(t).load_err();
@@ -229,19 +197,9 @@ print(sorted(cfg.keys()))
 print(cfg.get('to-run'), cfg.get('env'), cfg.get('debug'), cfg.get('extra'), cfg.get('from-file'))
 "#,
     );
-    p.write(
-        "tilt_config.json",
-        r#"{"from-file": "file-value", "env": "overridden"}"#,
-    );
+    p.write("tilt_config.json", r#"{"from-file": "file-value", "env": "overridden"}"#);
     let loaded = p
-        .load_args(&[
-            "frontend",
-            "--env",
-            "prod",
-            "backend",
-            "--debug",
-            r#"--extra={"n": 1}"#,
-        ])
+        .load_args(&["frontend", "--env", "prod", "backend", "--debug", r#"--extra={"n": 1}"#])
         .unwrap_or_else(|e| panic!("{}", e.message));
     assert_eq!(
         loaded.output,
@@ -259,41 +217,20 @@ fn config_parse_with_no_args_returns_only_given_settings() {
         "config.define_string('env')\ncfg = config.parse()\nprint(cfg, cfg.get('env', 'dev'))\n",
     );
     assert_eq!(p.load().output, vec!["{} dev"]);
-    assert!(
-        p.load().files.contains(&p.path("tilt_config.json")),
-        "watched so that creating it reloads"
-    );
+    assert!(p.load().files.contains(&p.path("tilt_config.json")), "watched so that creating it reloads");
 }
 
 #[test]
 fn config_errors() {
     let p = Project::with_tiltfile("config.define_string('env')\nconfig.parse()\n");
     let err = p.load_args(&["--nope"]).unwrap_err();
-    assert!(
-        err.message
-            .contains("invalid Tiltfile config args: unknown flag: --nope"),
-        "{}",
-        err.message
-    );
+    assert!(err.message.contains("invalid Tiltfile config args: unknown flag: --nope"), "{}", err.message);
     let err = p.load_args(&["positional"]).unwrap_err();
-    assert!(
-        err.message.contains("none were expected"),
-        "{}",
-        err.message
-    );
+    assert!(err.message.contains("none were expected"), "{}", err.message);
     for (t, wanted) in [
-        (
-            "config.define_string('a')\nconfig.define_string('a')",
-            "defined multiple times",
-        ),
-        (
-            "config.define_string('a', args=True)\nconfig.define_bool('b', args=True)",
-            "positional args",
-        ),
-        (
-            "config.parse()\nconfig.define_string('a')",
-            "cannot be called after config.parse",
-        ),
+        ("config.define_string('a')\nconfig.define_string('a')", "defined multiple times"),
+        ("config.define_string('a', args=True)\nconfig.define_bool('b', args=True)", "positional args"),
+        ("config.parse()\nconfig.define_string('a')", "cannot be called after config.parse"),
         ("config.define_string('a', usage='x', bogus=1)", "bogus"),
     ] {
         let err = Project::with_tiltfile(t).load_err();
@@ -311,29 +248,19 @@ print(greet('x'), g2('y'), CONST)
 include('./sub/Tiltfile')
 "#,
     );
-    p.write("lib/a.star", "load('./b.star', 'suffix')\nprint('loading a')\nCONST = 42\ndef greet(n):\n    return 'hi ' + n + suffix\n");
-    p.write("lib/b.star", "suffix = '!'\n");
     p.write(
-        "sub/Tiltfile",
-        "local_resource('sub', 'ls', deps=['.'])\nprint(os.getcwd().endswith('/sub'))\n",
+        "lib/a.star",
+        "load('./b.star', 'suffix')\nprint('loading a')\nCONST = 42\ndef greet(n):\n    return 'hi ' + n + suffix\n",
     );
+    p.write("lib/b.star", "suffix = '!'\n");
+    p.write("sub/Tiltfile", "local_resource('sub', 'ls', deps=['.'])\nprint(os.getcwd().endswith('/sub'))\n");
     let loaded = p.load();
     assert_eq!(loaded.output, vec!["loading a", "hi x! hi y! 42", "True"]);
     assert_eq!(loaded.resources, vec!["sub"]);
-    assert_eq!(
-        find(&loaded, "Cmd", "sub:update")["spec"]["dir"],
-        json!(s(&p.path("sub")))
-    );
-    assert_eq!(
-        find(&loaded, "FileWatch", "local:sub")["spec"]["watchedPaths"],
-        json!([s(&p.path("sub"))])
-    );
+    assert_eq!(find(&loaded, "Cmd", "sub:update")["spec"]["dir"], json!(s(&p.path("sub"))));
+    assert_eq!(find(&loaded, "FileWatch", "local:sub")["spec"]["watchedPaths"], json!([s(&p.path("sub"))]));
     for f in ["Tiltfile", "lib/a.star", "lib/b.star", "sub/Tiltfile"] {
-        assert!(
-            loaded.files.contains(&p.path(f)),
-            "{f} in {:?}",
-            loaded.files
-        );
+        assert!(loaded.files.contains(&p.path(f)), "{f} in {:?}", loaded.files);
     }
 }
 
@@ -379,22 +306,14 @@ watch_file('later/trigger.txt')
         "values/dev/values.yaml",
         "later/trigger.txt",
     ] {
-        assert!(
-            loaded.files.contains(&p.path(f)),
-            "{f} in {:?}",
-            loaded.files
-        );
+        assert!(loaded.files.contains(&p.path(f)), "{f} in {:?}", loaded.files);
     }
 
     // A load() of a file in a missing directory fails the Tiltfile, and creating it re-runs it.
     let p = Project::with_tiltfile("load('./lib/missing/defs.star', 'x')\n");
     let err = p.load_err();
     assert!(err.message.contains("does not exist"), "{}", err.message);
-    assert!(
-        err.files.contains(&p.path("lib/missing/defs.star")),
-        "{:?}",
-        err.files
-    );
+    assert!(err.files.contains(&p.path("lib/missing/defs.star")), "{:?}", err.files);
 }
 
 #[test]
@@ -410,28 +329,14 @@ t = tcp_socket_action(port=5432)
 print(t.port, t.host == '')
 "#,
     );
-    assert_eq!(
-        out,
-        vec![
-            "2 1 10 1 3",
-            r#"["pg_isready"] None probe"#,
-            "8080 127.0.0.1 https /ready",
-            "5432 True"
-        ]
-    );
+    assert_eq!(out, vec!["2 1 10 1 3", r#"["pg_isready"] None probe"#, "8080 127.0.0.1 https /ready", "5432 True"]);
     for (t, wanted) in [
         ("probe()", "exactly one of exec"),
-        (
-            "probe(exec=exec_action(['a']), tcp_socket=tcp_socket_action(1))",
-            "exactly one of exec",
-        ),
+        ("probe(exec=exec_action(['a']), tcp_socket=tcp_socket_action(1))", "exactly one of exec"),
         ("probe(exec='ls')", "must be an exec_action()"),
         ("http_get_action(0)", "port must be"),
         ("http_get_action(80, scheme='ftp')", "scheme"),
-        (
-            "probe(period_secs=-1, exec=exec_action(['a']))",
-            "period_secs",
-        ),
+        ("probe(period_secs=-1, exec=exec_action(['a']))", "period_secs"),
     ] {
         let err = Project::with_tiltfile(t).load_err();
         assert!(err.message.contains(wanted), "{t}: {}", err.message);
@@ -469,19 +374,13 @@ local_resource('r', 'true', deps=['d'])
     p.write("d/sub/c.txt", "");
     p.write(".tiltignore", "# comment\n\ntmp/\n");
     let loaded = p.load();
-    assert_eq!(
-        loaded.output,
-        vec![r#"["a.txt", "b.txt"]"#, r#"["a.txt", "b.txt", "c.txt"]"#]
-    );
+    assert_eq!(loaded.output, vec![r#"["a.txt", "b.txt"]"#, r#"["a.txt", "b.txt", "c.txt"]"#]);
     assert_eq!(
         find(&loaded, "FileWatch", "local:r")["spec"]["ignores"],
         json!([{"basePath": s(&p.dir()), "patterns": ["tmp/", "*.log"]}])
     );
     assert!(loaded.files.contains(&p.path(".tiltignore")));
-    assert!(
-        loaded.files.contains(&p.path("d")),
-        "recursive listdir watches the directory"
-    );
+    assert!(loaded.files.contains(&p.path("d")), "recursive listdir watches the directory");
 }
 
 #[test]
@@ -510,7 +409,6 @@ fn print_goes_to_output_in_order() {
 
 #[test]
 fn recursion_is_allowed() {
-    let out =
-        eval_output("def fact(n):\n    return 1 if n <= 1 else n * fact(n - 1)\nprint(fact(10))\n");
+    let out = eval_output("def fact(n):\n    return 1 if n <= 1 else n * fact(n - 1)\nprint(fact(10))\n");
     assert_eq!(out, vec!["3628800"]);
 }

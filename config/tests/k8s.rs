@@ -95,44 +95,20 @@ docker_build('gcr.io/proj/frontend', 'frontend', build_args={'MODE': 'dev', 'EMP
 
     let ka = find(&loaded, "KubernetesApply", "frontend");
     assert_eq!(ka["metadata"]["labels"]["tilt.dev/resource"], "frontend");
-    assert_eq!(
-        ka["metadata"]["annotations"]["tilt.dev/resource"],
-        "frontend"
-    );
+    assert_eq!(ka["metadata"]["annotations"]["tilt.dev/resource"], "frontend");
     assert_eq!(ka["spec"]["imageMaps"], json!(["gcr.io_proj_frontend"]));
     assert_eq!(ka["spec"]["cluster"], "default");
-    assert_eq!(
-        ka["spec"]["restartOn"],
-        json!({"uiButtons": ["frontend:trigger"]})
-    );
+    assert_eq!(ka["spec"]["restartOn"], json!({"uiButtons": ["frontend:trigger"]}));
     let applied = docs(ka["spec"]["yaml"].as_str().unwrap());
     let all = docs(APP_YAML);
-    assert_eq!(
-        applied,
-        vec![all[1].clone(), all[0].clone()],
-        "Service before Deployment"
-    );
+    assert_eq!(applied, vec![all[1].clone(), all[0].clone()], "Service before Deployment");
 
-    let uncategorized = docs(
-        find(&loaded, "KubernetesApply", "uncategorized")["spec"]["yaml"]
-            .as_str()
-            .unwrap(),
-    );
+    let uncategorized = docs(find(&loaded, "KubernetesApply", "uncategorized")["spec"]["yaml"].as_str().unwrap());
     assert_eq!(uncategorized, vec![all[2].clone()]);
-    assert_eq!(
-        uncategorized[0]["data"]["answer"], "yes",
-        "ambiguous strings survive the YAML round trip"
-    );
-    assert!(
-        find(&loaded, "KubernetesApply", "redis")["spec"]
-            .get("imageMaps")
-            .is_none()
-    );
+    assert_eq!(uncategorized[0]["data"]["answer"], "yes", "ambiguous strings survive the YAML round trip");
+    assert!(find(&loaded, "KubernetesApply", "redis")["spec"].get("imageMaps").is_none());
 
-    assert_eq!(
-        find(&loaded, "ImageMap", "gcr.io_proj_frontend")["spec"],
-        json!({"selector": "gcr.io/proj/frontend"})
-    );
+    assert_eq!(find(&loaded, "ImageMap", "gcr.io_proj_frontend")["spec"], json!({"selector": "gcr.io/proj/frontend"}));
     let context_ignores = json!([
         {"basePath": format!("{dir}/Tiltfile")},
         {"basePath": ctx, "patterns": ["node_modules", "*.md"]},
@@ -158,12 +134,7 @@ docker_build('gcr.io/proj/frontend', 'frontend', build_args={'MODE': 'dev', 'EMP
         find(&loaded, "FileWatch", "image:gcr.io_proj_frontend")["spec"],
         json!({"watchedPaths": [ctx], "ignores": watch_ignores})
     );
-    for f in [
-        "Tiltfile",
-        "app.yaml",
-        "frontend/Dockerfile",
-        "frontend/.dockerignore",
-    ] {
+    for f in ["Tiltfile", "app.yaml", "frontend/Dockerfile", "frontend/.dockerignore"] {
         assert!(loaded.files.contains(&p.path(f)), "{f}");
     }
 }
@@ -191,8 +162,7 @@ k8s_resource('redis', port_forwards=6379)
     assert_eq!(notes["tilt.dev/trigger-mode"], "manual");
     assert_eq!(notes["tilt.dev/auto-init"], "false");
     assert_eq!(notes["tilt.dev/resource-deps"], r#"["redis"]"#);
-    let forwards: Value =
-        serde_json::from_str(notes["tilt.dev/port-forwards"].as_str().unwrap()).unwrap();
+    let forwards: Value = serde_json::from_str(notes["tilt.dev/port-forwards"].as_str().unwrap()).unwrap();
     let expected = json!([
         {"localPort": 8000, "containerPort": 8080, "host": ""},
         {"localPort": 9000, "containerPort": 0, "host": ""},
@@ -208,11 +178,7 @@ k8s_resource('redis', port_forwards=6379)
         json!({"extraSelectors": [{"matchLabels": {"app": "frontend"}}]})
     );
     assert_eq!(ka["metadata"]["labels"]["frontend"], "frontend");
-    let config = docs(
-        find(&loaded, "KubernetesApply", "config")["spec"]["yaml"]
-            .as_str()
-            .unwrap(),
-    );
+    let config = docs(find(&loaded, "KubernetesApply", "config")["spec"]["yaml"].as_str().unwrap());
     assert_eq!(config[0]["metadata"]["name"], "settings");
 }
 
@@ -242,10 +208,7 @@ spec: {containers: [{name: c, image: busybox}]}
     let p = Project::with_tiltfile("k8s_yaml('a.yaml')\n");
     p.write("a.yaml", yaml);
     let loaded = p.load();
-    assert_eq!(
-        loaded.resources,
-        vec!["web:deployment:a", "web:deployment:b", "web:job", "solo"]
-    );
+    assert_eq!(loaded.resources, vec!["web:deployment:a", "web:deployment:b", "web:job", "solo"]);
 }
 
 #[test]
@@ -256,30 +219,14 @@ k8s_yaml(['a.yaml', local('cat b.yaml', quiet=True)])
 k8s_yaml(encode_yaml({'apiVersion': 'v1', 'kind': 'Secret', 'metadata': {'name': 's'}}))
 "#,
     );
-    p.write(
-        "a.yaml",
-        "apiVersion: v1\nkind: ConfigMap\nmetadata: {name: a}\n",
-    );
-    p.write(
-        "b.yaml",
-        "apiVersion: v1\nkind: ConfigMap\nmetadata: {name: b}\n",
-    );
+    p.write("a.yaml", "apiVersion: v1\nkind: ConfigMap\nmetadata: {name: a}\n");
+    p.write("b.yaml", "apiVersion: v1\nkind: ConfigMap\nmetadata: {name: b}\n");
     let loaded = p.load();
-    let objs = docs(
-        find(&loaded, "KubernetesApply", "uncategorized")["spec"]["yaml"]
-            .as_str()
-            .unwrap(),
-    );
-    let mut got: Vec<&str> = objs
-        .iter()
-        .map(|o| o["metadata"]["name"].as_str().unwrap())
-        .collect();
+    let objs = docs(find(&loaded, "KubernetesApply", "uncategorized")["spec"]["yaml"].as_str().unwrap());
+    let mut got: Vec<&str> = objs.iter().map(|o| o["metadata"]["name"].as_str().unwrap()).collect();
     got.sort();
     assert_eq!(got, vec!["a", "b", "s"]);
-    assert!(
-        !loaded.files.contains(&p.path("b.yaml")),
-        "read by the command, not by Tilt"
-    );
+    assert!(!loaded.files.contains(&p.path("b.yaml")), "read by the command, not by Tilt");
 }
 
 #[test]
@@ -287,38 +234,17 @@ fn k8s_errors() {
     let deploy = "apiVersion: apps/v1\nkind: Deployment\nmetadata: {name: web}\nspec: {template: {spec: {containers: [{name: c, image: nginx}]}}}\n";
     for (t, wanted) in [
         ("k8s_yaml('d.yaml')\nk8s_yaml('d.yaml')", "Duplicate YAML"),
-        (
-            "k8s_yaml('d.yaml')\nk8s_resource('nope')",
-            "k8s_resource specified unknown resource \"nope\"",
-        ),
-        (
-            "k8s_yaml('d.yaml')\nk8s_resource(new_name='x', objects=['zzz'])",
-            "No object identified by the fragment",
-        ),
+        ("k8s_yaml('d.yaml')\nk8s_resource('nope')", "k8s_resource specified unknown resource \"nope\""),
+        ("k8s_yaml('d.yaml')\nk8s_resource(new_name='x', objects=['zzz'])", "No object identified by the fragment"),
         ("k8s_resource()", "Resource name missing"),
-        (
-            "k8s_resource(new_name='x')",
-            "must specify 1 or more objects",
-        ),
-        (
-            "k8s_yaml('d.yaml')\nlocal_resource('web', 'true')",
-            "already exists",
-        ),
+        ("k8s_resource(new_name='x')", "must specify 1 or more objects"),
+        ("k8s_yaml('d.yaml')\nlocal_resource('web', 'true')", "already exists"),
         ("k8s_yaml('bad.yaml')", "missing 'kind'"),
-        (
-            "k8s_yaml('d.yaml')\nk8s_resource('web', port_forwards='70000')",
-            "valid range",
-        ),
+        ("k8s_yaml('d.yaml')\nk8s_resource('web', port_forwards='70000')", "valid range"),
         ("docker_build('Bad/Name', '.')", "can't parse"),
-        (
-            "docker_build('img', '.', dockerfile='Dockerfile', dockerfile_contents='FROM x')",
-            "Cannot specify both",
-        ),
+        ("docker_build('img', '.', dockerfile='Dockerfile', dockerfile_contents='FROM x')", "Cannot specify both"),
         ("docker_build('img', 'nodir')", "error reading dockerfile"),
-        (
-            "docker_build('img', '.', only=['*.go'], dockerfile_contents='FROM x')",
-            "file globs",
-        ),
+        ("docker_build('img', '.', only=['*.go'], dockerfile_contents='FROM x')", "file globs"),
     ] {
         let p = Project::with_tiltfile(t);
         p.write("d.yaml", deploy);
@@ -326,16 +252,9 @@ fn k8s_errors() {
         let err = p.load_err();
         assert!(err.message.contains(wanted), "{t}: {}", err.message);
     }
-    let p =
-        Project::with_tiltfile("k8s_yaml('d.yaml')\nk8s_yaml('d.yaml', allow_duplicates=True)\n");
+    let p = Project::with_tiltfile("k8s_yaml('d.yaml')\nk8s_yaml('d.yaml', allow_duplicates=True)\n");
     p.write("d.yaml", deploy);
-    assert_eq!(
-        p.load().resources,
-        vec![
-            "web:deployment:default:apps:0",
-            "web:deployment:default:apps:1"
-        ]
-    );
+    assert_eq!(p.load().resources, vec!["web:deployment:default:apps:0", "web:deployment:default:apps:1"]);
 }
 
 #[test]
@@ -369,22 +288,8 @@ docker_build('unused', '.', dockerfile_contents='FROM scratch')
     assert_eq!(spec["cacheFrom"], json!(["myapp:cache"]));
     assert_eq!(spec["pull"], json!(true));
     assert_eq!(spec["platform"], "linux/amd64");
-    assert!(
-        loaded
-            .output
-            .iter()
-            .any(|l| l.contains("live_update is not supported yet")),
-        "{:?}",
-        loaded.output
-    );
-    assert!(
-        loaded
-            .output
-            .iter()
-            .any(|l| l.contains("Image not used") && l.contains("unused")),
-        "{:?}",
-        loaded.output
-    );
+    assert!(loaded.output.iter().any(|l| l.contains("live_update is not supported yet")), "{:?}", loaded.output);
+    assert!(loaded.output.iter().any(|l| l.contains("Image not used") && l.contains("unused")), "{:?}", loaded.output);
     assert!(!has(&loaded, "ImageMap", "unused"));
 }
 
@@ -395,18 +300,13 @@ fn shared_image_gets_one_image_map_and_a_docker_image_per_resource() {
             "apiVersion: apps/v1\nkind: Deployment\nmetadata: {{name: {name}}}\nspec: {{template: {{spec: {{containers: [{{name: c, image: shared}}]}}}}}}\n---\n"
         )
     };
-    let p = Project::with_tiltfile(
-        "k8s_yaml('d.yaml')\ndocker_build('shared', '.', dockerfile_contents='FROM x')\n",
-    );
+    let p = Project::with_tiltfile("k8s_yaml('d.yaml')\ndocker_build('shared', '.', dockerfile_contents='FROM x')\n");
     p.write("d.yaml", &(deploy("one") + &deploy("two")));
     let loaded = p.load();
     let n = names(&loaded);
     assert_eq!(n.iter().filter(|x| x.starts_with("ImageMap/")).count(), 1);
     assert!(has(&loaded, "DockerImage", "one:shared") && has(&loaded, "DockerImage", "two:shared"));
-    assert_eq!(
-        find(&loaded, "KubernetesApply", "two")["spec"]["imageMaps"],
-        json!(["shared"])
-    );
+    assert_eq!(find(&loaded, "KubernetesApply", "two")["spec"]["imageMaps"], json!(["shared"]));
 }
 
 #[test]
@@ -418,25 +318,13 @@ fn kustomize_runs_the_given_binary_and_watches_the_directory() {
         "fake-kustomize",
         "#!/bin/sh\n[ \"$1 $2\" = \"build --enable-helm\" ] || exit 9\necho 'apiVersion: v1'\necho 'kind: ConfigMap'\necho 'metadata: {name: from-kustomize}'\n",
     );
-    std::fs::set_permissions(
-        p.path("fake-kustomize"),
-        std::os::unix::fs::PermissionsExt::from_mode(0o755),
-    )
-    .unwrap();
+    std::fs::set_permissions(p.path("fake-kustomize"), std::os::unix::fs::PermissionsExt::from_mode(0o755)).unwrap();
     p.write("overlay/kustomization.yaml", "resources: []\n");
     let loaded = p.load();
-    let objs = docs(
-        find(&loaded, "KubernetesApply", "uncategorized")["spec"]["yaml"]
-            .as_str()
-            .unwrap(),
-    );
+    let objs = docs(find(&loaded, "KubernetesApply", "uncategorized")["spec"]["yaml"].as_str().unwrap());
     assert_eq!(objs[0]["metadata"]["name"], "from-kustomize");
     assert!(loaded.files.contains(&p.path("overlay")));
-    assert!(
-        loaded.output[0].starts_with("local: "),
-        "{:?}",
-        loaded.output
-    );
+    assert!(loaded.output[0].starts_with("local: "), "{:?}", loaded.output);
 }
 
 #[test]

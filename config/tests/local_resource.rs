@@ -129,20 +129,14 @@ watch_settings(ignore=['**/node_modules'])
 
 #[test]
 fn serve_only_resource_restarts_on_its_file_watch() {
-    let p = Project::with_tiltfile(
-        "local_resource('web', serve_cmd='npm start', deps='package.json')\n",
-    );
+    let p = Project::with_tiltfile("local_resource('web', serve_cmd='npm start', deps='package.json')\n");
     let loaded = p.load();
     assert_eq!(
         find(&loaded, "Cmd", "web:serve")["spec"]["restartOn"],
         json!({"fileWatches": ["local:web"], "uiButtons": ["web:trigger"]})
     );
     assert!(!has(&loaded, "Cmd", "web:update"));
-    assert!(
-        find(&loaded, "Cmd", "web:serve")["spec"]
-            .get("startOn")
-            .is_none()
-    );
+    assert!(find(&loaded, "Cmd", "web:serve")["spec"].get("startOn").is_none());
 }
 
 #[test]
@@ -160,30 +154,17 @@ local_resource('d', 'echo d', deps=['.'], trigger_mode=TRIGGER_MODE_AUTO)
     let spec = |n: &str| find(&loaded, "Cmd", &format!("{n}:update"))["spec"].clone();
     assert_eq!(spec("a")["restartOn"], json!({"uiButtons": ["a:trigger"]}));
     assert!(spec("a").get("startOn").is_none());
-    assert_eq!(
-        spec("b")["restartOn"],
-        json!({"uiButtons": ["b:trigger"]}),
-        "global default is manual"
-    );
+    assert_eq!(spec("b")["restartOn"], json!({"uiButtons": ["b:trigger"]}), "global default is manual");
     assert_eq!(spec("b")["startOn"], json!({"uiButtons": ["b:trigger"]}));
     assert_eq!(spec("c")["restartOn"], json!({"uiButtons": ["c:trigger"]}));
-    assert_eq!(
-        spec("d")["restartOn"],
-        json!({"fileWatches": ["local:d"], "uiButtons": ["d:trigger"]})
-    );
+    assert_eq!(spec("d")["restartOn"], json!({"fileWatches": ["local:d"], "uiButtons": ["d:trigger"]}));
 }
 
 #[test]
 fn trigger_mode_twice_is_an_error() {
-    let p = Project::with_tiltfile(
-        "trigger_mode(TRIGGER_MODE_MANUAL)\ntrigger_mode(TRIGGER_MODE_AUTO)\n",
-    );
+    let p = Project::with_tiltfile("trigger_mode(TRIGGER_MODE_MANUAL)\ntrigger_mode(TRIGGER_MODE_AUTO)\n");
     let err = p.load_err();
-    assert!(
-        err.message.contains("trigger_mode can only be called once"),
-        "{}",
-        err.message
-    );
+    assert!(err.message.contains("trigger_mode can only be called once"), "{}", err.message);
     assert!(err.message.contains("Tiltfile:2"), "{}", err.message);
 }
 
@@ -200,12 +181,8 @@ local_resource('x', cmd=['go', 'build', './...'], cmd_bat='go build', dir='sub',
     assert_eq!(spec["args"], json!(["go", "build", "./..."]));
     assert_eq!(spec["dir"], json!(s(&p.path("sub"))));
     let ui = find(&loaded, "UIResource", "x");
-    let links: serde_json::Value = serde_json::from_str(
-        ui["metadata"]["annotations"]["tilt.dev/links"]
-            .as_str()
-            .unwrap(),
-    )
-    .unwrap();
+    let links: serde_json::Value =
+        serde_json::from_str(ui["metadata"]["annotations"]["tilt.dev/links"].as_str().unwrap()).unwrap();
     assert_eq!(
         links,
         json!([{"url": "http://localhost:8080", "name": ""}, {"url": "http://localhost:9090", "name": "metrics"}])
@@ -216,19 +193,8 @@ local_resource('x', cmd=['go', 'build', './...'], cmd_bat='go build', dir='sub',
 fn resource_deps_on_unknown_resources_are_dropped_with_a_warning() {
     let p = Project::with_tiltfile("local_resource('a', 'true', resource_deps=['nope'])\n");
     let loaded = p.load();
-    assert!(
-        find(&loaded, "Cmd", "a:update")["spec"]
-            .get("startOn")
-            .is_none()
-    );
-    assert!(
-        loaded
-            .output
-            .iter()
-            .any(|l| l.contains("unknown resource nope")),
-        "{:?}",
-        loaded.output
-    );
+    assert!(find(&loaded, "Cmd", "a:update")["spec"].get("startOn").is_none());
+    assert!(loaded.output.iter().any(|l| l.contains("unknown resource nope")), "{:?}", loaded.output);
 }
 
 #[test]
@@ -243,27 +209,12 @@ fn dependency_cycle_is_an_error() {
 fn invalid_local_resources() {
     for (tiltfile, wanted) in [
         ("local_resource('a')", "must have a cmd and/or a serve_cmd"),
-        (
-            "local_resource('a', 'x')\nlocal_resource('a', 'y')",
-            "defined multiple times",
-        ),
-        (
-            "local_resource('a', serve_cmd='x', dir='d')",
-            "Did you mean to use 'serve_dir'",
-        ),
+        ("local_resource('a', 'x')\nlocal_resource('a', 'y')", "defined multiple times"),
+        ("local_resource('a', serve_cmd='x', dir='d')", "Did you mean to use 'serve_dir'"),
         ("local_resource('a/b', 'x')", "may not contain '/'"),
-        (
-            "local_resource('a', 'x', labels=['bad label'])",
-            "Invalid label",
-        ),
-        (
-            "local_resource('a', 'x', trigger_mode='auto')",
-            "TRIGGER_MODE_AUTO or TRIGGER_MODE_MANUAL",
-        ),
-        (
-            "local_resource('a', 'x', readiness_probe='http')",
-            "must be a probe()",
-        ),
+        ("local_resource('a', 'x', labels=['bad label'])", "Invalid label"),
+        ("local_resource('a', 'x', trigger_mode='auto')", "TRIGGER_MODE_AUTO or TRIGGER_MODE_MANUAL"),
+        ("local_resource('a', 'x', readiness_probe='http')", "must be a probe()"),
         ("local_resource('a', 'x', env={'': 'v'})", "empty key"),
     ] {
         let err = Project::with_tiltfile(tiltfile).load_err();
@@ -273,16 +224,10 @@ fn invalid_local_resources() {
 
 #[test]
 fn readiness_probe_without_serve_cmd_is_ignored_with_a_warning() {
-    let p = Project::with_tiltfile(
-        "local_resource('a', 'x', readiness_probe=probe(tcp_socket=tcp_socket_action(5432)))\n",
-    );
+    let p =
+        Project::with_tiltfile("local_resource('a', 'x', readiness_probe=probe(tcp_socket=tcp_socket_action(5432)))\n");
     let loaded = p.load();
-    assert!(
-        loaded
-            .output
-            .iter()
-            .any(|l| l.contains("Ignoring readiness probe"))
-    );
+    assert!(loaded.output.iter().any(|l| l.contains("Ignoring readiness probe")));
 }
 
 #[test]
@@ -297,14 +242,8 @@ config.set_enabled_resources(['a'])
     );
     let loaded = p.load();
     assert!(has(&loaded, "Cmd", "a:update"));
-    assert!(
-        has(&loaded, "Cmd", "b:update"),
-        "dependencies of enabled resources are enabled"
-    );
+    assert!(has(&loaded, "Cmd", "b:update"), "dependencies of enabled resources are enabled");
     assert!(!has(&loaded, "Cmd", "c:update"));
-    assert_eq!(
-        find(&loaded, "UIResource", "c")["metadata"]["annotations"]["tilt.dev/disabled"],
-        "true"
-    );
+    assert_eq!(find(&loaded, "UIResource", "c")["metadata"]["annotations"]["tilt.dev/disabled"], "true");
     assert_eq!(loaded.resources, vec!["a", "b", "c"]);
 }

@@ -77,11 +77,7 @@ fn large_tiltfile_evaluation_time() {
         assert_eq!(loaded.objects.len(), RESOURCES * 5);
     }
     times.sort();
-    let profile = if cfg!(debug_assertions) {
-        "debug"
-    } else {
-        "release"
-    };
+    let profile = if cfg!(debug_assertions) { "debug" } else { "release" };
     println!(
         "timing ({profile}): {RESOURCES} local_resources, {helper_lines} helper lines: min {:.1} ms, median {:.1} ms, max {:.1} ms",
         times[0].as_secs_f64() * 1e3,

@@ -211,7 +211,8 @@ mod tests {
             .with(button("b", "2026-01-01T00:00:02Z"))
             .with(cmd_done("ok", 0, "2026-01-01T00:00:05Z"))
             .with(cmd_done("bad", 1, "2026-01-01T00:00:09Z"));
-        let restart = RestartOnSpec { ui_buttons: vec!["b".into()], cmds: vec!["ok".into(), "bad".into()], ..Default::default() };
+        let restart =
+            RestartOnSpec { ui_buttons: vec!["b".into()], cmds: vec!["ok".into(), "bad".into()], ..Default::default() };
         let (newest, waiting) = triggers(&objects, Some(&restart), None).await;
         assert_eq!(newest, Some(t("2026-01-01T00:00:05Z")), "a failed Cmd is no trigger");
         assert_eq!(waiting, None);
@@ -247,7 +248,8 @@ mod tests {
 
     #[test]
     fn references_name_each_object_once() {
-        let restart = RestartOnSpec { file_watches: vec!["fw".into()], ui_buttons: vec!["b".into()], ..Default::default() };
+        let restart =
+            RestartOnSpec { file_watches: vec!["fw".into()], ui_buttons: vec!["b".into()], ..Default::default() };
         let start = StartOnSpec { ui_buttons: vec!["b".into()], ui_resources: vec!["db".into()], ..Default::default() };
         let refs = references(Some(&restart), Some(&start), None);
         assert_eq!(

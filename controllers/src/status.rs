@@ -26,7 +26,12 @@ pub(crate) fn message(err: &kube::Error) -> String {
 
 /// Writes `status` as the whole status of object `name` that `manager` owns; an object already deleted is
 /// not an error (its deletion stops whatever reports on it).
-pub(crate) async fn apply_status<K>(api: &Api<K>, name: &str, manager: &str, status: &impl Serialize) -> Result<(), kube::Error>
+pub(crate) async fn apply_status<K>(
+    api: &Api<K>,
+    name: &str,
+    manager: &str,
+    status: &impl Serialize,
+) -> Result<(), kube::Error>
 where
     K: Resource<DynamicType = ()> + Clone + serde::de::DeserializeOwned + std::fmt::Debug,
 {

@@ -5,10 +5,12 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::MicroTime;
-use kube::api::{Api, DeleteParams, Patch, PatchParams, PostParams};
 use kube::Client;
+use kube::api::{Api, DeleteParams, Patch, PatchParams, PostParams};
 use serde_json::json;
-use tilt_apis::{Cmd, CmdSpec, CmdStatus, FileWatch, FileWatchSpec, Probe, RestartOnSpec, RestartPolicy, TcpSocketAction};
+use tilt_apis::{
+    Cmd, CmdSpec, CmdStatus, FileWatch, FileWatchSpec, Probe, RestartOnSpec, RestartPolicy, TcpSocketAction,
+};
 use tilt_apiserver::{ApiServer, Config, Registry};
 use tilt_controllers::cmd::reaper::Reaper;
 use tilt_controllers::cmd::{self, CmdConfig};
@@ -37,7 +39,13 @@ impl Env {
             default_dir: dir.path().to_path_buf(),
             restart_backoff: Duration::from_millis(100),
         };
-        let controller = tokio::spawn(cmd::run(tilt_controllers::runtime::Informers::new(client.clone(), shutdown.clone()), shutdown.clone(), logs.clone(), Arc::new(Reaper::disabled()), config));
+        let controller = tokio::spawn(cmd::run(
+            tilt_controllers::runtime::Informers::new(client.clone(), shutdown.clone()),
+            shutdown.clone(),
+            logs.clone(),
+            Arc::new(Reaper::disabled()),
+            config,
+        ));
         Env { _server: server, client, logs, shutdown, controller: Some(controller), dir }
     }
 
@@ -54,9 +62,10 @@ impl Env {
         let deadline = Instant::now() + Duration::from_secs(15);
         while Instant::now() < deadline {
             if let Some(s) = self.cmds().get(name).await.unwrap().status
-                && check(&s) {
-                    return s;
-                }
+                && check(&s)
+            {
+                return s;
+            }
             tokio::time::sleep(Duration::from_millis(20)).await;
         }
         panic!("{name}: timed out waiting for {what}; status {:?}", self.cmds().get(name).await.unwrap().status);
@@ -90,9 +99,12 @@ fn alive(pid: i32) -> bool {
 async fn runs_reports_and_restarts_on_file_watch_events() {
     let env = Env::start(Duration::from_secs(3)).await;
     let fws: Api<FileWatch> = Api::all(env.client.clone());
-    fws.create(&PostParams::default(), &FileWatch::new("src", FileWatchSpec { watched_paths: vec!["/tmp".into()], ..Default::default() }))
-        .await
-        .unwrap();
+    fws.create(
+        &PostParams::default(),
+        &FileWatch::new("src", FileWatchSpec { watched_paths: vec!["/tmp".into()], ..Default::default() }),
+    )
+    .await
+    .unwrap();
     let content = env.dir.path().join("content");
     std::fs::write(&content, "v1").unwrap();
     let mut spec = sh("echo started $(cat content); exec sleep 30");
@@ -128,8 +140,12 @@ async fn runs_reports_and_restarts_on_file_watch_events() {
 
     // A spec change restarts it too; deleting it stops it.
     let pid2 = running_pid(&second).unwrap();
-    env.cmds().patch("server", &PatchParams::default(), &Patch::Merge(json!({"spec": {"env": ["X=1"]}}))).await.unwrap();
-    let third = env.status("server", "a restart after a spec change", |s| running_pid(s).is_some_and(|p| p != pid2)).await;
+    env.cmds()
+        .patch("server", &PatchParams::default(), &Patch::Merge(json!({"spec": {"env": ["X=1"]}})))
+        .await
+        .unwrap();
+    let third =
+        env.status("server", "a restart after a spec change", |s| running_pid(s).is_some_and(|p| p != pid2)).await;
     let pid3 = running_pid(&third).unwrap();
     assert!(!alive(pid2));
     env.cmds().delete("server", &DeleteParams::default()).await.unwrap();
@@ -160,7 +176,10 @@ async fn a_process_ignoring_sigterm_is_killed_after_the_grace_period() {
     let s = env.status("stubborn", "running", |s| s.running.is_some()).await;
     let pid = running_pid(&s).unwrap();
     let start = Instant::now();
-    env.cmds().patch("stubborn", &PatchParams::default(), &Patch::Merge(json!({"spec": {"env": ["A=b"]}}))).await.unwrap();
+    env.cmds()
+        .patch("stubborn", &PatchParams::default(), &Patch::Merge(json!({"spec": {"env": ["A=b"]}})))
+        .await
+        .unwrap();
     let next = env.status("stubborn", "restarted", |s| running_pid(s).is_some_and(|p| p != pid)).await;
     let took = start.elapsed();
     assert!(took >= Duration::from_millis(500), "waited the grace period: {took:?}");
@@ -207,10 +226,20 @@ async fn readiness_probe_sets_ready() {
         l.local_addr().unwrap().port()
     };
     let mut spec = CmdSpec {
-        args: vec!["python3".into(), "-m".into(), "http.server".into(), port.to_string(), "--bind".into(), "127.0.0.1".into()],
+        args: vec![
+            "python3".into(),
+            "-m".into(),
+            "http.server".into(),
+            port.to_string(),
+            "--bind".into(),
+            "127.0.0.1".into(),
+        ],
         ..Default::default()
     };
-    spec.readiness_probe = Some(Probe { tcp_socket: Some(TcpSocketAction { port: port as i32, ..Default::default() }), ..Default::default() });
+    spec.readiness_probe = Some(Probe {
+        tcp_socket: Some(TcpSocketAction { port: port as i32, ..Default::default() }),
+        ..Default::default()
+    });
     env.create("web", spec).await;
     let s = env.status("web", "running", |s| s.running.is_some()).await;
     let started = Instant::now();
@@ -244,19 +273,26 @@ async fn a_server_waits_for_its_build_step_and_restarts_after_each_successful_bu
     use tilt_apis::{StartOnSpec, UIResource};
     let env = Env::start(Duration::from_secs(1)).await;
     let fws: Api<FileWatch> = Api::all(env.client.clone());
-    fws.create(&PostParams::default(), &FileWatch::new("local:b", FileWatchSpec { watched_paths: vec!["/tmp".into()], ..Default::default() }))
-        .await
-        .unwrap();
+    fws.create(
+        &PostParams::default(),
+        &FileWatch::new("local:b", FileWatchSpec { watched_paths: vec!["/tmp".into()], ..Default::default() }),
+    )
+    .await
+    .unwrap();
     // The server also waits for another resource to be Ready.
     let resources: Api<UIResource> = Api::all(env.client.clone());
     resources.create(&PostParams::default(), &UIResource::new("dep", Default::default())).await.unwrap();
     let mut serve = sh("exec sleep 30");
-    serve.start_on = Some(StartOnSpec { cmds: vec!["b:update".into()], ui_resources: vec!["dep".into()], ..Default::default() });
+    serve.start_on =
+        Some(StartOnSpec { cmds: vec!["b:update".into()], ui_resources: vec!["dep".into()], ..Default::default() });
     serve.restart_on = Some(RestartOnSpec { cmds: vec!["b:update".into()], ..Default::default() });
     env.create("b:serve", serve).await;
     let w = env.status("b:serve", "waiting", |s| s.waiting.is_some()).await;
     let reason = w.waiting.unwrap().reason;
-    assert!(reason.contains("b:update to succeed") && reason.contains("resource_deps") && reason.contains("dep"), "{reason}");
+    assert!(
+        reason.contains("b:update to succeed") && reason.contains("resource_deps") && reason.contains("dep"),
+        "{reason}"
+    );
 
     let mut build = sh("sleep 0.2; echo built");
     build.restart_on = Some(RestartOnSpec { file_watches: vec!["local:b".into()], ..Default::default() });
@@ -273,7 +309,11 @@ async fn a_server_waits_for_its_build_step_and_restarts_after_each_successful_bu
     let event = json!({"status": {"lastEventTime": MicroTime(jiff::Timestamp::now())}});
     fws.patch_status("local:b", &PatchParams::default(), &Patch::Merge(&event)).await.unwrap();
     env.status("b:update", "rebuilding", |s| s.running.is_some()).await;
-    assert_eq!(running_pid(&env.cmds().get("b:serve").await.unwrap().status.unwrap()), Some(pid1), "not before the build is done");
+    assert_eq!(
+        running_pid(&env.cmds().get("b:serve").await.unwrap().status.unwrap()),
+        Some(pid1),
+        "not before the build is done"
+    );
     let second = env.status("b:serve", "restarted", |s| running_pid(s).is_some_and(|p| p != pid1)).await;
     assert!(running_pid(&second).is_some());
     env.stop().await;
@@ -303,7 +343,9 @@ async fn disable_source_config_maps_created_before_their_cmd_are_read() {
     assert!(s.running.is_none(), "a disabled Cmd does not run: {s:?}");
     assert!(s.disable_status.unwrap().reason.contains("off-disable"));
     // Enabling it through the ConfigMap starts it.
-    maps.patch("off-disable", &PatchParams::default(), &Patch::Merge(json!({"data": {"isDisabled": "false"}}))).await.unwrap();
+    maps.patch("off-disable", &PatchParams::default(), &Patch::Merge(json!({"data": {"isDisabled": "false"}})))
+        .await
+        .unwrap();
     env.status("off", "running after enabling", |s| s.running.is_some()).await;
     env.stop().await;
 }

@@ -8,12 +8,12 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::MicroTime;
-use kube::api::{Api, Patch, PatchParams, PostParams};
 use kube::Client;
+use kube::api::{Api, Patch, PatchParams, PostParams};
 use serde_json::json;
 use tilt_apis::{
-    DockerImage, DockerImageSpec, DockerImageStatus, FileWatch, FileWatchSpec, IgnoreDef, ImageMap,
-    ImageMapSpec, ImageMapStatus, RestartOnSpec, StartOnSpec,
+    DockerImage, DockerImageSpec, DockerImageStatus, FileWatch, FileWatchSpec, IgnoreDef, ImageMap, ImageMapSpec,
+    ImageMapStatus, RestartOnSpec, StartOnSpec,
 };
 use tilt_apiserver::{ApiServer, Config, Registry};
 use tilt_controllers::dockerimage::{self, DockerConfig};
@@ -76,7 +76,13 @@ impl Env {
     }
 
     /// Waits until the DockerImage's status satisfies `check`, and returns it.
-    async fn status(&self, name: &str, what: &str, timeout: Duration, check: impl Fn(&DockerImageStatus) -> bool) -> DockerImageStatus {
+    async fn status(
+        &self,
+        name: &str,
+        what: &str,
+        timeout: Duration,
+        check: impl Fn(&DockerImageStatus) -> bool,
+    ) -> DockerImageStatus {
         let deadline = Instant::now() + timeout;
         while Instant::now() < deadline {
             if let Some(s) = self.images().get(name).await.unwrap().status
@@ -130,7 +136,8 @@ fn file_names(build: &tilt_fixtures::docker::ReceivedBuild) -> BTreeSet<String> 
     build.files.keys().cloned().collect()
 }
 
-const DOCKERFILE: &str = "FROM scratch AS dev\nARG MODE\nCOPY src /src\nCOPY package.json /\nFROM dev AS prod\nCOPY README.md /\n";
+const DOCKERFILE: &str =
+    "FROM scratch AS dev\nARG MODE\nCOPY src /src\nCOPY package.json /\nFROM dev AS prod\nCOPY README.md /\n";
 
 #[tokio::test]
 async fn builds_the_filtered_context_with_args_and_target_and_publishes_the_image_map() {
@@ -191,7 +198,15 @@ async fn builds_the_filtered_context_with_args_and_target_and_publishes_the_imag
     assert_eq!(completed.reason, "Initial Build");
     assert!(completed.started_at.as_ref().unwrap().0 <= completed.finished_at.as_ref().unwrap().0);
     let steps: Vec<&str> = status.stage_statuses.iter().map(|s| s.name.as_str()).collect();
-    assert_eq!(steps, ["Step 1/4 : FROM scratch AS dev", "Step 2/4 : ARG MODE", "Step 3/4 : COPY src /src", "Step 4/4 : COPY package.json /"]);
+    assert_eq!(
+        steps,
+        [
+            "Step 1/4 : FROM scratch AS dev",
+            "Step 2/4 : ARG MODE",
+            "Step 3/4 : COPY src /src",
+            "Step 4/4 : COPY package.json /"
+        ]
+    );
     assert!(status.stage_statuses.iter().all(|s| s.finished_at.is_some() && s.error.is_empty()));
     assert!(fake.images().contains(&reference), "{:?}", fake.images());
     assert!(fake.images().contains(&"web:ci".to_owned()), "extra tags: {:?}", fake.images());
@@ -233,7 +248,10 @@ async fn only_sends_the_listed_paths_and_a_different_dockerfile_under_its_own_na
         dockerfile_contents: dockerfile.into(),
         context: ctx.clone(),
         // docker_build(only=['src', 'Cargo.toml']) as config/ encodes it.
-        context_ignores: vec![IgnoreDef { base_path: ctx.clone(), patterns: vec!["**".into(), "!src".into(), "!Cargo.toml".into()] }],
+        context_ignores: vec![IgnoreDef {
+            base_path: ctx.clone(),
+            patterns: vec!["**".into(), "!src".into(), "!Cargo.toml".into()],
+        }],
         ..Default::default()
     };
     env.create("api:api", "api", spec).await;
@@ -264,9 +282,12 @@ async fn file_events_and_trigger_clicks_rebuild_with_content_based_tags() {
     let env = Env::start(fake.docker_host()).await;
     let ctx = env.context("app", &[("Dockerfile", "FROM scratch\nCOPY main.go /\n"), ("main.go", "v1")]);
     let fws: Api<FileWatch> = Api::all(env.client.clone());
-    fws.create(&PostParams::default(), &FileWatch::new("image:app", FileWatchSpec { watched_paths: vec![ctx.clone()], ..Default::default() }))
-        .await
-        .unwrap();
+    fws.create(
+        &PostParams::default(),
+        &FileWatch::new("image:app", FileWatchSpec { watched_paths: vec![ctx.clone()], ..Default::default() }),
+    )
+    .await
+    .unwrap();
     let buttons: Api<tilt_apis::UIButton> = Api::all(env.client.clone());
     let button: tilt_apis::UIButton = serde_json::from_value(json!({
         "apiVersion": "tilt.dev/v1alpha1", "kind": "UIButton", "metadata": {"name": "app:trigger"},
@@ -305,7 +326,9 @@ async fn file_events_and_trigger_clicks_rebuild_with_content_based_tags() {
     assert_eq!(env.image_map_status("app").await.unwrap().image, second.ref_);
 
     // The same status written again is no new event.
-    fws.patch_status("image:app", &PatchParams::default(), &Patch::Merge(json!({"status": {"error": ""}}))).await.unwrap();
+    fws.patch_status("image:app", &PatchParams::default(), &Patch::Merge(json!({"status": {"error": ""}})))
+        .await
+        .unwrap();
     tokio::time::sleep(Duration::from_millis(300)).await;
     assert_eq!(fake.builds().len(), 2);
 
@@ -348,9 +371,7 @@ async fn start_on_holds_the_first_build_until_a_click() {
         ..Default::default()
     };
     env.create("lazy:lazy", "lazy", spec).await;
-    let waiting = env
-        .status("lazy:lazy", "waiting", Duration::from_secs(10), |s| s.waiting.is_some())
-        .await;
+    let waiting = env.status("lazy:lazy", "waiting", Duration::from_secs(10), |s| s.waiting.is_some()).await;
     assert_eq!(waiting.waiting.unwrap().reason, "Waiting for a trigger (lazy:trigger)");
     tokio::time::sleep(Duration::from_millis(200)).await;
     assert!(fake.builds().is_empty());
@@ -382,7 +403,10 @@ async fn dockerfile_and_context_errors_are_in_status_and_log() {
     assert!(status.ref_.is_empty());
     assert!(env.image_map_status("bad").await.is_none_or(|s| s.image.is_empty()), "no image to deploy");
     let logs = env.log_texts();
-    assert!(logs.iter().any(|l| l == "Build Failed: dockerfile parse error on line 2: unknown instruction: FROBNICATE"), "{logs:?}");
+    assert!(
+        logs.iter().any(|l| l == "Build Failed: dockerfile parse error on line 2: unknown instruction: FROBNICATE"),
+        "{logs:?}"
+    );
 
     // Fixing the spec rebuilds at once; a source left out by the ignores is the daemon's COPY error.
     let fixed = json!({"spec": {
@@ -418,7 +442,12 @@ async fn dockerfile_and_context_errors_are_in_status_and_log() {
 async fn a_missing_daemon_is_an_error_in_status() {
     let env = Env::start("unix:///nonexistent-tilt-test/docker.sock".into()).await;
     let ctx = env.context("app", &[("Dockerfile", "FROM scratch\n")]);
-    let spec = DockerImageSpec { ref_: "app".into(), dockerfile_contents: "FROM scratch\n".into(), context: ctx, ..Default::default() };
+    let spec = DockerImageSpec {
+        ref_: "app".into(),
+        dockerfile_contents: "FROM scratch\n".into(),
+        context: ctx,
+        ..Default::default()
+    };
     env.create("app:app", "app", spec).await;
     let status = env.completed_after("app:app", None).await;
     let error = error_of(&status);
@@ -433,7 +462,12 @@ async fn a_missing_daemon_is_an_error_in_status() {
     drop(std::os::unix::net::UnixListener::bind(&dead).unwrap());
     let env2 = Env::start(format!("unix://{}", dead.display())).await;
     let ctx = env2.context("app", &[("Dockerfile", "FROM scratch\n")]);
-    let spec = DockerImageSpec { ref_: "app".into(), dockerfile_contents: "FROM scratch\n".into(), context: ctx, ..Default::default() };
+    let spec = DockerImageSpec {
+        ref_: "app".into(),
+        dockerfile_contents: "FROM scratch\n".into(),
+        context: ctx,
+        ..Default::default()
+    };
     env2.create("app:app", "app", spec).await;
     let status = env2.completed_after("app:app", None).await;
     assert!(error_of(&status).starts_with("Cannot connect to the Docker daemon at unix://"), "{status:?}");
@@ -451,23 +485,26 @@ async fn real_docker_build() {
         eprintln!("skipping real_docker_build: TILT_TEST_DOCKER_HOST is unset (.ci/run starts a dockerd and sets it)");
         return;
     };
-    let busybox = ["/bin/busybox", "/usr/bin/busybox"].into_iter().find(|p| Path::new(p).exists()).expect("busybox-static is installed");
+    let busybox = ["/bin/busybox", "/usr/bin/busybox"]
+        .into_iter()
+        .find(|p| Path::new(p).exists())
+        .expect("busybox-static is installed");
     let env = Env::start(host.clone()).await;
     let ctx = env.context("real", &[("Dockerfile", "unused"), ("skip.log", "ignored")]);
     std::fs::copy(busybox, Path::new(&ctx).join("busybox")).unwrap();
     let repo = format!("tilt-rs-test/busybox-{}", std::process::id());
     let spec = DockerImageSpec {
         ref_: repo.clone(),
-        dockerfile_contents: "FROM scratch\nARG GREETING=none\nLABEL greeting=$GREETING\nCOPY busybox /busybox\n".into(),
+        dockerfile_contents: "FROM scratch\nARG GREETING=none\nLABEL greeting=$GREETING\nCOPY busybox /busybox\n"
+            .into(),
         context: ctx.clone(),
         context_ignores: vec![IgnoreDef { base_path: ctx.clone(), patterns: vec!["*.log".into()] }],
         args: vec!["GREETING=hello".into()],
         ..Default::default()
     };
     env.create("real:real", "real", spec.clone()).await;
-    let status = env
-        .status("real:real", "a completed build", Duration::from_secs(120), |s| s.completed.is_some())
-        .await;
+    let status =
+        env.status("real:real", "a completed build", Duration::from_secs(120), |s| s.completed.is_some()).await;
     assert_eq!(error_of(&status), "", "logs: {:?}", env.log_texts());
     assert!(status.ref_.starts_with(&format!("{repo}:tilt-")), "{}", status.ref_);
     assert_eq!(env.image_map_status("real").await.unwrap().image, status.ref_);
@@ -476,9 +513,8 @@ async fn real_docker_build() {
 
     // The same content again is the same image, so the same tag.
     env.create("again:real", "real", spec).await;
-    let again = env
-        .status("again:real", "a completed build", Duration::from_secs(120), |s| s.completed.is_some())
-        .await;
+    let again =
+        env.status("again:real", "a completed build", Duration::from_secs(120), |s| s.completed.is_some()).await;
     assert_eq!(error_of(&again), "");
     assert_eq!(again.ref_, status.ref_);
 
@@ -490,7 +526,11 @@ async fn real_docker_build() {
     let labels = image.config.and_then(|c| c.labels).unwrap_or_default();
     assert_eq!(labels.get("greeting").map(String::as_str), Some("hello"));
     let _ = docker
-        .remove_image(&id, Some(bollard::query_parameters::RemoveImageOptions { force: true, ..Default::default() }), None)
+        .remove_image(
+            &id,
+            Some(bollard::query_parameters::RemoveImageOptions { force: true, ..Default::default() }),
+            None,
+        )
         .await;
     env.stop().await;
 }

@@ -9,8 +9,8 @@ use kube::api::{Api, DeleteParams, ListParams, Patch, PatchParams, PostParams};
 use kube::{Client, ResourceExt};
 use serde_json::json;
 use tilt_apis::{
-    DockerImage, DockerImageSpec, Forward, ImageMap, ImageMapSpec, KubernetesApply, KubernetesApplySpec, KubernetesDiscovery, PodLogStream,
-    PortForward, PortForwardTemplateSpec, UIResource, UIResourceSpec,
+    DockerImage, DockerImageSpec, Forward, ImageMap, ImageMapSpec, KubernetesApply, KubernetesApplySpec,
+    KubernetesDiscovery, PodLogStream, PortForward, PortForwardTemplateSpec, UIResource, UIResourceSpec,
 };
 use tilt_apiserver::{ApiServer, Config, Registry};
 use tilt_controllers::cluster::ClusterConnection;
@@ -64,7 +64,6 @@ impl Env {
     }
 }
 
-
 fn deployment_yaml(name: &str, image: &str) -> String {
     format!(
         "apiVersion: apps/v1\nkind: Deployment\nmetadata:\n  name: {name}\nspec:\n  replicas: 1\n  selector:\n    matchLabels:\n      app: {name}\n  template:\n    metadata:\n      labels:\n        app: {name}\n    spec:\n      containers:\n      - name: web\n        image: {image}\n        ports:\n        - containerPort: 8000\n"
@@ -103,7 +102,11 @@ async fn pod_images(cluster: &Client) -> Vec<(String, String, bool)> {
         .items
         .into_iter()
         .map(|p| {
-            let ready = p.status.as_ref().and_then(|s| s.container_statuses.as_ref()).is_some_and(|c| c.iter().all(|c| c.ready));
+            let ready = p
+                .status
+                .as_ref()
+                .and_then(|s| s.container_statuses.as_ref())
+                .is_some_and(|c| c.iter().all(|c| c.ready));
             let image = p.spec.as_ref().and_then(|s| s.containers[0].image.clone()).unwrap_or_default();
             (p.name_any(), image, ready)
         })
@@ -119,11 +122,23 @@ async fn deploys_with_built_images_follows_pods_and_deletes_on_removal() {
         .await
         .unwrap();
     env.tilt::<ImageMap>()
-        .create(&PostParams::default(), &labelled(ImageMap::new("app-image", ImageMapSpec { selector: "app-image".into(), ..Default::default() }), "app"))
+        .create(
+            &PostParams::default(),
+            &labelled(
+                ImageMap::new("app-image", ImageMapSpec { selector: "app-image".into(), ..Default::default() }),
+                "app",
+            ),
+        )
         .await
         .unwrap();
     env.tilt::<DockerImage>()
-        .create(&PostParams::default(), &labelled(DockerImage::new("app:app-image", DockerImageSpec { ref_: "app-image".into(), ..Default::default() }), "app"))
+        .create(
+            &PostParams::default(),
+            &labelled(
+                DockerImage::new("app:app-image", DockerImageSpec { ref_: "app-image".into(), ..Default::default() }),
+                "app",
+            ),
+        )
         .await
         .unwrap();
     let spec = KubernetesApplySpec {
@@ -217,18 +232,26 @@ async fn deploys_with_built_images_follows_pods_and_deletes_on_removal() {
     let mut spec2 = spec.clone();
     spec2.yaml = deployment_yaml("app", "app-image");
     env.tilt::<KubernetesApply>()
-        .patch("app", &PatchParams::apply("test").force(), &Patch::Apply(&labelled(KubernetesApply::new("app", spec2), "app")))
+        .patch(
+            "app",
+            &PatchParams::apply("test").force(),
+            &Patch::Apply(&labelled(KubernetesApply::new("app", spec2), "app")),
+        )
         .await
         .unwrap();
     let maps: Api<K8sConfigMap> = Api::namespaced(cluster.clone(), "default");
-    eventually("the ConfigMap to be deleted", || async { maps.get_opt("app-settings").await.unwrap().is_none().then_some(()) })
-        .await;
+    eventually("the ConfigMap to be deleted", || async {
+        maps.get_opt("app-settings").await.unwrap().is_none().then_some(())
+    })
+    .await;
     assert!(deployments.get_opt("app").await.unwrap().is_some());
 
     // Deleting the KubernetesApply deletes what it deployed, then the object itself goes.
     env.tilt::<KubernetesApply>().delete("app", &DeleteParams::default()).await.unwrap();
-    eventually("the deployment to be deleted", || async { deployments.get_opt("app").await.unwrap().is_none().then_some(()) })
-        .await;
+    eventually("the deployment to be deleted", || async {
+        deployments.get_opt("app").await.unwrap().is_none().then_some(())
+    })
+    .await;
     eventually("the KubernetesApply to go", || async {
         env.tilt::<KubernetesApply>().get_opt("app").await.unwrap().is_none().then_some(())
     })
@@ -252,7 +275,10 @@ async fn apply_errors_are_in_status_and_a_fix_applies() {
     let env = Env::start().await;
     let bad = "apiVersion: example.com/v1\nkind: Widget\nmetadata:\n  name: w\n";
     env.tilt::<KubernetesApply>()
-        .create(&PostParams::default(), &KubernetesApply::new("bad", KubernetesApplySpec { yaml: bad.into(), ..Default::default() }))
+        .create(
+            &PostParams::default(),
+            &KubernetesApply::new("bad", KubernetesApplySpec { yaml: bad.into(), ..Default::default() }),
+        )
         .await
         .unwrap();
     let status = eventually("an apply error", || async {
@@ -262,7 +288,10 @@ async fn apply_errors_are_in_status_and_a_fix_applies() {
     assert!(status.error.contains("Widget"), "{}", status.error);
 
     let fixed = KubernetesApply::new("bad", KubernetesApplySpec { yaml: CONFIG_MAP_YAML.into(), ..Default::default() });
-    env.tilt::<KubernetesApply>().patch("bad", &PatchParams::apply("test").force(), &Patch::Apply(&fixed)).await.unwrap();
+    env.tilt::<KubernetesApply>()
+        .patch("bad", &PatchParams::apply("test").force(), &Patch::Apply(&fixed))
+        .await
+        .unwrap();
     eventually("the fixed apply", || async {
         let s = env.tilt::<KubernetesApply>().get("bad").await.unwrap().status?;
         (s.error.is_empty() && s.result_yaml.contains("app-settings")).then_some(())
@@ -273,7 +302,10 @@ async fn apply_errors_are_in_status_and_a_fix_applies() {
 
     // An object of a kind the cluster no longer serves (its CRD deleted since) does not block deletion.
     let applied = env.tilt::<KubernetesApply>().get("bad").await.unwrap().status.unwrap();
-    let recorded = format!("{}---\napiVersion: example.com/v1\nkind: Widget\nmetadata:\n  name: gone\n  namespace: default\n", applied.result_yaml);
+    let recorded = format!(
+        "{}---\napiVersion: example.com/v1\nkind: Widget\nmetadata:\n  name: gone\n  namespace: default\n",
+        applied.result_yaml
+    );
     let patch = json!({"status": {"resultYAML": recorded}});
     env.tilt::<KubernetesApply>().patch_status("bad", &PatchParams::default(), &Patch::Merge(&patch)).await.unwrap();
     env.tilt::<KubernetesApply>().delete("bad", &DeleteParams::default()).await.unwrap();
@@ -291,7 +323,10 @@ async fn a_failed_apply_records_what_it_created_so_deletion_removes_it() {
     // The ConfigMap is created before the unknown kind fails the apply.
     let yaml = format!("{CONFIG_MAP_YAML}---\napiVersion: example.com/v1\nkind: Widget\nmetadata:\n  name: w\n");
     env.tilt::<KubernetesApply>()
-        .create(&PostParams::default(), &KubernetesApply::new("half", KubernetesApplySpec { yaml, ..Default::default() }))
+        .create(
+            &PostParams::default(),
+            &KubernetesApply::new("half", KubernetesApplySpec { yaml, ..Default::default() }),
+        )
         .await
         .unwrap();
     let status = eventually("an apply error", || async {
@@ -301,11 +336,17 @@ async fn a_failed_apply_records_what_it_created_so_deletion_removes_it() {
     assert!(status.error.contains("Widget"), "{}", status.error);
     let maps: Api<K8sConfigMap> = Api::namespaced(env.cluster.client(), "default");
     let created = maps.get("app-settings").await.unwrap();
-    assert!(status.result_yaml.contains(&created.uid().unwrap()), "the created object is recorded: {}", status.result_yaml);
+    assert!(
+        status.result_yaml.contains(&created.uid().unwrap()),
+        "the created object is recorded: {}",
+        status.result_yaml
+    );
 
     env.tilt::<KubernetesApply>().delete("half", &DeleteParams::default()).await.unwrap();
-    eventually("the created ConfigMap to be deleted", || async { maps.get_opt("app-settings").await.unwrap().is_none().then_some(()) })
-        .await;
+    eventually("the created ConfigMap to be deleted", || async {
+        maps.get_opt("app-settings").await.unwrap().is_none().then_some(())
+    })
+    .await;
     env.stop().await;
 }
 
@@ -319,15 +360,15 @@ async fn a_restarted_discovery_deletes_what_its_earlier_spec_declared() {
     }))
     .unwrap();
     Api::<Pod>::namespaced(env.cluster.client(), "default").create(&PostParams::default(), &pod).await.unwrap();
-    let selector = |app: &str| {
-        k8s_openapi::apimachinery::pkg::apis::meta::v1::LabelSelector {
-            match_labels: Some([("app".to_string(), app.to_string())].into()),
-            ..Default::default()
-        }
+    let selector = |app: &str| k8s_openapi::apimachinery::pkg::apis::meta::v1::LabelSelector {
+        match_labels: Some([("app".to_string(), app.to_string())].into()),
+        ..Default::default()
     };
     let spec = tilt_apis::KubernetesDiscoverySpec {
         extra_selectors: vec![selector("solo")],
-        port_forward_template_spec: Some(PortForwardTemplateSpec { forwards: vec![Forward { local_port: 18001, ..Default::default() }] }),
+        port_forward_template_spec: Some(PortForwardTemplateSpec {
+            forwards: vec![Forward { local_port: 18001, ..Default::default() }],
+        }),
         ..Default::default()
     };
     // Applied (not created), so the next apply by the same manager removes the fields it leaves out.
@@ -335,7 +376,8 @@ async fn a_restarted_discovery_deletes_what_its_earlier_spec_declared() {
         .patch("d", &PatchParams::apply("test").force(), &Patch::Apply(&KubernetesDiscovery::new("d", spec)))
         .await
         .unwrap();
-    eventually("the log stream of the pod", || async { env.tilt::<PodLogStream>().get_opt("d-solo").await.unwrap() }).await;
+    eventually("the log stream of the pod", || async { env.tilt::<PodLogStream>().get_opt("d-solo").await.unwrap() })
+        .await;
     eventually("the port forward", || async { env.tilt::<PortForward>().get_opt("d").await.unwrap() }).await;
 
     // A new spec restarts the monitor: the pod no longer matches and there are no forwards.
@@ -359,19 +401,28 @@ async fn a_restarted_discovery_deletes_what_its_earlier_spec_declared() {
 async fn the_first_apply_waits_for_resource_deps() {
     let env = Env::start().await;
     let maps: Api<K8sConfigMap> = Api::namespaced(env.cluster.client(), "default");
-    env.tilt::<UIResource>().create(&PostParams::default(), &UIResource::new("app", UIResourceSpec::default())).await.unwrap();
+    env.tilt::<UIResource>()
+        .create(&PostParams::default(), &UIResource::new("app", UIResourceSpec::default()))
+        .await
+        .unwrap();
     let spec = KubernetesApplySpec {
         yaml: CONFIG_MAP_YAML.into(),
         start_on: Some(tilt_apis::StartOnSpec { ui_resources: vec!["db".into()], ..Default::default() }),
         ..Default::default()
     };
-    env.tilt::<KubernetesApply>().create(&PostParams::default(), &labelled(KubernetesApply::new("app", spec), "app")).await.unwrap();
+    env.tilt::<KubernetesApply>()
+        .create(&PostParams::default(), &labelled(KubernetesApply::new("app", spec), "app"))
+        .await
+        .unwrap();
     tokio::time::sleep(std::time::Duration::from_millis(500)).await;
     assert!(maps.get_opt("app-settings").await.unwrap().is_none(), "nothing applied before db is Ready");
     assert!(env.tilt::<KubernetesApply>().get("app").await.unwrap().status.is_none_or(|s| s.last_apply_time.is_none()));
 
     // db: a resource of one ConfigMap, Ready once applied (it runs no pods).
-    env.tilt::<UIResource>().create(&PostParams::default(), &UIResource::new("db", UIResourceSpec::default())).await.unwrap();
+    env.tilt::<UIResource>()
+        .create(&PostParams::default(), &UIResource::new("db", UIResourceSpec::default()))
+        .await
+        .unwrap();
     let db_yaml = CONFIG_MAP_YAML.replace("app-settings", "db-settings");
     let db = KubernetesApply::new("db", KubernetesApplySpec { yaml: db_yaml, ..Default::default() });
     env.tilt::<KubernetesApply>().create(&PostParams::default(), &labelled(db, "db")).await.unwrap();

@@ -9,10 +9,10 @@ use k8s_openapi::api::core::v1::Pod;
 use kube::Client;
 use kube::api::{Api, DeleteParams, ObjectMeta, PostParams};
 use serde_json::json;
+use tilt_apis::RESOURCE_ANNOTATION;
 use tilt_apis::{PodLogStream, PodLogStreamSpec, PodLogStreamStatus};
 use tilt_apiserver::{ApiServer, Config, Registry};
 use tilt_controllers::cluster::ClusterConnection;
-use tilt_apis::RESOURCE_ANNOTATION;
 use tilt_controllers::logs::LogStore;
 use tilt_controllers::podlogstream;
 use tilt_fixtures::cluster::FixtureCluster;
@@ -21,7 +21,6 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio_util::sync::CancellationToken;
 
 const TIMEOUT: Duration = tilt_fixtures::EVENTUALLY;
-
 
 struct Env {
     server: ApiServer,
@@ -40,7 +39,12 @@ impl Env {
         let logs = Arc::new(LogStore::default());
         let shutdown = CancellationToken::new();
         let connection = Arc::new(ClusterConnection::with_client(cluster.client()));
-        let controller = tokio::spawn(podlogstream::run(tilt_controllers::runtime::Informers::new(client.clone(), shutdown.clone()), shutdown.clone(), connection, logs.clone()));
+        let controller = tokio::spawn(podlogstream::run(
+            tilt_controllers::runtime::Informers::new(client.clone(), shutdown.clone()),
+            shutdown.clone(),
+            connection,
+            logs.clone(),
+        ));
         Env { server, cluster, client, logs, shutdown, controller }
     }
 

@@ -21,7 +21,6 @@ use tokio_util::sync::CancellationToken;
 
 const TIMEOUT: Duration = tilt_fixtures::EVENTUALLY;
 
-
 struct Env {
     server: ApiServer,
     cluster: FixtureCluster,
@@ -37,7 +36,11 @@ impl Env {
         let cluster = FixtureCluster::start().await.unwrap();
         let shutdown = CancellationToken::new();
         let connection = Arc::new(ClusterConnection::with_client(cluster.client()));
-        let controller = tokio::spawn(portforward::run(tilt_controllers::runtime::Informers::new(client.clone(), shutdown.clone()), shutdown.clone(), connection));
+        let controller = tokio::spawn(portforward::run(
+            tilt_controllers::runtime::Informers::new(client.clone(), shutdown.clone()),
+            shutdown.clone(),
+            connection,
+        ));
         Env { server, cluster, client, shutdown, controller }
     }
 

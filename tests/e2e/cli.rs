@@ -53,7 +53,12 @@ async fn logs_filter_tail_json_and_follow() {
 #[test]
 fn clear_errors_without_tilt_up_and_for_unknown_resources() {
     let home = tempfile::tempdir().unwrap();
-    let out = Command::new(env!("CARGO_BIN_EXE_tilt")).args(["logs"]).env("HOME", home.path()).env_remove("TILT_CONFIG").output().unwrap();
+    let out = Command::new(env!("CARGO_BIN_EXE_tilt"))
+        .args(["logs"])
+        .env("HOME", home.path())
+        .env_remove("TILT_CONFIG")
+        .output()
+        .unwrap();
     assert!(!out.status.success());
     assert!(String::from_utf8_lossy(&out.stderr).contains("no tilt up found"));
     let out = Command::new(env!("CARGO_BIN_EXE_tilt"))
@@ -62,7 +67,11 @@ fn clear_errors_without_tilt_up_and_for_unknown_resources() {
         .env("KUBECONFIG", home.path().join("none"))
         .output()
         .unwrap();
-    assert!(String::from_utf8_lossy(&out.stderr).contains("no tilt up found on port 1"), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("no tilt up found on port 1"),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
 
     let up = TiltUp::with_tiltfile("local_resource('a', cmd='true')\n");
     let out = tilt(&up, &["trigger", "nope"]);
@@ -73,7 +82,9 @@ fn clear_errors_without_tilt_up_and_for_unknown_resources() {
 #[tokio::test]
 async fn disable_stops_a_resource_and_enable_starts_it_again() {
     use tilt_apis::UIResource;
-    let up = TiltUp::with_tiltfile("local_resource('a', serve_cmd='sleep 300')\nlocal_resource('b', serve_cmd='sleep 300')\n");
+    let up = TiltUp::with_tiltfile(
+        "local_resource('a', serve_cmd='sleep 300')\nlocal_resource('b', serve_cmd='sleep 300')\n",
+    );
     let client = up.client().await;
     let cmds: Api<Cmd> = Api::all(client.clone());
     let pid = |name: &'static str| {

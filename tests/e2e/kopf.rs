@@ -10,10 +10,7 @@ use serde_json::Value;
 
 use crate::common::{GroupChild, TiltUp, python_module};
 
-const OPERATOR: &str = concat!(
-    env!("CARGO_MANIFEST_DIR"),
-    "/../tests/python/kopf_operator.py"
-);
+const OPERATOR: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../tests/python/kopf_operator.py");
 const FINALIZER: &str = "kopf.zalando.org/KopfFinalizerMarker";
 
 /// Polls `check` every 100 ms for up to `secs` seconds; on timeout fails with `what` and the operator's log.
@@ -41,23 +38,11 @@ fn kopf_operator_handles_create_and_delete() {
     let dir = tempfile::tempdir().unwrap();
     // kopf logs in through the current context: give it a kubeconfig whose current context is tilt's.
     let kubeconfig = dir.path().join("kubeconfig");
-    std::fs::write(
-        &kubeconfig,
-        tilt.kubectl_ok(&["config", "view", "--raw", "--minify", "--flatten"]),
-    )
-    .unwrap();
+    std::fs::write(&kubeconfig, tilt.kubectl_ok(&["config", "view", "--raw", "--minify", "--flatten"])).unwrap();
     let log = dir.path().join("kopf.log");
     let _operator = GroupChild::spawn(
         Command::new("python3")
-            .args([
-                "-m",
-                "kopf",
-                "run",
-                "--standalone",
-                "--all-namespaces",
-                "--verbose",
-                OPERATOR,
-            ])
+            .args(["-m", "kopf", "run", "--standalone", "--all-namespaces", "--verbose", OPERATOR])
             .env("KUBECONFIG", &kubeconfig)
             .env("HOME", tilt.home.path())
             .env("KOPF_TEST_OUT", dir.path())
@@ -69,8 +54,7 @@ fn kopf_operator_handles_create_and_delete() {
     wait_for("kopf to watch tilt.dev configmaps", 60, &log, || {
         let text = std::fs::read_to_string(&log).unwrap_or_default()
             + &std::fs::read_to_string(dir.path().join("kopf.stderr")).unwrap_or_default();
-        text.contains("Starting the watch-stream for configmaps.v1alpha1.tilt.dev")
-            .then_some(())
+        text.contains("Starting the watch-stream for configmaps.v1alpha1.tilt.dev").then_some(())
     });
     let manifest = dir.path().join("cm.yaml");
     std::fs::write(
@@ -82,31 +66,19 @@ fn kopf_operator_handles_create_and_delete() {
 
     let get = || -> Option<Value> {
         let out = tilt.kubectl(&["get", "configmaps.tilt.dev", "kopf-demo", "-o", "json"]);
-        out.status
-            .success()
-            .then(|| serde_json::from_slice(&out.stdout).unwrap())
+        out.status.success().then(|| serde_json::from_slice(&out.stdout).unwrap())
     };
     let handled = wait_for("the create handler's annotation", 30, &log, || {
         get().filter(|cm| cm["metadata"]["annotations"]["kopf-test/created"] == "kopf-demo")
     });
     assert!(
-        handled["metadata"]["finalizers"]
-            .as_array()
-            .is_some_and(|f| f.iter().any(|v| v == FINALIZER)),
+        handled["metadata"]["finalizers"].as_array().is_some_and(|f| f.iter().any(|v| v == FINALIZER)),
         "kopf did not add its finalizer: {handled}"
     );
-    assert_eq!(
-        handled["data"]["greeting"], "hello",
-        "the patch lost data: {handled}"
-    );
+    assert_eq!(handled["data"]["greeting"], "hello", "the patch lost data: {handled}");
 
     // kubectl waits until the object is gone, which takes kopf's delete handler removing its finalizer.
-    let out = tilt.kubectl(&[
-        "delete",
-        "configmaps.tilt.dev",
-        "kopf-demo",
-        "--timeout=60s",
-    ]);
+    let out = tilt.kubectl(&["delete", "configmaps.tilt.dev", "kopf-demo", "--timeout=60s"]);
     assert!(
         out.status.success(),
         "kubectl delete: {}{}\nkopf's log:\n{}",
@@ -114,12 +86,7 @@ fn kopf_operator_handles_create_and_delete() {
         String::from_utf8_lossy(&out.stderr),
         std::fs::read_to_string(&log).unwrap_or_default()
     );
-    assert_eq!(
-        std::fs::read_to_string(dir.path().join("deleted-kopf-demo"))
-            .ok()
-            .as_deref(),
-        Some("kopf-demo")
-    );
+    assert_eq!(std::fs::read_to_string(dir.path().join("deleted-kopf-demo")).ok().as_deref(), Some("kopf-demo"));
     let gone = tilt.kubectl(&["get", "configmaps.tilt.dev", "kopf-demo"]);
     assert!(!gone.status.success() && String::from_utf8_lossy(&gone.stderr).contains("NotFound"));
 }

@@ -29,10 +29,16 @@ fn discovery_explain_and_openapi() {
     let tilt = TiltUp::start();
     let resources = tilt.kubectl_ok(&["api-resources"]);
     for expected in ["filewatches", "fw", "cmds", "kubernetesapplys", "uiresources", "portforwards"] {
-        assert!(resources.split_whitespace().any(|w| w.split(',').any(|s| s == expected)), "{expected} missing:\n{resources}");
+        assert!(
+            resources.split_whitespace().any(|w| w.split(',').any(|s| s == expected)),
+            "{expected} missing:\n{resources}"
+        );
     }
     let explain = tilt.kubectl_ok(&["explain", "cmd.spec"]);
-    assert!(explain.contains("KIND:       Cmd") && explain.contains("args") && explain.contains("readinessProbe"), "{explain}");
+    assert!(
+        explain.contains("KIND:       Cmd") && explain.contains("args") && explain.contains("readinessProbe"),
+        "{explain}"
+    );
     let explain = tilt.kubectl_ok(&["explain", "filewatches.spec.ignores"]);
     assert!(explain.contains("patterns"), "{explain}");
     let v3: Value = serde_json::from_str(&tilt.kubectl_ok(&["get", "--raw", "/openapi/v3"])).unwrap();
@@ -66,7 +72,14 @@ fn get_apply_patch_edit_delete() {
     let applied = tilt.kubectl_ok(&["apply", "--server-side", "-f", path]);
     assert!(applied.contains("serverside-applied"), "{applied}");
     tilt.kubectl_ok(&["patch", "fw", "src", "--type=merge", "-p", r#"{"spec":{"watchedPaths":["/tmp/a"]}}"#]);
-    tilt.kubectl_ok(&["patch", "fw", "src", "--type=json", "-p", r#"[{"op":"add","path":"/spec/watchedPaths/-","value":"/tmp/b"}]"#]);
+    tilt.kubectl_ok(&[
+        "patch",
+        "fw",
+        "src",
+        "--type=json",
+        "-p",
+        r#"[{"op":"add","path":"/spec/watchedPaths/-","value":"/tmp/b"}]"#,
+    ]);
     assert_eq!(tilt.kubectl_ok(&["get", "fw", "src", "-o", "jsonpath={.spec.watchedPaths}"]), r#"["/tmp/a","/tmp/b"]"#);
 
     let out = tilt.kubectl_env(&["edit", "fw", "src"], &[("EDITOR", "sed -i s#/tmp/b#/tmp/edited#")]);
@@ -76,7 +89,11 @@ fn get_apply_patch_edit_delete() {
     // Bad input: a clear error from the server, not a crash.
     let out = tilt.kubectl(&["patch", "fw", "src", "--type=merge", "-p", r#"{"spec":{"watchedPaths":"nope"}}"#]);
     assert!(!out.status.success());
-    assert!(String::from_utf8_lossy(&out.stderr).contains("spec.watchedPaths"), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("spec.watchedPaths"),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
 
     assert!(tilt.kubectl_ok(&["delete", "fw", "src"]).contains("deleted"));
     let out = tilt.kubectl(&["get", "fw", "src"]);
@@ -87,8 +104,11 @@ fn get_apply_patch_edit_delete() {
 async fn get_watch_sees_changes_from_another_client() {
     let tilt = TiltUp::start();
     let api: Api<Cmd> = Api::all(tilt.client().await);
-    api.create(&PostParams::default(), &Cmd::new("first", CmdSpec { args: vec!["a".into()], ..Default::default() })).await.unwrap();
-    let mut watch = tilt.kubectl_command(&["get", "cmds", "-w"]).stdout(Stdio::piped()).stderr(Stdio::piped()).spawn().unwrap();
+    api.create(&PostParams::default(), &Cmd::new("first", CmdSpec { args: vec!["a".into()], ..Default::default() }))
+        .await
+        .unwrap();
+    let mut watch =
+        tilt.kubectl_command(&["get", "cmds", "-w"]).stdout(Stdio::piped()).stderr(Stdio::piped()).spawn().unwrap();
     let stdout = watch.stdout.take().unwrap();
     let lines = std::thread::spawn(move || {
         let mut seen = Vec::new();
@@ -103,11 +123,16 @@ async fn get_watch_sees_changes_from_another_client() {
         seen
     });
     tokio::time::sleep(Duration::from_millis(500)).await;
-    api.create(&PostParams::default(), &Cmd::new("second", CmdSpec { args: vec!["b".into()], ..Default::default() })).await.unwrap();
+    api.create(&PostParams::default(), &Cmd::new("second", CmdSpec { args: vec!["b".into()], ..Default::default() }))
+        .await
+        .unwrap();
     let seen = tokio::task::spawn_blocking(move || lines.join().unwrap()).await.unwrap();
     let _ = watch.kill();
     let _ = watch.wait();
-    assert!(seen[0].starts_with("NAME") && seen[1].starts_with("first") && seen.last().unwrap().starts_with("second"), "{seen:?}");
+    assert!(
+        seen[0].starts_with("NAME") && seen[1].starts_with("first") && seen.last().unwrap().starts_with("second"),
+        "{seen:?}"
+    );
 }
 
 #[tokio::test]

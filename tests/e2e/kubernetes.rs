@@ -12,8 +12,8 @@ use std::time::Duration;
 
 use k8s_openapi::api::apps::v1::Deployment;
 use k8s_openapi::api::core::v1::{Pod, Service};
-use kube::api::{Api, ListParams};
 use kube::ResourceExt;
+use kube::api::{Api, ListParams};
 use tilt_apis::{PortForward, UIResource};
 use tilt_fixtures::cluster::FixtureCluster;
 use tilt_fixtures::docker::FakeDocker;
@@ -113,7 +113,8 @@ async fn docker_build_k8s_yaml_and_port_forward_end_to_end() {
     assert!(builds[0].files.contains_key("www/index.html"), "{:?}", builds[0].files.keys());
     assert!(!builds[0].files.contains_key("notes.md"), "{:?}", builds[0].files.keys());
     let deployments: Api<Deployment> = Api::namespaced(k8s.clone(), "default");
-    let image1 = deployments.get("hello-web").await.unwrap().spec.template.spec.unwrap().containers[0].image.clone().unwrap();
+    let image1 =
+        deployments.get("hello-web").await.unwrap().spec.template.spec.unwrap().containers[0].image.clone().unwrap();
     assert!(image1.starts_with("hello-web:tilt-"), "{image1}");
     let pod1 = poll("the first pod", || ready_pod(&k8s, &image1)).await;
 
@@ -216,7 +217,9 @@ async fn tilt_ci_waits_for_the_pod_and_reports_build_failures() {
     cluster.shutdown().await;
 
     // A Dockerfile that copies a missing file: the daemon's message names the resource's failure.
-    let (ok, out, cluster) = kubernetes_ci(|p| std::fs::write(p.join("Dockerfile"), "FROM busybox:1.36\nCOPY missing.txt /\n").unwrap()).await;
+    let (ok, out, cluster) =
+        kubernetes_ci(|p| std::fs::write(p.join("Dockerfile"), "FROM busybox:1.36\nCOPY missing.txt /\n").unwrap())
+            .await;
     assert!(!ok, "{out}");
     assert!(out.contains("FAILED") && out.contains("hello-web") && out.contains("missing.txt"), "{out}");
     let deployments: Api<Deployment> = Api::namespaced(cluster.client(), "default");
@@ -250,15 +253,21 @@ async fn an_unreachable_cluster_is_retried_with_backoff() {
         ),
     )
     .unwrap();
-    std::fs::write(home.path().join("cm.yaml"), "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: settings\ndata:\n  a: b\n")
-        .unwrap();
+    std::fs::write(
+        home.path().join("cm.yaml"),
+        "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: settings\ndata:\n  a: b\n",
+    )
+    .unwrap();
     std::fs::write(home.path().join("Tiltfile"), "k8s_yaml('cm.yaml')\n").unwrap();
     let tilt = TiltUp::start_in(home);
     let client = tilt.client().await;
     let applies: Api<tilt_apis::KubernetesApply> = Api::all(client);
 
     // Every attempt writes a new lastApplyStartTime; a watcher outside tilt counts them.
-    let seen = std::sync::Arc::new(std::sync::Mutex::new((std::collections::BTreeSet::new(), std::collections::BTreeSet::new())));
+    let seen = std::sync::Arc::new(std::sync::Mutex::new((
+        std::collections::BTreeSet::new(),
+        std::collections::BTreeSet::new(),
+    )));
     let counting = {
         let (applies, seen) = (applies.clone(), seen.clone());
         tokio::spawn(async move {
@@ -296,5 +305,5 @@ async fn an_unreachable_cluster_is_retried_with_backoff() {
     let logs = tilt.tilt_command(&["logs"]).output().unwrap();
     let logs = String::from_utf8_lossy(&logs.stdout);
     let said = logs.matches("Error applying").count();
-    assert!(said >= 1 && said <= 2, "the log says the error once per change, not per attempt ({said} times):\n{logs}");
+    assert!((1..=2).contains(&said), "the log says the error once per change, not per attempt ({said} times):\n{logs}");
 }

@@ -8,7 +8,10 @@ use crate::common::TiltUp;
 fn python_dynamic_client_and_watch() {
     let has_client = Command::new("python3").args(["-c", "import kubernetes"]).status().is_ok_and(|s| s.success());
     if !has_client {
-        assert!(std::env::var("CI").is_err(), "the Python kubernetes client is missing (pip install -r tests/requirements.txt)");
+        assert!(
+            std::env::var("CI").is_err(),
+            "the Python kubernetes client is missing (pip install -r tests/requirements.txt)"
+        );
         eprintln!("skipping: the Python kubernetes client is not installed");
         return;
     }

@@ -48,7 +48,13 @@ fn run(up: &TiltUp, args: &[&str]) -> Run {
 /// Runs tilt, asserts it succeeded without a word on stderr, returns stdout.
 fn ok(up: &TiltUp, args: &[&str]) -> String {
     let r = run(up, args);
-    assert!(r.ok && r.stderr.is_empty(), "tilt {args:?}: code {:?}\nstdout: {}\nstderr: {}", r.code, r.stdout, r.stderr);
+    assert!(
+        r.ok && r.stderr.is_empty(),
+        "tilt {args:?}: code {:?}\nstdout: {}\nstderr: {}",
+        r.code,
+        r.stdout,
+        r.stderr
+    );
     r.stdout
 }
 
@@ -98,7 +104,9 @@ async fn get_prints_the_servers_tables_and_every_output_format() {
     assert!(wide.lines().next().unwrap().ends_with("ARGS") && wide.contains(r#"["sh","-c","sleep 300"]"#), "{wide}");
     let several = ok(&up, &["get", "uiresources,cmds"]);
     assert!(
-        several.contains("uiresource.tilt.dev/a ") && several.contains("\n\nNAME") && several.contains("cmd.tilt.dev/b:update "),
+        several.contains("uiresource.tilt.dev/a ")
+            && several.contains("\n\nNAME")
+            && several.contains("cmd.tilt.dev/b:update "),
         "{several}"
     );
 
@@ -108,7 +116,8 @@ async fn get_prints_the_servers_tables_and_every_output_format() {
     let one = json_of(&up, &["get", "cmd", "a:serve", "-o", "json"]);
     assert_eq!((one["kind"].as_str(), &one["spec"]["args"]), (Some("Cmd"), &json!(["sh", "-c", "sleep 300"])));
     assert!(
-        json_of(&up, &["get", "cmd", "a:serve", "-o", "json", "--show-managed-fields"])["metadata"]["managedFields"].is_array()
+        json_of(&up, &["get", "cmd", "a:serve", "-o", "json", "--show-managed-fields"])["metadata"]["managedFields"]
+            .is_array()
     );
     let yaml: Value = serde_saphyr::from_str(&ok(&up, &["get", "cmds", "-o", "yaml"])).unwrap();
     assert_eq!(yaml["items"][1]["spec"]["args"], json!(["sh", "-c", "echo hi"]));
@@ -131,7 +140,10 @@ async fn get_prints_the_servers_tables_and_every_output_format() {
     );
 
     assert_eq!(ok(&up, &["get", "cmds", "-l", "be", "-o", "name"]), "cmd.tilt.dev/a:serve\n");
-    assert_eq!(ok(&up, &["get", "cmds", "--field-selector", "metadata.name=b:update", "-o", "name"]), "cmd.tilt.dev/b:update\n");
+    assert_eq!(
+        ok(&up, &["get", "cmds", "--field-selector", "metadata.name=b:update", "-o", "name"]),
+        "cmd.tilt.dev/b:update\n"
+    );
     let empty = run(&up, &["get", "cmds", "-l", "nope=x"]);
     assert!(empty.ok && empty.stdout.is_empty() && empty.stderr == "No resources found\n", "{:?}", empty.stderr);
     // Short, singular, kind and group-qualified names all resolve through discovery.
@@ -140,7 +152,10 @@ async fn get_prints_the_servers_tables_and_every_output_format() {
     for alias in ["fw", "filewatch", "FileWatch", "fw.tilt.dev", "filewatches.v1alpha1.tilt.dev"] {
         assert_eq!(ok(&up, &["get", alias, "-o", "name"]), fw, "{alias}");
     }
-    assert_eq!(ok(&up, &["get", "uiresource/a", "cmd/b:update", "-o", "name"]), "uiresource.tilt.dev/a\ncmd.tilt.dev/b:update\n");
+    assert_eq!(
+        ok(&up, &["get", "uiresource/a", "cmd/b:update", "-o", "name"]),
+        "uiresource.tilt.dev/a\ncmd.tilt.dev/b:update\n"
+    );
 }
 
 #[tokio::test]
@@ -180,7 +195,10 @@ async fn describe_and_explain() {
     assert!(text.trim_end().ends_with("<none>") && text.contains("Events:"), "{text}");
     // A name that matches nothing exactly describes the objects it prefixes.
     assert!(ok(&up, &["describe", "cmds", "b"]).starts_with("Name:         b:update\n"));
-    assert_eq!(fails(&up, &["describe", "cmd", "zzz"]), r#"Error from server (NotFound): cmds.tilt.dev "zzz" not found"#);
+    assert_eq!(
+        fails(&up, &["describe", "cmd", "zzz"]),
+        r#"Error from server (NotFound): cmds.tilt.dev "zzz" not found"#
+    );
 
     let explain = ok(&up, &["explain", "cmd.spec"]);
     assert!(
@@ -191,7 +209,11 @@ async fn describe_and_explain() {
     assert!(ok(&up, &["explain", "fw.spec.ignores"]).contains("FIELD: ignores <[]Object>"));
     assert_eq!(fails(&up, &["explain", "cmd.spec.nope"]), r#"error: field "nope" does not exist"#);
     let resources = ok(&up, &["api-resources"]);
-    assert!(resources.lines().any(|l| l.split_whitespace().collect::<Vec<_>>() == ["filewatches", "fw", "tilt.dev/v1alpha1", "false", "FileWatch"]), "{resources}");
+    assert!(
+        resources.lines().any(|l| l.split_whitespace().collect::<Vec<_>>()
+            == ["filewatches", "fw", "tilt.dev/v1alpha1", "false", "FileWatch"]),
+        "{resources}"
+    );
     assert!(ok(&up, &["api-resources", "-o", "name"]).lines().any(|l| l == "portforwards.tilt.dev"));
 }
 
@@ -211,7 +233,8 @@ async fn apply_patch_edit_and_delete() {
     let cm = json_of(&up, &["get", "cm", "settings", "-o", "json"]);
     assert_eq!(cm["data"], json!({"keep": "1", "new": "3", "other": "x"}));
     assert!(
-        fails(&up, &["apply", "-f", "/nonexistent.yaml"]).starts_with("error: the path \"/nonexistent.yaml\" does not exist")
+        fails(&up, &["apply", "-f", "/nonexistent.yaml"])
+            .starts_with("error: the path \"/nonexistent.yaml\" does not exist")
     );
     let wrong = up.home.path().join("wrong.yaml");
     std::fs::write(&wrong, "apiVersion: tilt.dev/v1alpha1\nkind: Nope\nmetadata:\n  name: x\n").unwrap();
@@ -234,10 +257,18 @@ async fn apply_patch_edit_and_delete() {
     );
     let patched = json_of(&up, &["patch", "cm", "settings", "-p", "data: {yaml: 'yes'}", "-o", "json"]);
     assert_eq!(patched["data"], json!({"keep": "10", "new": "3", "yaml": "yes"}));
-    assert!(fails(&up, &["patch", "cm", "settings", "--type=strategic", "-p", "{}"]).contains("use --type=merge or --type=json"));
+    assert!(
+        fails(&up, &["patch", "cm", "settings", "--type=strategic", "-p", "{}"])
+            .contains("use --type=merge or --type=json")
+    );
 
     let edited = run_env(&up, &["edit", "cm", "settings"], &[("EDITOR", "sed -i s/yes/edited/")]);
-    assert!(edited.ok && edited.stdout == "configmap.tilt.dev/settings edited\n", "{} {}", edited.stdout, edited.stderr);
+    assert!(
+        edited.ok && edited.stdout == "configmap.tilt.dev/settings edited\n",
+        "{} {}",
+        edited.stdout,
+        edited.stderr
+    );
     assert_eq!(ok(&up, &["get", "cm", "settings", "-o", "jsonpath={.data.yaml}"]), "edited");
     let untouched = run_env(&up, &["edit", "cm/settings"], &[("EDITOR", "true"), ("KUBE_EDITOR", "")]);
     assert_eq!(untouched.stdout, "Edit cancelled, no changes made.\n");
@@ -267,8 +298,10 @@ async fn apply_patch_edit_and_delete() {
 #[tokio::test]
 async fn get_watch_sees_changes_made_by_another_client() {
     let up = start_ready(TILTFILE).await;
-    let mut watch = up.tilt_command(&["get", "configmaps", "-w"]).stdout(Stdio::piped()).stderr(Stdio::null()).spawn().unwrap();
-    let mut json_watch = up.tilt_command(&["get", "cmd", "b:update", "-w", "-o", "json"]).stdout(Stdio::piped()).spawn().unwrap();
+    let mut watch =
+        up.tilt_command(&["get", "configmaps", "-w"]).stdout(Stdio::piped()).stderr(Stdio::null()).spawn().unwrap();
+    let mut json_watch =
+        up.tilt_command(&["get", "cmd", "b:update", "-w", "-o", "json"]).stdout(Stdio::piped()).spawn().unwrap();
     let lines = forward_lines(watch.stdout.take().unwrap());
     let json_lines = forward_lines(json_watch.stdout.take().unwrap());
     // The JSON watch prints the object first: its closing brace means the watch is about to start.
@@ -277,8 +310,13 @@ async fn get_watch_sees_changes_made_by_another_client() {
 
     let client = up.client().await;
     let cms: Api<ConfigMap> = Api::all(client.clone());
-    cms.create(&PostParams::default(), &ConfigMap::new("watched", [("k".to_string(), "v".to_string())].into())).await.unwrap();
-    assert_eq!(expect_line(&lines, |l| l.starts_with("NAME")).split_whitespace().collect::<Vec<_>>(), ["NAME", "CREATED", "AT"]);
+    cms.create(&PostParams::default(), &ConfigMap::new("watched", [("k".to_string(), "v".to_string())].into()))
+        .await
+        .unwrap();
+    assert_eq!(
+        expect_line(&lines, |l| l.starts_with("NAME")).split_whitespace().collect::<Vec<_>>(),
+        ["NAME", "CREATED", "AT"]
+    );
     expect_line(&lines, |l| l.starts_with("watched "));
     cms.patch("watched", &PatchParams::default(), &Patch::Merge(json!({"data": {"k": "w"}}))).await.unwrap();
     expect_line(&lines, |l| l.starts_with("watched "));
@@ -319,13 +357,22 @@ fn expect_line(lines: &mpsc::Receiver<String>, matches: impl Fn(&str) -> bool) -
 #[tokio::test]
 async fn wait_for_conditions_jsonpath_and_deletion_and_time_out() {
     let up = start_ready(TILTFILE).await;
-    assert_eq!(ok(&up, &["wait", "--for=condition=Ready=true", "uiresource", "a"]), "uiresource.tilt.dev/a condition met\n");
-    assert_eq!(ok(&up, &["wait", "--for=jsonpath={.status.ready}=true", "cmd/a:serve"]), "cmd.tilt.dev/a:serve condition met\n");
+    assert_eq!(
+        ok(&up, &["wait", "--for=condition=Ready=true", "uiresource", "a"]),
+        "uiresource.tilt.dev/a condition met\n"
+    );
+    assert_eq!(
+        ok(&up, &["wait", "--for=jsonpath={.status.ready}=true", "cmd/a:serve"]),
+        "cmd.tilt.dev/a:serve condition met\n"
+    );
     assert_eq!(
         ok(&up, &["wait", "--for=jsonpath=.spec.args[0]=sh", "cmds", "--all"]),
         "cmd.tilt.dev/a:serve condition met\ncmd.tilt.dev/b:update condition met\n"
     );
-    assert_eq!(ok(&up, &["wait", "--for=condition=Ready", "uiresources", "-l", "be"]), "uiresource.tilt.dev/a condition met\n");
+    assert_eq!(
+        ok(&up, &["wait", "--for=condition=Ready", "uiresources", "-l", "be"]),
+        "uiresource.tilt.dev/a condition met\n"
+    );
 
     let started = Instant::now();
     let r = run(&up, &["wait", "--for=condition=Ready=false", "uiresource/a", "--timeout=1s"]);
@@ -336,7 +383,8 @@ async fn wait_for_conditions_jsonpath_and_deletion_and_time_out() {
         started.elapsed()
     );
     assert!(
-        fails(&up, &["wait", "--for=jsonpath={.status.ready}=false", "cmd/a:serve", "--timeout=500ms"]).contains("timed out")
+        fails(&up, &["wait", "--for=jsonpath={.status.ready}=false", "cmd/a:serve", "--timeout=500ms"])
+            .contains("timed out")
     );
     assert_eq!(
         fails(&up, &["wait", "--for=condition=Ready", "uiresource/nope"]),
@@ -477,10 +525,16 @@ fn clear_one_line_errors() {
         .unwrap();
     assert!(out.status.success());
     assert!(String::from_utf8_lossy(&out.stdout).contains("- API server: not reachable: no tilt up found"));
-    let out =
-        Command::new(env!("CARGO_BIN_EXE_tilt")).args(["get", "cmds", "-o", "xml"]).env("HOME", home.path()).output().unwrap();
+    let out = Command::new(env!("CARGO_BIN_EXE_tilt"))
+        .args(["get", "cmds", "-o", "xml"])
+        .env("HOME", home.path())
+        .output()
+        .unwrap();
     assert_eq!(out.status.code(), Some(2));
-    assert!(String::from_utf8_lossy(&out.stderr).contains("unable to match a printer suitable for the output format \"xml\""));
+    assert!(
+        String::from_utf8_lossy(&out.stderr)
+            .contains("unable to match a printer suitable for the output format \"xml\"")
+    );
 }
 
 #[tokio::test]

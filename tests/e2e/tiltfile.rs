@@ -4,8 +4,8 @@ use std::path::Path;
 use std::process::Command;
 use std::time::{Duration, Instant};
 
-use kube::api::Api;
 use kube::ResourceExt;
+use kube::api::Api;
 use tilt_apis::{Cmd, Tiltfile, UIResource};
 
 use crate::common::{TiltUp, eventually, poll};
@@ -82,7 +82,11 @@ async fn reqwest_get(port: u16, path: &str) -> Option<String> {
 async fn reevaluation_adds_and_removes_resources_and_errors_leave_them_running() {
     let home = tempfile::tempdir().unwrap();
     let tiltfile = home.path().join("Tiltfile");
-    std::fs::write(&tiltfile, "local_resource('a', serve_cmd='sleep 300')\nlocal_resource('b', serve_cmd='sleep 300')\n").unwrap();
+    std::fs::write(
+        &tiltfile,
+        "local_resource('a', serve_cmd='sleep 300')\nlocal_resource('b', serve_cmd='sleep 300')\n",
+    )
+    .unwrap();
     let tilt = TiltUp::start_in(home);
     let client = tilt.client().await;
     let cmds: Api<Cmd> = Api::all(client.clone());
@@ -93,7 +97,11 @@ async fn reevaluation_adds_and_removes_resources_and_errors_leave_them_running()
     let a = serve_pid(&cmds, "a:serve").await.unwrap();
 
     // A syntax error: reported with file:line, and nothing that runs is touched.
-    std::fs::write(&tiltfile, "local_resource('a', serve_cmd='sleep 300')\nlocal_resource('b',, serve_cmd='sleep 300')\n").unwrap();
+    std::fs::write(
+        &tiltfile,
+        "local_resource('a', serve_cmd='sleep 300')\nlocal_resource('b',, serve_cmd='sleep 300')\n",
+    )
+    .unwrap();
     let tiltfiles: Api<Tiltfile> = Api::all(client.clone());
     let error = poll("the syntax error in status", || async {
         let error = tiltfiles.get("(Tiltfile)").await.ok()?.status?.terminated?.error;
@@ -106,7 +114,11 @@ async fn reevaluation_adds_and_removes_resources_and_errors_leave_them_running()
 
     // Fixed, with b removed and c added: b is deleted and stopped, c starts, a is untouched.
     let b = serve_pid(&cmds, "b:serve").await.unwrap();
-    std::fs::write(&tiltfile, "local_resource('a', serve_cmd='sleep 300')\nlocal_resource('c', serve_cmd='sleep 300')\n").unwrap();
+    std::fs::write(
+        &tiltfile,
+        "local_resource('a', serve_cmd='sleep 300')\nlocal_resource('c', serve_cmd='sleep 300')\n",
+    )
+    .unwrap();
     eventually("c to run and b to be gone", || async {
         serve_pid(&cmds, "c:serve").await.is_some() && cmds.get_opt("b:serve").await.unwrap().is_none()
     })
@@ -120,7 +132,8 @@ async fn reevaluation_adds_and_removes_resources_and_errors_leave_them_running()
     assert!(stat.is_empty() || stat.contains(") Z "), "b's process was stopped");
     let resources: Api<UIResource> = Api::all(client);
     eventually("the UIResources to be a and c", || async {
-        let names: Vec<String> = resources.list(&Default::default()).await.unwrap().items.iter().map(|r| r.name_any()).collect();
+        let names: Vec<String> =
+            resources.list(&Default::default()).await.unwrap().items.iter().map(|r| r.name_any()).collect();
         names == ["a", "c"]
     })
     .await;
@@ -142,15 +155,27 @@ fn tilt_ci(dir: &Path, tiltfile: &str, timeout: &str) -> (bool, String) {
 #[test]
 fn tilt_ci_succeeds_fails_and_times_out_with_a_reason() {
     let dir = tempfile::tempdir().unwrap();
-    let (ok, out) = tilt_ci(dir.path(), "local_resource('build', cmd='echo building')\nlocal_resource('check', cmd='true', resource_deps=['build'])\n", "60s");
+    let (ok, out) = tilt_ci(
+        dir.path(),
+        "local_resource('build', cmd='echo building')\nlocal_resource('check', cmd='true', resource_deps=['build'])\n",
+        "60s",
+    );
     assert!(ok, "{out}");
     assert!(out.contains("SUCCESS") && out.contains("building"), "{out}");
 
-    let (ok, out) = tilt_ci(dir.path(), "local_resource('good', cmd='true')\nlocal_resource('bad', cmd='echo oops; exit 3')\n", "60s");
+    let (ok, out) = tilt_ci(
+        dir.path(),
+        "local_resource('good', cmd='true')\nlocal_resource('bad', cmd='echo oops; exit 3')\n",
+        "60s",
+    );
     assert!(!ok);
     assert!(out.contains("FAILED") && out.contains("bad") && out.contains("code 3"), "{out}");
 
-    let (ok, out) = tilt_ci(dir.path(), "local_resource('slow', serve_cmd='sleep 60', readiness_probe=probe(exec=exec_action(['false'])))\n", "2s");
+    let (ok, out) = tilt_ci(
+        dir.path(),
+        "local_resource('slow', serve_cmd='sleep 60', readiness_probe=probe(exec=exec_action(['false'])))\n",
+        "2s",
+    );
     assert!(!ok);
     assert!(out.contains("TIMED OUT") && out.contains("slow"), "{out}");
 
@@ -184,7 +209,12 @@ async fn tilt_down_deletes_what_the_tiltfile_declared_and_can_stop_tilt_up() {
 #[test]
 fn tilt_down_without_tilt_up_says_so() {
     let home = tempfile::tempdir().unwrap();
-    let out = Command::new(env!("CARGO_BIN_EXE_tilt")).arg("down").env("HOME", home.path()).env_remove("TILT_CONFIG").output().unwrap();
+    let out = Command::new(env!("CARGO_BIN_EXE_tilt"))
+        .arg("down")
+        .env("HOME", home.path())
+        .env_remove("TILT_CONFIG")
+        .output()
+        .unwrap();
     assert!(!out.status.success());
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(err.contains("no tilt up found") && err.contains("tilt up"), "{err}");
@@ -207,15 +237,21 @@ async fn a_burst_of_writes_restarts_the_server_once_with_the_final_content() {
     let cmds: Api<Cmd> = Api::all(tilt.client().await);
     let logs = || {
         let out = tilt.tilt_command(&["logs", "srv"]).output().unwrap();
-        String::from_utf8_lossy(&out.stdout).lines().filter(|l| l.contains("started")).map(String::from).collect::<Vec<_>>()
+        String::from_utf8_lossy(&out.stdout)
+            .lines()
+            .filter(|l| l.contains("started"))
+            .map(String::from)
+            .collect::<Vec<_>>()
     };
     eventually("the first start", || async { logs() == ["srv │ started 0"] }).await;
     let first = serve_pid(&cmds, "srv:serve").await.unwrap();
     for i in 1..=1000 {
         std::fs::write(tilt.home.path().join("src/data"), i.to_string()).unwrap();
     }
-    eventually("the restart", || async { serve_pid(&cmds, "srv:serve").await.is_some_and(|p| p != first) && logs().len() == 2 })
-        .await;
+    eventually("the restart", || async {
+        serve_pid(&cmds, "srv:serve").await.is_some_and(|p| p != first) && logs().len() == 2
+    })
+    .await;
     tokio::time::sleep(Duration::from_millis(1500)).await;
     assert_eq!(logs(), ["srv │ started 0", "srv │ started 1000"], "exactly one restart, with the final content");
 }

@@ -27,11 +27,9 @@ pub(crate) fn version() -> Value {
 }
 
 fn wants_aggregated(headers: &HeaderMap) -> bool {
-    headers
-        .get(header::ACCEPT)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|accept| accept.split(',').next())
-        .is_some_and(|first| first.contains("as=APIGroupDiscoveryList") && first.contains("v=v2") && !first.contains("v2beta1"))
+    headers.get(header::ACCEPT).and_then(|v| v.to_str().ok()).and_then(|accept| accept.split(',').next()).is_some_and(
+        |first| first.contains("as=APIGroupDiscoveryList") && first.contains("v=v2") && !first.contains("v2beta1"),
+    )
 }
 
 /// The verbs of a kind's resource, or of its `status` subresource.
@@ -54,7 +52,10 @@ pub(crate) fn core_versions(state: &State, headers: &HeaderMap) -> Response<Body
         let list = json!({"kind": "APIGroupDiscoveryList", "apiVersion": "apidiscovery.k8s.io/v2", "metadata": {}, "items": items});
         return bytes_response(StatusCode::OK, AGGREGATED, Bytes::from(list.to_string()));
     }
-    json_response(StatusCode::OK, &json!({"kind": "APIVersions", "versions": versions, "serverAddressByClientCIDRs": []}))
+    json_response(
+        StatusCode::OK,
+        &json!({"kind": "APIVersions", "versions": versions, "serverAddressByClientCIDRs": []}),
+    )
 }
 
 /// One group of an aggregated discovery document, with every version's resources.
@@ -77,7 +78,8 @@ fn aggregated_group(state: &State, group: &str, versions: &[String]) -> Value {
 }
 
 fn group_doc(group: &str, versions: &[String]) -> Value {
-    let vs: Vec<Value> = versions.iter().map(|v| json!({"groupVersion": format!("{group}/{v}"), "version": v})).collect();
+    let vs: Vec<Value> =
+        versions.iter().map(|v| json!({"groupVersion": format!("{group}/{v}"), "version": v})).collect();
     json!({
         "kind": "APIGroup",
         "apiVersion": "v1",
@@ -138,7 +140,8 @@ pub(crate) fn groups(state: &State, headers: &HeaderMap) -> Response<Body> {
 /// `/apis/{group}`.
 pub(crate) fn group(state: &State, group: &str) -> Result<Response<Body>, ApiError> {
     let groups = groups_with_versions(state);
-    let (g, vs) = groups.iter().find(|(g, _)| g == group).ok_or_else(|| ApiError::no_route(&format!("/apis/{group}")))?;
+    let (g, vs) =
+        groups.iter().find(|(g, _)| g == group).ok_or_else(|| ApiError::no_route(&format!("/apis/{group}")))?;
     Ok(json_response(StatusCode::OK, &group_doc(g, vs)))
 }
 

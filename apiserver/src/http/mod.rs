@@ -185,7 +185,9 @@ async fn route(state: &State, req: Request<Incoming>) -> Result<Response<Body>, 
         .map_err(|_| ApiError::bad_request(format!("the path {path:?} is not valid UTF-8 after percent-decoding")))?;
     let segments: Vec<&str> = decoded.iter().map(String::as_str).collect();
     let method = req.method().clone();
-    if let Some((_, endpoint)) = state.endpoints.iter().find(|(prefix, _)| path == *prefix || path.starts_with(&format!("{prefix}/"))) {
+    if let Some((_, endpoint)) =
+        state.endpoints.iter().find(|(prefix, _)| path == *prefix || path.starts_with(&format!("{prefix}/")))
+    {
         let (parts, _body) = req.into_parts();
         return Ok(endpoint(parts).await);
     }
@@ -323,8 +325,10 @@ async fn read_body(body: Incoming, limit: usize) -> Result<Bytes, ApiError> {
 pub fn bytes_response(code: StatusCode, content_type: &str, body: Bytes) -> Response<Body> {
     let mut resp = Response::new(Full::new(body).boxed_unsync());
     *resp.status_mut() = code;
-    resp.headers_mut()
-        .insert(header::CONTENT_TYPE, HeaderValue::from_str(content_type).unwrap_or(HeaderValue::from_static("application/json")));
+    resp.headers_mut().insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_str(content_type).unwrap_or(HeaderValue::from_static("application/json")),
+    );
     resp
 }
 

@@ -117,7 +117,10 @@ fn name_schema(max: u64) -> Value {
 fn definition(k: &ResourceKind) -> Value {
     let mut schema = k.schema.clone();
     if let Some(m) = schema.as_object_mut() {
-        m.insert("x-kubernetes-group-version-kind".into(), json!([{"group": k.group, "version": k.version, "kind": k.kind}]));
+        m.insert(
+            "x-kubernetes-group-version-kind".into(),
+            json!([{"group": k.group, "version": k.version, "kind": k.kind}]),
+        );
         let props = m.entry("properties").or_insert_with(|| json!({}));
         if let Some(props) = props.as_object_mut() {
             props.insert(
@@ -196,7 +199,10 @@ fn shared_definitions() -> Map<String, Value> {
     if let Some(props) = defs.get_mut(DELETE_OPTIONS).and_then(|d| d["properties"].as_object_mut()) {
         props.insert("kind".into(), json!({"type": "string", "enum": ["DeleteOptions"]}));
         props.insert("dryRun".into(), json!({"type": "array", "items": {"type": "string", "enum": ["All"]}}));
-        props.insert("propagationPolicy".into(), json!({"type": "string", "enum": ["Orphan", "Background", "Foreground"]}));
+        props.insert(
+            "propagationPolicy".into(),
+            json!({"type": "string", "enum": ["Orphan", "Background", "Foreground"]}),
+        );
         if let Some(pre) = props.get_mut("preconditions") {
             *pre = json!({
                 "type": "object",
@@ -272,22 +278,61 @@ fn query(spec: Spec, name: &str) -> Value {
     let (schema, description) = match name {
         "pretty" => (string(), "If 'true', then the output is pretty printed."),
         "allowWatchBookmarks" => (boolean(), "allowWatchBookmarks requests watch events with type \"BOOKMARK\"."),
-        "continue" => (string(), "The continue option should be set when retrieving more results from the server; its value comes from a previous list's metadata.continue."),
-        "fieldSelector" => (string(), "A selector to restrict the list of returned objects by their fields (metadata.name, metadata.namespace). Defaults to everything."),
-        "labelSelector" => (string(), "A selector to restrict the list of returned objects by their labels. Defaults to everything."),
-        "limit" => (json!({"type": "integer"}), "limit is a maximum number of responses to return for a list call; more are announced by metadata.continue."),
-        "resourceVersion" => (string(), "resourceVersion sets a constraint on what resource versions a request may be served from; a watch starts after it."),
-        "resourceVersionMatch" => (string(), "resourceVersionMatch determines how resourceVersion is applied to list calls."),
-        "sendInitialEvents" => (boolean(), "With watch=true, the stream begins with the current objects, then a BOOKMARK annotated k8s.io/initial-events-end."),
+        "continue" => (
+            string(),
+            "The continue option should be set when retrieving more results from the server; its value comes from a previous list's metadata.continue.",
+        ),
+        "fieldSelector" => (
+            string(),
+            "A selector to restrict the list of returned objects by their fields (metadata.name, metadata.namespace). Defaults to everything.",
+        ),
+        "labelSelector" => {
+            (string(), "A selector to restrict the list of returned objects by their labels. Defaults to everything.")
+        }
+        "limit" => (
+            json!({"type": "integer"}),
+            "limit is a maximum number of responses to return for a list call; more are announced by metadata.continue.",
+        ),
+        "resourceVersion" => (
+            string(),
+            "resourceVersion sets a constraint on what resource versions a request may be served from; a watch starts after it.",
+        ),
+        "resourceVersionMatch" => {
+            (string(), "resourceVersionMatch determines how resourceVersion is applied to list calls.")
+        }
+        "sendInitialEvents" => (
+            boolean(),
+            "With watch=true, the stream begins with the current objects, then a BOOKMARK annotated k8s.io/initial-events-end.",
+        ),
         "timeoutSeconds" => (json!({"type": "integer", "minimum": 0}), "Timeout for the list/watch call."),
-        "watch" => (boolean(), "Watch for changes to the described resources and return them as a stream of add, update, and remove notifications."),
-        "dryRun" => (json!({"type": "string", "enum": ["All"]}), "When present, indicates that modifications should not be persisted. Valid values are: - All: all dry run stages will be processed"),
-        "fieldManager" => (json!({"type": "string", "maxLength": 128}), "fieldManager is a name associated with the actor or entity that is making these changes. Required for apply requests (application/apply-patch)."),
-        "fieldValidation" => (json!({"type": "string", "enum": ["Ignore", "Warn", "Strict"]}), "How the server treats fields the schema does not declare: Ignore drops them, Warn (the default) drops them with a Warning header, Strict fails the request."),
-        "force" => (boolean(), "Force is going to \"force\" Apply requests: they re-acquire fields owned by other managers."),
-        "gracePeriodSeconds" => (json!({"type": "integer"}), "The duration in seconds before the object should be deleted."),
-        "orphanDependents" => (boolean(), "Deprecated: please use the PropagationPolicy. Should the dependent objects be orphaned."),
-        "propagationPolicy" => (string(), "Whether and how garbage collection will be performed: 'Orphan', 'Background' or 'Foreground'."),
+        "watch" => (
+            boolean(),
+            "Watch for changes to the described resources and return them as a stream of add, update, and remove notifications.",
+        ),
+        "dryRun" => (
+            json!({"type": "string", "enum": ["All"]}),
+            "When present, indicates that modifications should not be persisted. Valid values are: - All: all dry run stages will be processed",
+        ),
+        "fieldManager" => (
+            json!({"type": "string", "maxLength": 128}),
+            "fieldManager is a name associated with the actor or entity that is making these changes. Required for apply requests (application/apply-patch).",
+        ),
+        "fieldValidation" => (
+            json!({"type": "string", "enum": ["Ignore", "Warn", "Strict"]}),
+            "How the server treats fields the schema does not declare: Ignore drops them, Warn (the default) drops them with a Warning header, Strict fails the request.",
+        ),
+        "force" => {
+            (boolean(), "Force is going to \"force\" Apply requests: they re-acquire fields owned by other managers.")
+        }
+        "gracePeriodSeconds" => {
+            (json!({"type": "integer"}), "The duration in seconds before the object should be deleted.")
+        }
+        "orphanDependents" => {
+            (boolean(), "Deprecated: please use the PropagationPolicy. Should the dependent objects be orphaned.")
+        }
+        "propagationPolicy" => {
+            (string(), "Whether and how garbage collection will be performed: 'Orphan', 'Background' or 'Foreground'.")
+        }
         other => unreachable!("no query parameter {other}"),
     };
     param(spec, name, "query", schema, description)
@@ -355,7 +400,14 @@ struct Operations<'a> {
 
 impl Operations<'_> {
     /// An operation: its id, action, query parameters, body, and `responses` (code, description, schema).
-    fn op(&self, id: &str, action: &str, params: &[&str], body: Option<Value>, responses: &[(&str, &str, &str)]) -> Value {
+    fn op(
+        &self,
+        id: &str,
+        action: &str,
+        params: &[&str],
+        body: Option<Value>,
+        responses: &[(&str, &str, &str)],
+    ) -> Value {
         let k = self.k;
         let mut codes = Map::new();
         for (code, description, schema) in responses {
@@ -368,7 +420,10 @@ impl Operations<'_> {
         }
         codes.insert("401".into(), json!({"description": "Unauthorized"}));
         // Every refusal is a Status: bad input, a missing object, a conflict, an unsupported media type.
-        codes.insert("default".into(), response(self.spec, "A Status saying why the request failed", STATUS, &["application/json"]));
+        codes.insert(
+            "default".into(),
+            response(self.spec, "A Status saying why the request failed", STATUS, &["application/json"]),
+        );
         let mut op = json!({
             "description": format!("{action} {}", k.kind),
             "operationId": id,
@@ -396,7 +451,13 @@ impl Operations<'_> {
             out.push(param(self.spec, "name", "path", name_schema(253), &format!("name of the {}", self.k.kind)));
         }
         if self.k.namespaced {
-            out.push(param(self.spec, "namespace", "path", name_schema(63), "object name and auth scope, such as for teams and projects"));
+            out.push(param(
+                self.spec,
+                "namespace",
+                "path",
+                name_schema(63),
+                "object name and auth scope, such as for teams and projects",
+            ));
         }
         out.push(query(self.spec, "pretty"));
         json!(out)
@@ -432,7 +493,11 @@ impl Operations<'_> {
         };
         let delete_body = || body(spec, &[("application/json", DELETE_OPTIONS)], false);
         let prefix = format!("/{}", group_version_path(&k.group, &k.version));
-        let base = if k.namespaced { format!("{prefix}/namespaces/{{namespace}}/{}", k.plural) } else { format!("{prefix}/{}", k.plural) };
+        let base = if k.namespaced {
+            format!("{prefix}/namespaces/{{namespace}}/{}", k.plural)
+        } else {
+            format!("{prefix}/{}", k.plural)
+        };
 
         let mut collection = json!({
             "parameters": self.path_params(false),
@@ -443,11 +508,26 @@ impl Operations<'_> {
             "get": self.op(&id("read", ""), "get", &[], None, &[("200", "OK", &kind)]),
         });
         if !k.is_read_only() {
-            collection["post"] = self.op(&id("create", ""), "post", WRITE_PARAMS, Some(object_body()), &[("201", "Created", &kind)]);
-            collection["delete"] = self.op(&id("deleteCollection", ""), "deletecollection", DELETE_COLLECTION_PARAMS, Some(delete_body()), &[("200", "OK", &list)]);
-            object["put"] = self.op(&id("replace", ""), "put", WRITE_PARAMS, Some(object_body()), &[("200", "OK", &kind)]);
-            object["patch"] = self.op(&id("patch", ""), "patch", PATCH_PARAMS, Some(patch_body()), &[("200", "OK", &kind), ("201", "Created", &kind)]);
-            object["delete"] = self.op(&id("delete", ""), "delete", DELETE_PARAMS, Some(delete_body()), &[("200", "OK", &kind)]);
+            collection["post"] =
+                self.op(&id("create", ""), "post", WRITE_PARAMS, Some(object_body()), &[("201", "Created", &kind)]);
+            collection["delete"] = self.op(
+                &id("deleteCollection", ""),
+                "deletecollection",
+                DELETE_COLLECTION_PARAMS,
+                Some(delete_body()),
+                &[("200", "OK", &list)],
+            );
+            object["put"] =
+                self.op(&id("replace", ""), "put", WRITE_PARAMS, Some(object_body()), &[("200", "OK", &kind)]);
+            object["patch"] = self.op(
+                &id("patch", ""),
+                "patch",
+                PATCH_PARAMS,
+                Some(patch_body()),
+                &[("200", "OK", &kind), ("201", "Created", &kind)],
+            );
+            object["delete"] =
+                self.op(&id("delete", ""), "delete", DELETE_PARAMS, Some(delete_body()), &[("200", "OK", &kind)]);
         }
         let mut out = vec![(base.clone(), collection), (format!("{base}/{{name}}"), object)];
         if k.has_status {
@@ -456,8 +536,15 @@ impl Operations<'_> {
                 "get": self.op(&id("read", "Status"), "get", &[], None, &[("200", "OK", &kind)]),
             });
             if !k.is_read_only() {
-                status["put"] = self.op(&id("replace", "Status"), "put", WRITE_PARAMS, Some(object_body()), &[("200", "OK", &kind)]);
-                status["patch"] = self.op(&id("patch", "Status"), "patch", PATCH_PARAMS, Some(patch_body()), &[("200", "OK", &kind)]);
+                status["put"] = self.op(
+                    &id("replace", "Status"),
+                    "put",
+                    WRITE_PARAMS,
+                    Some(object_body()),
+                    &[("200", "OK", &kind)],
+                );
+                status["patch"] =
+                    self.op(&id("patch", "Status"), "patch", PATCH_PARAMS, Some(patch_body()), &[("200", "OK", &kind)]);
             }
             out.push((format!("{base}/{{name}}/status"), status));
         }
@@ -501,7 +588,8 @@ impl Documents {
             let kinds: Vec<_> = registry.kinds().iter().filter(|k| k.group == g && k.version == v).collect();
             let mut schemas = shared.clone();
             schemas.extend(kinds.iter().flat_map(|k| definitions(k)));
-            let gv_paths: Map<String, Value> = kinds.iter().flat_map(|k| Operations { k, spec: Spec::V3 }.paths()).collect();
+            let gv_paths: Map<String, Value> =
+                kinds.iter().flat_map(|k| Operations { k, spec: Spec::V3 }.paths()).collect();
             let doc = json!({
                 "openapi": "3.0.0",
                 "info": {"title": "tilt-rs", "version": env!("CARGO_PKG_VERSION")},
@@ -518,11 +606,7 @@ impl Documents {
             index.insert(path.clone(), json!({"serverRelativeURL": format!("/openapi/v3/{path}?hash={hash}")}));
             v3.insert(path, (bytes, hash));
         }
-        Documents {
-            v2: Bytes::from(v2.to_string()),
-            v3_index: Bytes::from(json!({"paths": index}).to_string()),
-            v3,
-        }
+        Documents { v2: Bytes::from(v2.to_string()), v3_index: Bytes::from(json!({"paths": index}).to_string()), v3 }
     }
 }
 
@@ -553,9 +637,11 @@ pub(crate) fn v3_index(state: &State) -> Response<Body> {
 /// `/openapi/v3/apis/{group}/{version}` and `/openapi/v3/api/{version}`; `path` is what follows `/openapi/v3/`.
 pub(crate) fn v3_group_version(state: &State, path: &str, headers: &HeaderMap) -> Result<Response<Body>, ApiError> {
     accepts_json(headers)?;
-    let (bytes, hash) = documents(state).v3.get(path).ok_or_else(|| ApiError::no_route(&format!("/openapi/v3/{path}")))?;
+    let (bytes, hash) =
+        documents(state).v3.get(path).ok_or_else(|| ApiError::no_route(&format!("/openapi/v3/{path}")))?;
     let mut resp = bytes_response(StatusCode::OK, "application/json", bytes.clone());
-    resp.headers_mut().insert(header::ETAG, http::HeaderValue::from_str(&format!("\"{hash}\"")).expect("hex is a header value"));
+    resp.headers_mut()
+        .insert(header::ETAG, http::HeaderValue::from_str(&format!("\"{hash}\"")).expect("hex is a header value"));
     resp.headers_mut().insert(header::CACHE_CONTROL, http::HeaderValue::from_static("public, immutable"));
     Ok(resp)
 }
@@ -573,12 +659,16 @@ mod tests {
     fn object_paths_declare_name_and_operations_their_query_parameters() {
         let doc = v3_doc();
         let item = &doc["paths"]["/apis/tilt.dev/v1alpha1/cmds/{name}"];
-        let names: Vec<&str> = item["parameters"].as_array().unwrap().iter().map(|p| p["name"].as_str().unwrap()).collect();
+        let names: Vec<&str> =
+            item["parameters"].as_array().unwrap().iter().map(|p| p["name"].as_str().unwrap()).collect();
         assert_eq!(names, ["name", "pretty"]);
         assert_eq!(item["parameters"][0]["in"], "path");
         assert_eq!(item["parameters"][0]["required"], true);
         let op_params = |method: &str| -> Vec<String> {
-            item[method]["parameters"].as_array().map(|a| a.iter().map(|p| p["name"].as_str().unwrap().to_string()).collect()).unwrap_or_default()
+            item[method]["parameters"]
+                .as_array()
+                .map(|a| a.iter().map(|p| p["name"].as_str().unwrap().to_string()).collect())
+                .unwrap_or_default()
         };
         assert_eq!(op_params("patch"), ["dryRun", "fieldManager", "fieldValidation", "force"]);
         assert_eq!(op_params("delete"), ["dryRun", "gracePeriodSeconds", "orphanDependents", "propagationPolicy"]);
@@ -586,7 +676,11 @@ mod tests {
         let list = &doc["paths"]["/apis/tilt.dev/v1alpha1/cmds"]["get"]["parameters"];
         let list: Vec<&str> = list.as_array().unwrap().iter().map(|p| p["name"].as_str().unwrap()).collect();
         assert!(list.contains(&"watch") && list.contains(&"labelSelector") && list.contains(&"resourceVersionMatch"));
-        assert_eq!(doc["paths"]["/apis/tilt.dev/v1alpha1/cmds"]["get"]["responses"]["200"]["content"]["application/json"]["schema"]["$ref"], "#/components/schemas/dev.tilt.v1alpha1.CmdList");
+        assert_eq!(
+            doc["paths"]["/apis/tilt.dev/v1alpha1/cmds"]["get"]["responses"]["200"]["content"]["application/json"]["schema"]
+                ["$ref"],
+            "#/components/schemas/dev.tilt.v1alpha1.CmdList"
+        );
     }
 
     #[test]

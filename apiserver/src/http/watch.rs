@@ -46,12 +46,13 @@ struct Watcher {
 const MAX_BATCH: usize = 64;
 
 pub(crate) async fn serve(call: Call<'_>, name: Option<String>) -> Result<Response<Body>, ApiError> {
-    let from = match call.query.resource_version.as_deref() {
-        None | Some("0") => None,
-        Some(v) => Some(v.parse::<u64>().map_err(|_| {
-            ApiError::bad_request(format!("invalid resourceVersion {v:?}: must be a decimal number"))
-        })?),
-    };
+    let from =
+        match call.query.resource_version.as_deref() {
+            None | Some("0") => None,
+            Some(v) => Some(v.parse::<u64>().map_err(|_| {
+                ApiError::bad_request(format!("invalid resourceVersion {v:?}: must be a decimal number"))
+            })?),
+        };
     let mut fields = call.query.fields.clone();
     if let Some(n) = name {
         fields = FieldSelector::parse(&format!("metadata.name={n}")).map_err(ApiError::bad_request)?;
@@ -95,7 +96,8 @@ pub(crate) async fn serve(call: Call<'_>, name: Option<String>) -> Result<Respon
         Err(StoreError::Expired { oldest }) => w.push_expired(from.unwrap_or(0), oldest),
         Err(_) => {}
     }
-    let content_type = if call.format == Format::Table { "application/json;as=Table;v=v1;g=meta.k8s.io" } else { "application/json" };
+    let content_type =
+        if call.format == Format::Table { "application/json;as=Table;v=v1;g=meta.k8s.io" } else { "application/json" };
     let stream = futures::stream::unfold(w, |mut w| async move { w.next().await.map(|b| (Ok(Frame::data(b)), w)) });
     let mut resp = Response::new(BodyExt::boxed_unsync(StreamBody::new(stream)));
     *resp.status_mut() = StatusCode::OK;
@@ -121,7 +123,12 @@ impl Watcher {
             Format::Json | Format::Yaml => line.extend_from_slice(&obj.json),
             Format::Table => {
                 let v = obj.value();
-                let t = table::table(&self.kind, std::iter::once(&v), json!({"resourceVersion": v["metadata"]["resourceVersion"]}), &self.include_object);
+                let t = table::table(
+                    &self.kind,
+                    std::iter::once(&v),
+                    json!({"resourceVersion": v["metadata"]["resourceVersion"]}),
+                    &self.include_object,
+                );
                 line.extend_from_slice(&serde_json::to_vec(&t).expect("JSON values serialize"));
             }
             Format::PartialMetadata => {

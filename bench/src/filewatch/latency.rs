@@ -10,8 +10,8 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use anyhow::Result;
-use tilt_bench::progress;
 use tilt_bench::proc::{rss_bytes, rss_parts};
+use tilt_bench::progress;
 
 use crate::tools::{Bins, Tool, WatchSpec, Watcher, next_stamp, probe, read_stamps, touch};
 
@@ -76,7 +76,9 @@ pub async fn run(bins: &Bins, tools: &[Tool], base: &std::path::Path, plan: &Pla
             anyhow::Ok(watcher)
         };
         match started.await {
-            Ok(watcher) => contestants.push(Contestant { watcher, file, seen: 0, out: Outcome::default(), alive: true }),
+            Ok(watcher) => {
+                contestants.push(Contestant { watcher, file, seen: 0, out: Outcome::default(), alive: true })
+            }
             Err(e) => failed.push((tool, Outcome { error: Some(format!("{e:#}")), ..Outcome::default() })),
         }
     }

@@ -26,7 +26,10 @@ use tilt_bench::{machine, median, ms, progress};
 use crate::tools::{Bins, Tool, which};
 
 #[derive(Parser)]
-#[command(name = "filewatch-bench", about = "File change → command start latency and big-tree costs: tilt-rs vs watchexec, entr, inotifywait.")]
+#[command(
+    name = "filewatch-bench",
+    about = "File change → command start latency and big-tree costs: tilt-rs vs watchexec, entr, inotifywait."
+)]
 struct Cli {
     /// Measured changes per tool.
     #[arg(long, default_value_t = 200)]
@@ -133,8 +136,10 @@ async fn run(cli: Cli) -> Result<()> {
     }
     let base = tempfile::Builder::new().prefix("tilt-bench-filewatch-").tempdir()?;
     tilt_bench::remove_on_exit(base.path());
-    let tools: Vec<Tool> =
-        [Tool::Tilt, Tool::Watchexec, Tool::Entr, Tool::Inotifywait].into_iter().filter(|t| bins.of(*t).is_some()).collect();
+    let tools: Vec<Tool> = [Tool::Tilt, Tool::Watchexec, Tool::Entr, Tool::Inotifywait]
+        .into_iter()
+        .filter(|t| bins.of(*t).is_some())
+        .collect();
 
     let plan = latency::Plan {
         samples: cli.samples.max(1),
@@ -145,7 +150,10 @@ async fn run(cli: Cli) -> Result<()> {
     let latencies = if cli.no_latency {
         Vec::new()
     } else {
-        progress(format!("latency: {} changes per tool ({} warm-up), {} ms quiet after each", plan.samples, plan.warmup, cli.quiet_ms));
+        progress(format!(
+            "latency: {} changes per tool ({} warm-up), {} ms quiet after each",
+            plan.samples, plan.warmup, cli.quiet_ms
+        ));
         latency::run(&bins, &tools, base.path(), &plan).await?
     };
 
@@ -157,7 +165,8 @@ async fn run(cli: Cli) -> Result<()> {
             None => base.path().join("tree"),
         };
         let t = tree::generate(&root, cli.dirs, cli.files)?;
-        let tree_tools: Vec<Tool> = [Tool::Tilt, Tool::Watchexec].into_iter().filter(|t| bins.of(*t).is_some()).collect();
+        let tree_tools: Vec<Tool> =
+            [Tool::Tilt, Tool::Watchexec].into_iter().filter(|t| bins.of(*t).is_some()).collect();
         for &tool in &tree_tools {
             tree_runs.push((tool, Vec::new()));
         }
@@ -212,7 +221,8 @@ fn print_report(
         }
     }
     if !latencies.is_empty() {
-        let rss = |tool: Tool| latencies.iter().find(|(t, _)| *t == tool).and_then(|(_, o)| o.rss).map(|(r, _)| r as f64);
+        let rss =
+            |tool: Tool| latencies.iter().find(|(t, _)| *t == tool).and_then(|(_, o)| o.rss).map(|(r, _)| r as f64);
         let changes = cli.samples + cli.warmup;
         rows.push(Row::with_peers(
             format!("RSS, 2-file directory after {changes} changes"),
@@ -234,7 +244,12 @@ fn print_report(
         };
         let k = |x: usize| if x >= 1000 && x.is_multiple_of(1000) { format!("{}k", x / 1000) } else { x.to_string() };
         let what = format!("{} files / {} dirs", k(t.files), k(t.dirs.len() - 1));
-        rows.push(tree_row(format!("{what}: ready time (median of {n})"), Unit::Ms, &|r| Some(ms(r.ready)), Target::None));
+        rows.push(tree_row(
+            format!("{what}: ready time (median of {n})"),
+            Unit::Ms,
+            &|r| Some(ms(r.ready)),
+            Target::None,
+        ));
         rows.push(tree_row(
             format!("{what}: inotify watches on the tree"),
             Unit::Count,
@@ -259,12 +274,12 @@ fn print_report(
     }
 
     println!();
-    println!(
-        "tilt-rs file watch benchmark — {}; ratio = tilt-rs ÷ watchexec; MB = 1024² bytes",
-        machine()
-    );
+    println!("tilt-rs file watch benchmark — {}; ratio = tilt-rs ÷ watchexec; MB = 1024² bytes", machine());
     println!();
-    print!("{}", Layout { peers: &["watchexec", "entr", "inotifywait loop (floor)"], ratio_name: "watchexec" }.render(&rows));
+    print!(
+        "{}",
+        Layout { peers: &["watchexec", "entr", "inotifywait loop (floor)"], ratio_name: "watchexec" }.render(&rows)
+    );
     println!();
 
     let mut head = vec![
@@ -275,9 +290,19 @@ fn print_report(
         "Default debounces, as shipped: tilt-rs 20 ms (FileWatch, trailing), watchexec 50 ms, entr none (it reacts to the first event), inotifywait none.".into(),
     ];
     for (tool, o) in latencies {
-        let mut s = format!("{}: {} samples, {} missed (no run within 2 s), {} extra runs", tool.label(), o.latencies.len(), o.misses, o.extra_runs);
+        let mut s = format!(
+            "{}: {} samples, {} missed (no run within 2 s), {} extra runs",
+            tool.label(),
+            o.latencies.len(),
+            o.misses,
+            o.extra_runs
+        );
         if let Some((rss, anon)) = o.rss {
-            s.push_str(&format!("; RSS at the end {:.1} MB, of which {:.1} MB anonymous", rss as f64 / 1048576.0, anon as f64 / 1048576.0));
+            s.push_str(&format!(
+                "; RSS at the end {:.1} MB, of which {:.1} MB anonymous",
+                rss as f64 / 1048576.0,
+                anon as f64 / 1048576.0
+            ));
         }
         if let Some(e) = &o.error {
             s.push_str(&format!("; {e}"));
@@ -296,8 +321,11 @@ fn print_report(
         ));
         head.push("Ready time: spawn → the first command run caused by a probe change, probes every 50 ms after the initial run (and, for tilt-rs, after FileWatch `status.monitorStartTime` is set); RSS = VmRSS of the tool's process (tilt: `tilt up`, without its small orphan-reaper child); watches = `inotify wd:` lines of /proc/PID/fdinfo whose inode is a tree directory; idle CPU = utime+stime delta of the process over the window, 1 s after ready.".into());
         for (tool, runs) in tree_runs {
-            let med = |f: &dyn Fn(&tree::Run) -> Option<f64>| tree_med(*tool, f).map_or("—".into(), |v| format!("{v:.0}"));
-            let mb = |f: &dyn Fn(&tree::Run) -> Option<f64>| tree_med(*tool, f).map_or("—".into(), |v| format!("{:.1}", v / 1048576.0));
+            let med =
+                |f: &dyn Fn(&tree::Run) -> Option<f64>| tree_med(*tool, f).map_or("—".into(), |v| format!("{v:.0}"));
+            let mb = |f: &dyn Fn(&tree::Run) -> Option<f64>| {
+                tree_med(*tool, f).map_or("—".into(), |v| format!("{:.1}", v / 1048576.0))
+            };
             head.push(format!(
                 "{}: {} runs; median ms from spawn: monitorStartTime {}, initial run {}, ready {}; watches per run (non-ignored + ignored + elsewhere): {}; RSS = {} MB anonymous (heap, stacks) + {} MB file-backed (mapped executable and libraries).",
                 tool.label(),
@@ -319,7 +347,10 @@ fn print_report(
         if bins.inotifywait.is_some() { dpkg("inotify-tools") } else { "—".into() },
         bins.tilt.display()
     ));
-    head.push("Go Tilt on this machine (design.md): change → command start p50: entr 53 ms, watchexec 55 ms, Go Tilt 209 ms.".into());
+    head.push(
+        "Go Tilt on this machine (design.md): change → command start p50: entr 53 ms, watchexec 55 ms, Go Tilt 209 ms."
+            .into(),
+    );
     notes.splice(0..0, head);
     for note in notes {
         println!("- {note}");

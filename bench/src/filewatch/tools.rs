@@ -237,11 +237,7 @@ impl Watcher {
 
 /// The stamps (CLOCK_REALTIME ns) in a stamp file so far; none if it does not exist yet.
 pub fn read_stamps(path: &Path) -> Vec<i64> {
-    std::fs::read_to_string(path)
-        .unwrap_or_default()
-        .lines()
-        .filter_map(|l| l.trim().parse().ok())
-        .collect()
+    std::fs::read_to_string(path).unwrap_or_default().lines().filter_map(|l| l.trim().parse().ok()).collect()
 }
 
 /// Waits (polling every millisecond, up to `limit`) until `path` holds more than `seen` stamps and

@@ -133,7 +133,10 @@ async fn run(bin: &Path, tiltfile: &Path, home: &Path, cli: &Cli) -> Result<Run>
         let body = serde_json::to_vec(&objects[0])?.len();
         let reqs = objects
             .iter()
-            .map(|o| serde_json::to_vec(o).map(|b| Req::with_body(Method::POST, format!("{API}/configmaps"), "application/json", b)))
+            .map(|o| {
+                serde_json::to_vec(o)
+                    .map(|b| Req::with_body(Method::POST, format!("{API}/configmaps"), "application/json", b))
+            })
             .collect::<Result<Vec<_>, _>>()?;
         drop(objects);
         let t0 = Instant::now();
@@ -232,8 +235,20 @@ fn print_report(cli: &Cli, runs: &[Run], errors: &[String]) {
             vec![],
             Target::None,
         ),
-        Row::with_peers("VmRSS before the objects (median)", Unit::MegaBytes, med(&|r| r.before as f64), vec![], Target::None),
-        Row::with_peers("VmRSS after the objects (median)", Unit::MegaBytes, med(&|r| r.after as f64), vec![], Target::None),
+        Row::with_peers(
+            "VmRSS before the objects (median)",
+            Unit::MegaBytes,
+            med(&|r| r.before as f64),
+            vec![],
+            Target::None,
+        ),
+        Row::with_peers(
+            "VmRSS after the objects (median)",
+            Unit::MegaBytes,
+            med(&|r| r.after as f64),
+            vec![],
+            Target::None,
+        ),
         Row::with_peers(
             format!("creating the {n} objects over {} connections (median)", cli.conns),
             Unit::Ms,

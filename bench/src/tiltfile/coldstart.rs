@@ -149,7 +149,10 @@ pub async fn tilt(
             loop {
                 polls += 1;
                 if let Ok(items) = t.list("uiresources").await {
-                    let ready = items.iter().filter(|u| names.contains(u["metadata"]["name"].as_str().unwrap_or("")) && is_ready(u)).count();
+                    let ready = items
+                        .iter()
+                        .filter(|u| names.contains(u["metadata"]["name"].as_str().unwrap_or("")) && is_ready(u))
+                        .count();
                     if ready == names.len() {
                         break (t.spawned.elapsed(), items);
                     }
@@ -167,11 +170,19 @@ pub async fn tilt(
         let cmds = t.list("cmds").await?;
         let serves: Vec<&Value> =
             cmds.iter().filter(|c| c["metadata"]["name"].as_str().is_some_and(|n| n.ends_with(":serve"))).collect();
-        let (first_running, last_running) = min_max(serves.iter().filter_map(|c| since(s, &c["status"]["running"]["startedAt"])));
-        let pids: Vec<u32> = serves.iter().filter_map(|c| c["status"]["running"]["pid"].as_u64()).map(|p| p as u32).collect();
-        let (first_ready, last_ready) = min_max(items.iter().filter(|u| names.contains(u["metadata"]["name"].as_str().unwrap_or(""))).filter_map(|u| {
-            u["status"]["conditions"].as_array()?.iter().find(|c| c["type"] == "Ready").and_then(|c| since(s, &c["lastTransitionTime"]))
-        }));
+        let (first_running, last_running) =
+            min_max(serves.iter().filter_map(|c| since(s, &c["status"]["running"]["startedAt"])));
+        let pids: Vec<u32> =
+            serves.iter().filter_map(|c| c["status"]["running"]["pid"].as_u64()).map(|p| p as u32).collect();
+        let (first_ready, last_ready) = min_max(
+            items.iter().filter(|u| names.contains(u["metadata"]["name"].as_str().unwrap_or(""))).filter_map(|u| {
+                u["status"]["conditions"]
+                    .as_array()?
+                    .iter()
+                    .find(|c| c["type"] == "Ready")
+                    .and_then(|c| since(s, &c["lastTransitionTime"]))
+            }),
+        );
         anyhow::Ok((
             TiltRun {
                 all_ready,
@@ -216,7 +227,10 @@ pub async fn poller_floor(
     let result = async {
         loop {
             if let Ok(items) = t.list("uiresources").await {
-                let ready = items.iter().filter(|u| names.contains(u["metadata"]["name"].as_str().unwrap_or("")) && is_ready(u)).count();
+                let ready = items
+                    .iter()
+                    .filter(|u| names.contains(u["metadata"]["name"].as_str().unwrap_or("")) && is_ready(u))
+                    .count();
                 if ready == names.len() {
                     break;
                 }

@@ -24,7 +24,10 @@ use tilt_bench::report::{Layout, Row, Target, Unit};
 use tilt_bench::{machine, median, ms, progress};
 
 #[derive(Parser)]
-#[command(name = "tiltfile-bench", about = "Tiltfile evaluation and cold start of serve_cmd resources: tilt-rs vs a shell floor.")]
+#[command(
+    name = "tiltfile-bench",
+    about = "Tiltfile evaluation and cold start of serve_cmd resources: tilt-rs vs a shell floor."
+)]
 struct Cli {
     /// Timed evaluations (the median is reported).
     #[arg(long, default_value_t = 15)]
@@ -130,7 +133,14 @@ fn eval(cli: &Cli, dir: &Path) -> Result<Eval> {
         std::hint::black_box(l);
     }
     runs.sort_by(f64::total_cmp);
-    Ok(Eval { runs, lines: text.lines().count(), helper_lines, helpers, objects: loaded.objects.len(), resources: locals })
+    Ok(Eval {
+        runs,
+        lines: text.lines().count(),
+        helper_lines,
+        helpers,
+        objects: loaded.objects.len(),
+        resources: locals,
+    })
 }
 
 /// Cold-start results.
@@ -163,7 +173,15 @@ async fn cold(cli: &Cli, dir: &Path) -> Result<Cold> {
     let t0 = Instant::now();
     let loaded = tilt_config::load(&opts).map_err(|e| anyhow::anyhow!("the cold-start Tiltfile failed: {e}"))?;
     let eval = (t0.elapsed(), loaded.objects.len());
-    let mut out = Cold { tilt: Vec::new(), floor: Vec::new(), ci: Vec::new(), eval, notes: Vec::new(), poller: None, poller_floor: Vec::new() };
+    let mut out = Cold {
+        tilt: Vec::new(),
+        floor: Vec::new(),
+        ci: Vec::new(),
+        eval,
+        notes: Vec::new(),
+        poller: None,
+        poller_floor: Vec::new(),
+    };
     if cli.poller == "python" {
         let probe = tokio::process::Command::new(&cli.python).arg("-c").arg("import kubernetes").output().await;
         match probe {
@@ -201,7 +219,8 @@ async fn cold(cli: &Cli, dir: &Path) -> Result<Cold> {
     }
     if let Some(p) = out.poller.clone() {
         progress("cold start: the Python poller alone, against a tilt up already Ready");
-        match coldstart::poller_floor(&bin, &tiltfile, &names, &dir.join("home-poller"), &p, cli.cold_runs.max(1)).await {
+        match coldstart::poller_floor(&bin, &tiltfile, &names, &dir.join("home-poller"), &p, cli.cold_runs.max(1)).await
+        {
             Ok(v) => out.poller_floor = v,
             Err(e) => out.notes.push(format!("Python poller floor: {e:#}")),
         }
@@ -253,7 +272,8 @@ fn print_report(cli: &Cli, eval: Option<&Eval>, cold: Option<&Cold>) {
         };
         let mut floor: Vec<f64> = c.floor.iter().copied().map(ms).collect();
         let floor = median(&mut floor);
-        let seer = if c.poller.is_some() { "seen by a Python client started with tilt" } else { "seen by this process" };
+        let seer =
+            if c.poller.is_some() { "seen by a Python client started with tilt" } else { "seen by this process" };
         rows.push(
             Row::with_peers(
                 format!("cold start: {n} serve_cmd → all UIResources Ready, {seer} (median of {})", c.tilt.len()),
@@ -268,7 +288,10 @@ fn print_report(cli: &Cli, eval: Option<&Eval>, cold: Option<&Cold>) {
         if c.poller.is_some() {
             let mut v: Vec<f64> = c.poller_floor.iter().copied().map(ms).collect();
             rows.push(Row::with_peers(
-                format!("  the Python poller alone, tilt already Ready: spawn → all Ready seen (median of {})", v.len()),
+                format!(
+                    "  the Python poller alone, tilt already Ready: spawn → all Ready seen (median of {})",
+                    v.len()
+                ),
                 Unit::Ms,
                 median(&mut v),
                 vec![],

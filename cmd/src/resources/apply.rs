@@ -77,7 +77,10 @@ pub async fn apply(args: ApplyArgs) -> Result<()> {
                     if patch.is_empty() {
                         (serde_json::from_value(current.clone())?, "unchanged")
                     } else {
-                        (api.patch(&name, &PatchParams::default(), &Patch::Merge(Value::Object(patch))).await?, "configured")
+                        (
+                            api.patch(&name, &PatchParams::default(), &Patch::Merge(Value::Object(patch))).await?,
+                            "configured",
+                        )
                     }
                 }
             }
@@ -152,8 +155,7 @@ mod tests {
     fn three_way_patches() {
         let original = json!({"spec": {"args": ["a"], "dir": "/x", "env": ["E=1"]}});
         let modified = json!({"spec": {"args": ["b"], "dir": "/x"}, "metadata": {"labels": {"l": "1"}}});
-        let current =
-            json!({"spec": {"args": ["a"], "dir": "/x", "env": ["E=1"], "server": 1}, "metadata": {"uid": "u"}, "status": {}});
+        let current = json!({"spec": {"args": ["a"], "dir": "/x", "env": ["E=1"], "server": 1}, "metadata": {"uid": "u"}, "status": {}});
         let patch = Value::Object(merge_patch(&original, &modified, &current));
         assert_eq!(patch, json!({"spec": {"args": ["b"], "env": null}, "metadata": {"labels": {"l": "1"}}}));
         assert!(
@@ -170,12 +172,14 @@ mod tests {
     fn last_applied_excludes_itself() {
         let m = json!({"metadata": {"name": "a", "annotations": {LAST_APPLIED: "old"}}, "spec": {}});
         let out = with_last_applied(&m).unwrap();
-        let recorded: Value = serde_json::from_str(out["metadata"]["annotations"][LAST_APPLIED].as_str().unwrap()).unwrap();
+        let recorded: Value =
+            serde_json::from_str(out["metadata"]["annotations"][LAST_APPLIED].as_str().unwrap()).unwrap();
         assert_eq!(recorded, json!({"metadata": {"name": "a"}, "spec": {}}));
         let plain = json!({"metadata": {"name": "a"}});
-        let recorded: Value =
-            serde_json::from_str(with_last_applied(&plain).unwrap()["metadata"]["annotations"][LAST_APPLIED].as_str().unwrap())
-                .unwrap();
+        let recorded: Value = serde_json::from_str(
+            with_last_applied(&plain).unwrap()["metadata"]["annotations"][LAST_APPLIED].as_str().unwrap(),
+        )
+        .unwrap();
         assert_eq!(recorded, plain, "no annotations: null is recorded");
     }
 }

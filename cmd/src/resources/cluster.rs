@@ -58,7 +58,8 @@ impl Kind {
             typed == n
                 || typed.strip_prefix(n).and_then(|rest| rest.strip_prefix('.')).is_some_and(|rest| {
                     rest == r.group
-                        || rest.strip_prefix(r.version.as_str()).and_then(|g| g.strip_prefix('.')) == Some(r.group.as_str())
+                        || rest.strip_prefix(r.version.as_str()).and_then(|g| g.strip_prefix('.'))
+                            == Some(r.group.as_str())
                 })
         })
     }
@@ -188,7 +189,9 @@ impl Cluster {
     /// Resolves `TYPE[,TYPE…] [NAME…]` or `TYPE/NAME…` (kubectl's two forms), keeping their order.
     pub fn select(&self, args: &[String]) -> Result<Vec<Selection<'_>>> {
         let Some(first) = args.first() else {
-            bail!("you must specify the type of resource. Use \"tilt api-resources\" for a complete list of supported resources");
+            bail!(
+                "you must specify the type of resource. Use \"tilt api-resources\" for a complete list of supported resources"
+            );
         };
         let mut out: Vec<Selection<'_>> = Vec::new();
         if args.iter().any(|a| a.contains('/')) {
@@ -254,7 +257,8 @@ pub struct Fetched {
 /// An object as JSON, with `apiVersion` and `kind` filled in (list items may leave them out).
 pub fn to_value(kind: &Kind, mut object: DynamicObject) -> Result<Value> {
     if object.types.as_ref().is_none_or(|t| t.kind.is_empty()) {
-        object.types = Some(TypeMeta { api_version: kind.resource.api_version.clone(), kind: kind.resource.kind.clone() });
+        object.types =
+            Some(TypeMeta { api_version: kind.resource.api_version.clone(), kind: kind.resource.kind.clone() });
     }
     serde_json::to_value(object).context("encoding an object")
 }
@@ -279,7 +283,9 @@ mod tests {
     #[test]
     fn names_that_resolve() {
         let k = kind();
-        for typed in ["filewatches", "filewatch", "fw", "filewatches.tilt.dev", "fw.tilt.dev", "filewatch.v1alpha1.tilt.dev"] {
+        for typed in
+            ["filewatches", "filewatch", "fw", "filewatches.tilt.dev", "fw.tilt.dev", "filewatch.v1alpha1.tilt.dev"]
+        {
             assert!(k.matches(typed), "{typed}");
         }
         for typed in ["filewatchesx", "fw.other.dev", "f", "filewatches.v1.tilt.dev"] {

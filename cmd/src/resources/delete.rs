@@ -87,7 +87,14 @@ pub async fn delete(args: DeleteArgs) -> Result<()> {
 }
 
 /// The objects of a selection without names, as `(kind, name)`.
-async fn listed<'c>(cluster: &'c Cluster, selection: &Selection<'c>, filter: &Filter) -> Result<Vec<(&'c Kind, String)>> {
+async fn listed<'c>(
+    cluster: &'c Cluster,
+    selection: &Selection<'c>,
+    filter: &Filter,
+) -> Result<Vec<(&'c Kind, String)>> {
     let objects = cluster.fetch(selection, filter).await?.objects;
-    Ok(objects.iter().map(|o: &Value| (selection.kind, o["metadata"]["name"].as_str().unwrap_or_default().to_string())).collect())
+    Ok(objects
+        .iter()
+        .map(|o: &Value| (selection.kind, o["metadata"]["name"].as_str().unwrap_or_default().to_string()))
+        .collect())
 }

@@ -111,8 +111,12 @@ pub fn describe_object(object: &Value) -> String {
 
 /// `Title:\tk=v` with one line per pair (continuations with an empty first cell), or `<none>`.
 fn pairs(title: &str, map: &Value, sep: &str) -> Vec<String> {
-    let pairs: Vec<String> =
-        map.as_object().into_iter().flatten().map(|(k, v)| format!("{k}{sep}{}", v.as_str().unwrap_or_default())).collect();
+    let pairs: Vec<String> = map
+        .as_object()
+        .into_iter()
+        .flatten()
+        .map(|(k, v)| format!("{k}{sep}{}", v.as_str().unwrap_or_default()))
+        .collect();
     if pairs.is_empty() {
         return vec![format!("{title}:\t<none>")];
     }
@@ -188,7 +192,8 @@ fn title(key: &str) -> String {
         // of an acronym (`podIPs` → pod, IPs; `spanID` → span, ID).
         let boundary = c.is_uppercase()
             && i > 0
-            && (chars[i - 1].is_lowercase() || chars.get(i + 1).is_some_and(|n| n.is_lowercase() && chars[i - 1].is_uppercase()));
+            && (chars[i - 1].is_lowercase()
+                || chars.get(i + 1).is_some_and(|n| n.is_lowercase() && chars[i - 1].is_uppercase()));
         if (boundary || c == '-') && !word.is_empty() {
             words.push(std::mem::take(&mut word));
         }

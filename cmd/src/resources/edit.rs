@@ -46,16 +46,21 @@ pub async fn edit(args: EditArgs) -> Result<()> {
                 _ => (format!("{HEADER}{}", to_yaml(&original)?), "yaml"),
             };
             let edited = launch_editor(&["KUBE_EDITOR", "EDITOR"], &text, ext)?;
-            let edited =
-                if ext == "json" { serde_json::from_str(&edited).ok() } else { parse_manifests(&edited)?.into_iter().next() };
+            let edited = if ext == "json" {
+                serde_json::from_str(&edited).ok()
+            } else {
+                parse_manifests(&edited)?.into_iter().next()
+            };
             let Some(edited) = edited.filter(|e: &Value| *e != original) else {
                 emit("Edit cancelled, no changes made.\n");
                 continue;
             };
             let patch = merge_patch(&original, &edited, &original);
             let name = original["metadata"]["name"].as_str().unwrap_or_default();
-            let object =
-                cluster.api(selection.kind).patch(name, &PatchParams::default(), &Patch::Merge(Value::Object(patch))).await?;
+            let object = cluster
+                .api(selection.kind)
+                .patch(name, &PatchParams::default(), &Patch::Merge(Value::Object(patch)))
+                .await?;
             emit(&format!("{} edited\n", qualified_name(&to_value(selection.kind, object)?)));
         }
     }
@@ -65,7 +70,8 @@ pub async fn edit(args: EditArgs) -> Result<()> {
 /// Writes `contents` to a temporary `.ext` file, runs the editor named by the first set variable of
 /// `vars` (else `vi`) on it through `sh`, and returns what the file holds afterwards.
 pub fn launch_editor(vars: &[&str], contents: &str, ext: &str) -> Result<String> {
-    let editor = vars.iter().find_map(|v| std::env::var(v).ok().filter(|e| !e.trim().is_empty())).unwrap_or_else(|| "vi".into());
+    let editor =
+        vars.iter().find_map(|v| std::env::var(v).ok().filter(|e| !e.trim().is_empty())).unwrap_or_else(|| "vi".into());
     let mut file = tempfile::Builder::new()
         .prefix("tilt-edit-")
         .suffix(&format!(".{ext}"))

@@ -101,7 +101,10 @@ pub async fn explain(args: ExplainArgs) -> Result<()> {
     let mut field = None;
     for name in parts {
         let container = element(schemas, schema);
-        schema = deref(schemas, container["properties"].get(name).ok_or_else(|| anyhow!("field \"{name}\" does not exist"))?);
+        schema = deref(
+            schemas,
+            container["properties"].get(name).ok_or_else(|| anyhow!("field \"{name}\" does not exist"))?,
+        );
         field = Some(name);
     }
     emit(&render(schemas, kind, field, schema, args.recursive));
@@ -116,8 +119,10 @@ async fn openapi(cluster: &Cluster, kind: &Kind) -> Result<Value> {
         "" => format!("api/{}", kind.resource.version),
         group => format!("apis/{group}/{}", kind.resource.version),
     };
-    let url =
-        index["paths"][&key]["serverRelativeURL"].as_str().map(String::from).unwrap_or_else(|| format!("/openapi/v3/{key}"));
+    let url = index["paths"][&key]["serverRelativeURL"]
+        .as_str()
+        .map(String::from)
+        .unwrap_or_else(|| format!("/openapi/v3/{key}"));
     cluster.client.request(get(url)?).await.with_context(|| format!("reading the OpenAPI document of {key}"))
 }
 
@@ -170,7 +175,8 @@ fn type_name(schemas: &Value, schema: &Value) -> String {
 /// The schema's description and, for arrays and maps, its elements'.
 fn description(schemas: &Value, schema: &Value) -> Vec<String> {
     let schema = deref(schemas, schema);
-    let mut out: Vec<String> = schema["description"].as_str().map(|d| d.lines().map(String::from).collect()).unwrap_or_default();
+    let mut out: Vec<String> =
+        schema["description"].as_str().map(|d| d.lines().map(String::from).collect()).unwrap_or_default();
     let inner = element(schemas, schema);
     if !std::ptr::eq(inner, schema) {
         out.extend(inner["description"].as_str().into_iter().flat_map(|d| d.lines().map(String::from)));
@@ -308,7 +314,10 @@ mod tests {
         assert!(text.contains("  env\t<map[string]string>\n\n"), "{text}");
         assert!(text.contains("  policy\t<string>\n  enum: Never, Always\n    When.\n\n"), "{text}");
         let recursive = render(&schemas, &kind, Some("spec"), &spec, true);
-        assert!(recursive.contains("  probe\t<Object>\n    exec\t<Object>\n      command\t<[]string>\n"), "{recursive}");
+        assert!(
+            recursive.contains("  probe\t<Object>\n    exec\t<Object>\n      command\t<[]string>\n"),
+            "{recursive}"
+        );
         assert!(recursive.contains("  policy\t<string>\n  enum: Never, Always\n"), "{recursive}");
         let leaf = render(&schemas, &kind, Some("policy"), &spec["properties"]["policy"], false);
         assert!(

@@ -196,8 +196,12 @@ async fn follow(
     if let Some(labels) = &filter.selector {
         params = params.labels(labels);
     }
-    let fields: Vec<String> =
-        filter.field_selector.iter().cloned().chain(selection.names.iter().map(|n| format!("metadata.name={n}"))).collect();
+    let fields: Vec<String> = filter
+        .field_selector
+        .iter()
+        .cloned()
+        .chain(selection.names.iter().map(|n| format!("metadata.name={n}")))
+        .collect();
     if !fields.is_empty() {
         params = params.fields(&fields.join(","));
     }

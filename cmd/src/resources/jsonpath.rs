@@ -38,8 +38,8 @@ impl Template {
                 break;
             };
             push_text(stack.last_mut().expect("stack"), &rest[..open]);
-            let close =
-                open + action_end(&rest[open..]).ok_or_else(|| anyhow::anyhow!("unclosed action in template {text:?}"))?;
+            let close = open
+                + action_end(&rest[open..]).ok_or_else(|| anyhow::anyhow!("unclosed action in template {text:?}"))?;
             let action = rest[open + 1..close].trim();
             rest = &rest[close + 1..];
             if let Some(path) = action.strip_prefix("range ") {
@@ -257,7 +257,10 @@ mod tests {
     fn translates_kubectl_paths() {
         assert_eq!(translate(".spec.args").unwrap(), "$['spec']['args']");
         assert_eq!(translate(".items[*].metadata.name").unwrap(), "$['items'][*]['metadata']['name']");
-        assert_eq!(translate(r".metadata.labels.tilt\.dev/resource").unwrap(), "$['metadata']['labels']['tilt.dev/resource']");
+        assert_eq!(
+            translate(r".metadata.labels.tilt\.dev/resource").unwrap(),
+            "$['metadata']['labels']['tilt.dev/resource']"
+        );
         assert_eq!(translate("@").unwrap(), "$");
         assert_eq!(translate(".").unwrap(), "$");
         assert_eq!(translate("..name").unwrap(), "$..['name']");

@@ -47,7 +47,9 @@ impl FromStr for Format {
             "json" => Ok(Format::Json),
             "yaml" => Ok(Format::Yaml),
             "name" => Ok(Format::Name),
-            "jsonpath" if arg.is_empty() => Err("jsonpath: a template is required, e.g. -o jsonpath='{.metadata.name}'".into()),
+            "jsonpath" if arg.is_empty() => {
+                Err("jsonpath: a template is required, e.g. -o jsonpath='{.metadata.name}'".into())
+            }
             "jsonpath" => Template::parse(arg).map(Format::JsonPath).map_err(|e| format!("{e:#}")),
             "custom-columns" => parse_columns(arg).map(Format::CustomColumns).map_err(|e| format!("{e:#}")),
             _ => Err(format!(
@@ -64,9 +66,9 @@ fn parse_columns(spec: &str) -> Result<Vec<(String, Template)>> {
     }
     spec.split(',')
         .map(|col| {
-            let (header, path) = col
-                .split_once(':')
-                .with_context(|| format!("unexpected custom-columns spec: {col}, expected <header>:<json-path-expr>"))?;
+            let (header, path) = col.split_once(':').with_context(|| {
+                format!("unexpected custom-columns spec: {col}, expected <header>:<json-path-expr>")
+            })?;
             Ok((header.to_string(), Template::relaxed(path)?))
         })
         .collect()
@@ -263,7 +265,9 @@ impl Printer {
                     })
                     .collect();
                 if self.show_labels {
-                    cells.push(labels_text(row.object.as_ref().map(|o| &o["metadata"]["labels"]).unwrap_or(&Value::Null)));
+                    cells.push(labels_text(
+                        row.object.as_ref().map(|o| &o["metadata"]["labels"]).unwrap_or(&Value::Null),
+                    ));
                 }
                 cells
             })
@@ -413,7 +417,8 @@ fn kind_group(object: &Value) -> String {
 /// JSON indented by four spaces, as kubectl prints it.
 pub fn to_json(value: &Value) -> String {
     let mut out = Vec::new();
-    let mut ser = serde_json::Serializer::with_formatter(&mut out, serde_json::ser::PrettyFormatter::with_indent(b"    "));
+    let mut ser =
+        serde_json::Serializer::with_formatter(&mut out, serde_json::ser::PrettyFormatter::with_indent(b"    "));
     value.serialize(&mut ser).expect("JSON values serialize");
     String::from_utf8(out).expect("serde_json writes UTF-8")
 }
@@ -440,7 +445,8 @@ pub fn parse_manifests(text: &str) -> Result<Vec<Value>> {
         match doc {
             Value::Null => {}
             Value::Object(ref map)
-                if map.get("kind").and_then(Value::as_str).is_some_and(|k| k.ends_with("List")) && map.contains_key("items") =>
+                if map.get("kind").and_then(Value::as_str).is_some_and(|k| k.ends_with("List"))
+                    && map.contains_key("items") =>
             {
                 out.extend(map["items"].as_array().cloned().unwrap_or_default());
             }
@@ -482,10 +488,14 @@ mod tests {
 
     #[test]
     fn tables_align_like_kubectl() {
-        let t = TextTable { header: vec!["NAME".into(), "CREATED AT".into()], rows: vec![vec!["a:serve".into(), "2026".into()]] };
+        let t = TextTable {
+            header: vec!["NAME".into(), "CREATED AT".into()],
+            rows: vec![vec!["a:serve".into(), "2026".into()]],
+        };
         assert_eq!(t.render(false), "NAME      CREATED AT\na:serve   2026\n");
         assert_eq!(t.render(true), "a:serve   2026\n");
-        let tiny = TextTable { header: vec!["NAMESPACED".into(), "K".into()], rows: vec![vec!["false".into(), "x".into()]] };
+        let tiny =
+            TextTable { header: vec!["NAMESPACED".into(), "K".into()], rows: vec![vec!["false".into(), "x".into()]] };
         assert_eq!(tiny.render(true), "false   x\n", "without headers, only the rows set the widths");
         let narrow = TextTable { header: vec!["A".into(), "B".into()], rows: vec![vec!["x".into(), "y".into()]] };
         assert_eq!(narrow.render(false), "A     B\nx     y\n", "cells are at least 6 wide");
@@ -496,7 +506,11 @@ mod tests {
         let mut p = printer("table");
         assert_eq!(p.render_tables(&ragged), "NAME      CREATED AT\na:serve   2026\n\nNAME\nlong-name-x   1     2\n");
         p.no_headers = true;
-        assert_eq!(p.render_tables(&ragged), "a:serve       2026\nlong-name-x   1     2\n", "one alignment across kinds");
+        assert_eq!(
+            p.render_tables(&ragged),
+            "a:serve       2026\nlong-name-x   1     2\n",
+            "one alignment across kinds"
+        );
         let longer = TextTable { header: t.header.clone(), rows: vec![vec!["b:update".into(), "2026".into()]] };
         assert_eq!(longer.render(false), "NAME       CREATED AT\nb:update   2026\n", "as kubectl lays out `get cmds`");
     }

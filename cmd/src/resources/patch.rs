@@ -60,7 +60,9 @@ pub async fn patch(args: PatchArgs) -> Result<()> {
     let cluster = Cluster::connect(&args.target).await?;
     let selections = cluster.select(&args.args)?;
     let [selection] = selections.as_slice() else { bail!("patch takes one type and one name") };
-    let [name] = selection.names.as_slice() else { bail!("patch takes exactly one object name (TYPE NAME or TYPE/NAME)") };
+    let [name] = selection.names.as_slice() else {
+        bail!("patch takes exactly one object name (TYPE NAME or TYPE/NAME)")
+    };
     let api = cluster.api(selection.kind);
     let before = api.get(name).await?;
     let params = PatchParams::default();

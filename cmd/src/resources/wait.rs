@@ -133,8 +133,10 @@ pub async fn wait(args: WaitArgs) -> Result<()> {
                 }
                 None => None,
             };
-            let display =
-                object.as_ref().map(qualified_name).unwrap_or_else(|| format!("{}/{name}", selection.kind.kind_group()));
+            let display = object
+                .as_ref()
+                .map(qualified_name)
+                .unwrap_or_else(|| format!("{}/{name}", selection.kind.kind_group()));
             if !args.for_.met(object.as_ref()) && !until_met(&api, selection.kind, &name, &args.for_, deadline).await? {
                 bail!("timed out waiting for the condition on {}/{name}", selection.kind.resource.plural);
             }
@@ -169,7 +171,8 @@ mod tests {
 
     #[test]
     fn conditions() {
-        let ready = json!({"status": {"conditions": [{"type": "Ready", "status": "True"}], "phase": "Running", "n": 3}});
+        let ready =
+            json!({"status": {"conditions": [{"type": "Ready", "status": "True"}], "phase": "Running", "n": 3}});
         let met = |spec: &str, o: Option<&Value>| spec.parse::<WaitFor>().unwrap().met(o);
         assert!(met("condition=Ready", Some(&ready)));
         assert!(met("condition=ready=true", Some(&ready)));

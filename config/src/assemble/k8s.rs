@@ -16,24 +16,21 @@ use std::collections::{HashMap, HashSet};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::LabelSelector;
 use serde_json::Value;
 use tilt_apis::{
-    DockerImageSpec, FileWatchSpec, Forward, IgnoreDef, ImageMapOverrideArgs,
-    ImageMapOverrideCommand, ImageMapSpec, KubernetesApplySpec, KubernetesDiscoveryStrategy,
-    KubernetesDiscoveryTemplateSpec, PodLogStreamTemplateSpec, PortForwardTemplateSpec,
-    RestartOnSpec, StartOnSpec,
+    DockerImageSpec, FileWatchSpec, Forward, IgnoreDef, ImageMapOverrideArgs, ImageMapOverrideCommand, ImageMapSpec,
+    KubernetesApplySpec, KubernetesDiscoveryStrategy, KubernetesDiscoveryTemplateSpec, PodLogStreamTemplateSpec,
+    PortForwardTemplateSpec, RestartOnSpec, StartOnSpec,
 };
 
 use super::{
-    AUTO_INIT_ANNOTATION, Assembly, Meta,
-    PORT_FORWARDS_ANNOTATION, RESOURCE_DEPS_ANNOTATION, TRIGGER_MODE_ANNOTATION, UNCATEGORIZED,
-    merge_ignores, object, path_string, resource_head_objects, sanitize_name, trigger_button_name,
+    AUTO_INIT_ANNOTATION, Assembly, Meta, PORT_FORWARDS_ANNOTATION, RESOURCE_DEPS_ANNOTATION, TRIGGER_MODE_ANNOTATION,
+    UNCATEGORIZED, merge_ignores, object, path_string, resource_head_objects, sanitize_name, trigger_button_name,
 };
 use crate::builtins::k8s::{Entity, ImageDecl, ImageRef, K8sState};
 use crate::state::TriggerMode;
 use crate::yaml;
 
 /// Sidecar containers whose logs Go Tilt leaves out.
-const IGNORED_LOG_CONTAINERS: [&str; 4] =
-    ["istio-init", "istio-proxy", "linkerd-proxy", "linkerd-init"];
+const IGNORED_LOG_CONTAINERS: [&str; 4] = ["istio-init", "istio-proxy", "linkerd-proxy", "linkerd-init"];
 
 /// The Kubernetes resources and images of a Tiltfile.
 pub(crate) struct K8sPlan {
@@ -78,11 +75,7 @@ pub(crate) struct K8sResource {
 
 impl K8sResource {
     fn new(name: &str) -> K8sResource {
-        K8sResource {
-            name: name.to_owned(),
-            auto_init: true,
-            ..K8sResource::default()
-        }
+        K8sResource { name: name.to_owned(), auto_init: true, ..K8sResource::default() }
     }
 }
 
@@ -98,24 +91,18 @@ pub(crate) fn plan(state: &K8sState, local_names: &HashSet<String>) -> anyhow::R
     };
 
     // Workloads: objects that run containers with images.
-    let (workloads, rest): (Vec<Entity>, Vec<Entity>) = unresourced
-        .into_iter()
-        .partition(|e| !container_images(e).is_empty());
+    let (workloads, rest): (Vec<Entity>, Vec<Entity>) =
+        unresourced.into_iter().partition(|e| !container_images(e).is_empty());
     unresourced = rest;
     for (workload, name) in workloads.iter().zip(unique_names(&workloads)) {
         taken(&resources, &name)?;
         let mut r = K8sResource::new(&name);
         r.entities.push(workload.clone());
-        r.entities
-            .extend(take_matching_services(workload, &mut unresourced));
+        r.entities.extend(take_matching_services(workload, &mut unresourced));
         resources.push(r);
     }
     // Pod templates without images, grouped by name.
-    let templated: Vec<Entity> = unresourced
-        .iter()
-        .filter(|e| !pod_templates(e).is_empty())
-        .cloned()
-        .collect();
+    let templated: Vec<Entity> = unresourced.iter().filter(|e| !pod_templates(e).is_empty()).cloned().collect();
     for e in templated {
         let Some(pos) = unresourced.iter().position(|u| *u == e) else {
             continue;
@@ -162,10 +149,7 @@ pub(crate) fn plan(state: &K8sState, local_names: &HashSet<String>) -> anyhow::R
         for fragment in &opts.objects {
             let entity = find_fragment(fragment, &resources, &unresourced)?;
             let Some(pos) = unresourced.iter().position(|u| *u == entity) else {
-                let remaining: Vec<String> = unresourced
-                    .iter()
-                    .map(|e| format!("{:?}", e.full_name()))
-                    .collect();
+                let remaining: Vec<String> = unresourced.iter().map(|e| format!("{:?}", e.full_name())).collect();
                 anyhow::bail!(
                     "No object identified by the fragment {fragment:?} could be found in remaining YAML. Valid \
                      remaining fragments are: {}",
@@ -176,8 +160,7 @@ pub(crate) fn plan(state: &K8sState, local_names: &HashSet<String>) -> anyhow::R
         }
         let r = &mut resources[index];
         r.port_forwards.extend(opts.port_forwards.iter().cloned());
-        r.extra_selectors
-            .extend(opts.extra_pod_selectors.iter().cloned());
+        r.extra_selectors.extend(opts.extra_pod_selectors.iter().cloned());
         if opts.trigger_mode.is_some() {
             r.trigger_mode = opts.trigger_mode;
         }
@@ -202,12 +185,7 @@ pub(crate) fn plan(state: &K8sState, local_names: &HashSet<String>) -> anyhow::R
         .map(|decl| {
             let reference = ImageRef::parse(&decl.ref_)?;
             let image_map = sanitize_name(&reference.familiar());
-            Ok(PlannedImage {
-                decl: decl.clone(),
-                reference,
-                image_map,
-                owner: None,
-            })
+            Ok(PlannedImage { decl: decl.clone(), reference, image_map, owner: None })
         })
         .collect::<anyhow::Result<_>>()?;
     let mut uncategorized = (!unresourced.is_empty()).then(|| {
@@ -215,10 +193,7 @@ pub(crate) fn plan(state: &K8sState, local_names: &HashSet<String>) -> anyhow::R
         r.entities = unresourced;
         r
     });
-    link_images(
-        resources.iter_mut().chain(uncategorized.iter_mut()),
-        &mut images,
-    );
+    link_images(resources.iter_mut().chain(uncategorized.iter_mut()), &mut images);
     let warnings = images
         .iter()
         .filter(|image| image.owner.is_none())
@@ -229,19 +204,11 @@ pub(crate) fn plan(state: &K8sState, local_names: &HashSet<String>) -> anyhow::R
             )
         })
         .collect();
-    Ok(K8sPlan {
-        resources,
-        uncategorized,
-        images,
-        warnings,
-    })
+    Ok(K8sPlan { resources, uncategorized, images, warnings })
 }
 
 /// Records which images each resource uses (and each image's first user).
-fn link_images<'a>(
-    resources: impl Iterator<Item = &'a mut K8sResource>,
-    images: &mut [PlannedImage],
-) {
+fn link_images<'a>(resources: impl Iterator<Item = &'a mut K8sResource>, images: &mut [PlannedImage]) {
     for r in resources {
         let uses: Vec<(String, bool)> = r
             .entities
@@ -298,37 +265,21 @@ fn unique_names(entities: &[Entity]) -> Vec<String> {
 }
 
 /// The single object a `k8s_resource(objects=…)` fragment (`name[:kind[:namespace[:group]]]`) names.
-fn find_fragment(
-    fragment: &str,
-    resources: &[K8sResource],
-    unresourced: &[Entity],
-) -> anyhow::Result<Entity> {
+fn find_fragment(fragment: &str, resources: &[K8sResource], unresourced: &[Entity]) -> anyhow::Result<Entity> {
     let wanted = fragment.to_lowercase();
-    let all: Vec<&Entity> = resources
-        .iter()
-        .flat_map(|r| r.entities.iter())
-        .chain(unresourced.iter())
-        .collect();
-    let matches: Vec<&Entity> = all
-        .iter()
-        .copied()
-        .filter(|e| e.potential_names().contains(&wanted))
-        .collect();
+    let all: Vec<&Entity> = resources.iter().flat_map(|r| r.entities.iter()).chain(unresourced.iter()).collect();
+    let matches: Vec<&Entity> = all.iter().copied().filter(|e| e.potential_names().contains(&wanted)).collect();
     match matches.as_slice() {
         [one] => Ok((*one).clone()),
         [] => {
-            let possible: Vec<String> =
-                all.iter().map(|e| format!("{:?}", e.full_name())).collect();
+            let possible: Vec<String> = all.iter().map(|e| format!("{:?}", e.full_name())).collect();
             anyhow::bail!(
                 "No object identified by the fragment {fragment:?} could be found. Possible objects are: {}",
                 possible.join(", ")
             )
         }
         many => {
-            let names: Vec<String> = many
-                .iter()
-                .map(|e| format!("{:?}", e.full_name()))
-                .collect();
+            let names: Vec<String> = many.iter().map(|e| format!("{:?}", e.full_name())).collect();
             anyhow::bail!(
                 "{fragment:?} is not a unique fragment. Objects that match {fragment:?} are {}",
                 names.join(", ")
@@ -342,10 +293,7 @@ fn pod_templates(e: &Entity) -> Vec<(&serde_json::Map<String, Value>, &Value)> {
     static EMPTY: std::sync::OnceLock<serde_json::Map<String, Value>> = std::sync::OnceLock::new();
     fn labels_of(template: &Value) -> &serde_json::Map<String, Value> {
         let empty = EMPTY.get_or_init(serde_json::Map::new);
-        template
-            .pointer("/metadata/labels")
-            .and_then(Value::as_object)
-            .unwrap_or(empty)
+        template.pointer("/metadata/labels").and_then(Value::as_object).unwrap_or(empty)
     }
     let mut out = Vec::new();
     if e.kind() == "Pod" {
@@ -356,9 +304,7 @@ fn pod_templates(e: &Entity) -> Vec<(&serde_json::Map<String, Value>, &Value)> {
     }
     for pointer in ["/spec/template", "/spec/jobTemplate/spec/template"] {
         if let Some(template) = e.obj.pointer(pointer)
-            && let Some(spec) = template
-                .get("spec")
-                .filter(|s| s.get("containers").is_some())
+            && let Some(spec) = template.get("spec").filter(|s| s.get("containers").is_some())
         {
             out.push((labels_of(template), spec));
         }
@@ -392,10 +338,8 @@ fn env_var_values(e: &Entity) -> Vec<String> {
 /// Removes from `candidates` the Services in `workload`'s namespace whose selector matches one of its pod
 /// templates, and returns them.
 fn take_matching_services(workload: &Entity, candidates: &mut Vec<Entity>) -> Vec<Entity> {
-    let templates: Vec<serde_json::Map<String, Value>> = pod_templates(workload)
-        .into_iter()
-        .map(|(labels, _)| labels.clone())
-        .collect();
+    let templates: Vec<serde_json::Map<String, Value>> =
+        pod_templates(workload).into_iter().map(|(labels, _)| labels.clone()).collect();
     let mut taken = Vec::new();
     let mut i = 0;
     while i < candidates.len() {
@@ -404,10 +348,7 @@ fn take_matching_services(workload: &Entity, candidates: &mut Vec<Entity>) -> Ve
         let matches = c.kind() == "Service"
             && c.namespace() == workload.namespace()
             && selector.is_some_and(|sel| {
-                !sel.is_empty()
-                    && templates
-                        .iter()
-                        .any(|labels| sel.iter().all(|(k, v)| labels.get(k) == Some(v)))
+                !sel.is_empty() && templates.iter().any(|labels| sel.iter().all(|(k, v)| labels.get(k) == Some(v)))
             });
         if matches {
             taken.push(candidates.remove(i));
@@ -444,35 +385,21 @@ fn kind_order(kind: &str) -> i32 {
         "CronJob",
         "PodDisruptionBudget",
     ];
-    ORDER_FIRST
-        .iter()
-        .position(|k| *k == kind)
-        .map_or(0, |i| i as i32 - ORDER_FIRST.len() as i32)
+    ORDER_FIRST.iter().position(|k| *k == kind).map_or(0, |i| i as i32 - ORDER_FIRST.len() as i32)
 }
 
 /// Appends the objects of Kubernetes resource `r` to `out`.
-pub(crate) fn objects(
-    ctx: &Assembly<'_>,
-    plan: &K8sPlan,
-    r: &K8sResource,
-    out: &mut Vec<Value>,
-) -> anyhow::Result<()> {
+pub(crate) fn objects(ctx: &Assembly<'_>, plan: &K8sPlan, r: &K8sResource, out: &mut Vec<Value>) -> anyhow::Result<()> {
     let name = r.name.as_str();
     let meta = Meta::for_resource(name, &r.labels);
     let mut ui_meta = meta.clone();
     let notes = &mut ui_meta.annotations;
     if !r.port_forwards.is_empty() {
-        notes.insert(
-            PORT_FORWARDS_ANNOTATION.to_owned(),
-            serde_json::to_string(&r.port_forwards)?,
-        );
+        notes.insert(PORT_FORWARDS_ANNOTATION.to_owned(), serde_json::to_string(&r.port_forwards)?);
     }
     let deps = ctx.deps_of(name);
     if !deps.is_empty() {
-        notes.insert(
-            RESOURCE_DEPS_ANNOTATION.to_owned(),
-            serde_json::to_string(&deps)?,
-        );
+        notes.insert(RESOURCE_DEPS_ANNOTATION.to_owned(), serde_json::to_string(&deps)?);
     }
     if r.trigger_mode.unwrap_or(ctx.default_trigger) == TriggerMode::Manual {
         notes.insert(TRIGGER_MODE_ANNOTATION.to_owned(), "manual".to_owned());
@@ -492,12 +419,7 @@ pub(crate) fn objects(
             image_objects(ctx, image, &meta, out)?;
         }
         let spec = docker_image_spec(ctx, r, image);
-        out.push(object(
-            "DockerImage",
-            &sanitize_name(&format!("{name}:{}", image.image_map)),
-            &meta,
-            spec,
-        )?);
+        out.push(object("DockerImage", &sanitize_name(&format!("{name}:{}", image.image_map)), &meta, spec)?);
     }
 
     let mut entities: Vec<(usize, &Entity)> = r.entities.iter().enumerate().collect();
@@ -506,21 +428,15 @@ pub(crate) fn objects(
     let extra_selectors: Vec<LabelSelector> = r
         .extra_selectors
         .iter()
-        .map(|labels| LabelSelector {
-            match_labels: Some(labels.iter().cloned().collect()),
-            match_expressions: None,
-        })
+        .map(|labels| LabelSelector { match_labels: Some(labels.iter().cloned().collect()), match_expressions: None })
         .collect();
     let spec = KubernetesApplySpec {
         yaml: yaml::to_yaml_stream(&docs)?,
         image_maps,
         kubernetes_discovery_template_spec: (!extra_selectors.is_empty())
             .then_some(KubernetesDiscoveryTemplateSpec { extra_selectors }),
-        port_forward_template_spec: (!r.port_forwards.is_empty()).then(|| {
-            PortForwardTemplateSpec {
-                forwards: r.port_forwards.clone(),
-            }
-        }),
+        port_forward_template_spec: (!r.port_forwards.is_empty())
+            .then(|| PortForwardTemplateSpec { forwards: r.port_forwards.clone() }),
         pod_log_stream_template_spec: Some(PodLogStreamTemplateSpec {
             ignore_containers: IGNORED_LOG_CONTAINERS.map(String::from).to_vec(),
             ..PodLogStreamTemplateSpec::default()
@@ -530,10 +446,7 @@ pub(crate) fn objects(
             "selectors-only" => Some(KubernetesDiscoveryStrategy::SelectorsOnly),
             _ => None,
         },
-        restart_on: Some(RestartOnSpec {
-            ui_buttons: vec![trigger_button_name(name)],
-            ..RestartOnSpec::default()
-        }),
+        restart_on: Some(RestartOnSpec { ui_buttons: vec![trigger_button_name(name)], ..RestartOnSpec::default() }),
         start_on: start_on(ctx, r),
         cluster: "default".to_owned(),
         ..KubernetesApplySpec::default()
@@ -543,47 +456,25 @@ pub(crate) fn objects(
 }
 
 /// The ImageMap and the context FileWatch of an image, created once.
-fn image_objects(
-    ctx: &Assembly<'_>,
-    image: &PlannedImage,
-    meta: &Meta,
-    out: &mut Vec<Value>,
-) -> anyhow::Result<()> {
+fn image_objects(ctx: &Assembly<'_>, image: &PlannedImage, meta: &Meta, out: &mut Vec<Value>) -> anyhow::Result<()> {
     let d = &image.decl;
     let spec = ImageMapSpec {
         selector: image.reference.familiar(),
         match_exact: image.reference.tag.is_some(),
         match_in_env_vars: d.match_in_env_vars,
-        override_command: (!d.entrypoint.is_empty()).then(|| ImageMapOverrideCommand {
-            command: d.entrypoint.clone(),
-        }),
-        override_args: d
-            .container_args
-            .clone()
-            .map(|args| ImageMapOverrideArgs { args }),
+        override_command: (!d.entrypoint.is_empty()).then(|| ImageMapOverrideCommand { command: d.entrypoint.clone() }),
+        override_args: d.container_args.clone().map(|args| ImageMapOverrideArgs { args }),
     };
     out.push(object("ImageMap", &image.image_map, meta, spec)?);
 
     let mut ignores = context_ignores(d);
     if let Some(dockerfile) = &d.dockerfile_path {
         // The Tiltfile reads the Dockerfile; the image build must not race it on changes.
-        ignores.push(IgnoreDef {
-            base_path: path_string(dockerfile),
-            patterns: Vec::new(),
-        });
+        ignores.push(IgnoreDef { base_path: path_string(dockerfile), patterns: Vec::new() });
     }
     ignores.extend(ctx.global_ignores.iter().cloned());
-    let spec = FileWatchSpec {
-        watched_paths: vec![path_string(&d.context)],
-        ignores,
-        disable_source: None,
-    };
-    out.push(object(
-        "FileWatch",
-        &image_file_watch_name(&image.image_map),
-        meta,
-        spec,
-    )?);
+    let spec = FileWatchSpec { watched_paths: vec![path_string(&d.context)], ignores, disable_source: None };
+    out.push(object("FileWatch", &image_file_watch_name(&image.image_map), meta, spec)?);
     Ok(())
 }
 
@@ -594,16 +485,10 @@ fn image_file_watch_name(image_map: &str) -> String {
 
 /// What the build leaves out of the context: the Tiltfile, `.git`, `.dockerignore`, `ignore=` and `only=`.
 fn context_ignores(d: &ImageDecl) -> Vec<IgnoreDef> {
-    let mut out = vec![IgnoreDef {
-        base_path: path_string(&d.tiltfile_path),
-        patterns: Vec::new(),
-    }];
+    let mut out = vec![IgnoreDef { base_path: path_string(&d.tiltfile_path), patterns: Vec::new() }];
     let git = d.context.join(".git");
     if git.exists() {
-        out.push(IgnoreDef {
-            base_path: path_string(&git),
-            patterns: Vec::new(),
-        });
+        out.push(IgnoreDef { base_path: path_string(&git), patterns: Vec::new() });
     }
     // `!path/**` too: under gitignore semantics (the FileWatch's) `**` would otherwise keep ignoring the
     // files inside a re-included directory; under .dockerignore semantics (the build's) it is redundant.
@@ -617,15 +502,9 @@ fn context_ignores(d: &ImageDecl) -> Vec<IgnoreDef> {
             }))
             .collect()
     };
-    out.extend(merge_ignores([
-        (d.context.clone(), d.dockerignore.clone()),
-        (d.context.clone(), d.ignores.clone()),
-    ]));
+    out.extend(merge_ignores([(d.context.clone(), d.dockerignore.clone()), (d.context.clone(), d.ignores.clone())]));
     if !only.is_empty() {
-        out.push(IgnoreDef {
-            base_path: path_string(&d.context),
-            patterns: only,
-        });
+        out.push(IgnoreDef { base_path: path_string(&d.context), patterns: only });
     }
     out
 }

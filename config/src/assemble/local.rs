@@ -8,9 +8,7 @@
 use serde_json::Value;
 use tilt_apis::{CmdSpec, ConfigMapDisableSource, DisableSource, FileWatchSpec, RestartOnSpec, StartOnSpec};
 
-use super::{
-    Assembly, Meta, merge_ignores, object, path_string,
-};
+use super::{Assembly, Meta, merge_ignores, object, path_string};
 use super::{resource_head_objects, trigger_button_name};
 use crate::state::{LocalResource, TriggerMode};
 
@@ -38,11 +36,7 @@ pub(crate) fn serve_cmd_name(name: &str) -> String {
 }
 
 /// Appends the objects of `r` to `out`.
-pub(crate) fn objects(
-    ctx: &Assembly<'_>,
-    r: &LocalResource,
-    out: &mut Vec<Value>,
-) -> anyhow::Result<()> {
+pub(crate) fn objects(ctx: &Assembly<'_>, r: &LocalResource, out: &mut Vec<Value>) -> anyhow::Result<()> {
     let name = r.name.as_str();
     let meta = Meta::for_resource(name, &r.labels);
     if !resource_head_objects(ctx, name, &r.links, &meta, meta.clone(), out)? {
@@ -55,25 +49,14 @@ pub(crate) fn objects(
     let has_watch = !r.deps.is_empty();
     if has_watch {
         let ignores = merge_ignores(
-            std::iter::once((r.base_dir.clone(), r.ignores.clone())).chain(
-                ctx.global_ignores
-                    .iter()
-                    .map(|d| (d.base_path.clone().into(), d.patterns.clone())),
-            ),
+            std::iter::once((r.base_dir.clone(), r.ignores.clone()))
+                .chain(ctx.global_ignores.iter().map(|d| (d.base_path.clone().into(), d.patterns.clone()))),
         );
-        let spec = FileWatchSpec {
-            watched_paths: r.deps.clone(),
-            ignores,
-            disable_source: None,
-        };
+        let spec = FileWatchSpec { watched_paths: r.deps.clone(), ignores, disable_source: None };
         out.push(object("FileWatch", &file_watch_name(name), &meta, spec)?);
     }
     let watch_restarts = has_watch && auto;
-    let manual_start = if r.auto_init {
-        Vec::new()
-    } else {
-        vec![button.clone()]
-    };
+    let manual_start = if r.auto_init { Vec::new() } else { vec![button.clone()] };
 
     if !r.update.is_empty() {
         let spec = CmdSpec {
@@ -81,11 +64,7 @@ pub(crate) fn objects(
             dir: path_string(&r.update.dir),
             env: r.update.env.clone(),
             restart_on: Some(RestartOnSpec {
-                file_watches: if watch_restarts {
-                    vec![file_watch_name(name)]
-                } else {
-                    Vec::new()
-                },
+                file_watches: if watch_restarts { vec![file_watch_name(name)] } else { Vec::new() },
                 ui_buttons: vec![button.clone()],
                 cmds: Vec::new(),
             }),
@@ -97,22 +76,14 @@ pub(crate) fn objects(
     }
     if !r.serve.is_empty() {
         let has_update = !r.update.is_empty();
-        let update_cmds = if has_update {
-            vec![update_cmd_name(name)]
-        } else {
-            Vec::new()
-        };
+        let update_cmds = if has_update { vec![update_cmd_name(name)] } else { Vec::new() };
         let spec = CmdSpec {
             args: r.serve.argv.clone(),
             dir: path_string(&r.serve.dir),
             env: r.serve.env.clone(),
             readiness_probe: r.readiness_probe.clone(),
             restart_on: Some(RestartOnSpec {
-                file_watches: if watch_restarts && !has_update {
-                    vec![file_watch_name(name)]
-                } else {
-                    Vec::new()
-                },
+                file_watches: if watch_restarts && !has_update { vec![file_watch_name(name)] } else { Vec::new() },
                 ui_buttons: vec![button.clone()],
                 cmds: update_cmds.clone(),
             }),
@@ -126,18 +97,9 @@ pub(crate) fn objects(
 }
 
 /// A `startOn`, or `None` when there is nothing to wait for.
-fn start_on(
-    cmds: Vec<String>,
-    ui_resources: Vec<String>,
-    ui_buttons: Vec<String>,
-) -> Option<StartOnSpec> {
+fn start_on(cmds: Vec<String>, ui_resources: Vec<String>, ui_buttons: Vec<String>) -> Option<StartOnSpec> {
     if cmds.is_empty() && ui_resources.is_empty() && ui_buttons.is_empty() {
         return None;
     }
-    Some(StartOnSpec {
-        start_after: None,
-        ui_buttons,
-        cmds,
-        ui_resources,
-    })
+    Some(StartOnSpec { start_after: None, ui_buttons, cmds, ui_resources })
 }

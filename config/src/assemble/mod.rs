@@ -17,9 +17,7 @@ use std::path::{Path, PathBuf};
 
 use serde::Serialize;
 use serde_json::{Value, json};
-use tilt_apis::{
-    API_VERSION, ComponentType, IgnoreDef, UIButtonSpec, UIComponentLocation, UIResourceSpec,
-};
+use tilt_apis::{API_VERSION, ComponentType, IgnoreDef, UIButtonSpec, UIComponentLocation, UIResourceSpec};
 
 use crate::builtins::k8s::parse_ignore_file;
 use crate::state::{Recorded, TiltfileState, TriggerMode};
@@ -52,59 +50,39 @@ pub(crate) struct ResourceHead {
 /// Builds the objects from what the evaluation recorded.
 pub(crate) fn assemble(state: &TiltfileState, mut rec: Recorded) -> Result<Loaded, LoadError> {
     match assemble_objects(state, &mut rec) {
-        Ok((objects, resources)) => Ok(Loaded {
-            objects,
-            resources,
-            files: rec.files,
-            output: rec.output,
-        }),
-        Err(e) => Err(LoadError {
-            message: format!("{e:#}"),
-            files: rec.files,
-            output: rec.output,
-        }),
+        Ok((objects, resources)) => Ok(Loaded { objects, resources, files: rec.files, output: rec.output }),
+        Err(e) => Err(LoadError { message: format!("{e:#}"), files: rec.files, output: rec.output }),
     }
 }
 
-fn assemble_objects(
-    state: &TiltfileState,
-    rec: &mut Recorded,
-) -> anyhow::Result<(Vec<Value>, Vec<String>)> {
+fn assemble_objects(state: &TiltfileState, rec: &mut Recorded) -> anyhow::Result<(Vec<Value>, Vec<String>)> {
     let global_ignores = global_ignores(state, rec);
-    let default_trigger = rec
-        .trigger_mode
-        .as_ref()
-        .map_or(TriggerMode::Auto, |(mode, _)| *mode);
+    let default_trigger = rec.trigger_mode.as_ref().map_or(TriggerMode::Auto, |(mode, _)| *mode);
 
     let local_names: HashSet<String> = rec.local_resources.iter().map(|r| r.name.clone()).collect();
     let k8s_plan = k8s::plan(&rec.k8s, &local_names)?;
 
     let mut heads: Vec<ResourceHead> = Vec::new();
-    heads.extend(k8s_plan.resources.iter().map(|r| ResourceHead {
-        name: r.name.clone(),
-        resource_deps: r.resource_deps.clone(),
-    }));
-    heads.extend(rec.local_resources.iter().map(|r| ResourceHead {
-        name: r.name.clone(),
-        resource_deps: r.resource_deps.clone(),
-    }));
+    heads.extend(
+        k8s_plan
+            .resources
+            .iter()
+            .map(|r| ResourceHead { name: r.name.clone(), resource_deps: r.resource_deps.clone() }),
+    );
+    heads.extend(
+        rec.local_resources
+            .iter()
+            .map(|r| ResourceHead { name: r.name.clone(), resource_deps: r.resource_deps.clone() }),
+    );
     if let Some(u) = &k8s_plan.uncategorized {
-        heads.push(ResourceHead {
-            name: u.name.clone(),
-            resource_deps: Vec::new(),
-        });
+        heads.push(ResourceHead { name: u.name.clone(), resource_deps: Vec::new() });
     }
     let deps = sanitize_dependencies(&heads, &mut rec.output)?;
     let enabled = enabled_set(rec.config.enabled_resources.as_deref(), &deps);
 
     let mut objects = Vec::new();
     let mut names = Vec::new();
-    let ctx = Assembly {
-        global_ignores: &global_ignores,
-        default_trigger,
-        deps: &deps,
-        enabled: &enabled,
-    };
+    let ctx = Assembly { global_ignores: &global_ignores, default_trigger, deps: &deps, enabled: &enabled };
     for resource in &k8s_plan.resources {
         names.push(resource.name.clone());
         k8s::objects(&ctx, &k8s_plan, resource, &mut objects)?;
@@ -162,9 +140,7 @@ fn global_ignores(state: &TiltfileState, rec: &mut Recorded) -> Vec<IgnoreDef> {
 }
 
 /// Merges pattern lists with the same base path, keeping first-seen order and dropping empty lists.
-pub(crate) fn merge_ignores(
-    lists: impl IntoIterator<Item = (PathBuf, Vec<String>)>,
-) -> Vec<IgnoreDef> {
+pub(crate) fn merge_ignores(lists: impl IntoIterator<Item = (PathBuf, Vec<String>)>) -> Vec<IgnoreDef> {
     let mut out: Vec<IgnoreDef> = Vec::new();
     for (base, patterns) in lists {
         if patterns.is_empty() {
@@ -173,10 +149,7 @@ pub(crate) fn merge_ignores(
         let base = base.to_string_lossy().into_owned();
         match out.iter_mut().find(|d| d.base_path == base) {
             Some(def) => def.patterns.extend(patterns),
-            None => out.push(IgnoreDef {
-                base_path: base,
-                patterns,
-            }),
+            None => out.push(IgnoreDef { base_path: base, patterns }),
         }
     }
     out
@@ -196,7 +169,10 @@ fn sanitize_dependencies(
                 anyhow::bail!("resource {} specified a dependency on itself", head.name);
             }
             if !known.contains(dep.as_str()) {
-                output.push(format!("WARNING: resource {} specified a dependency on unknown resource {dep} - dependency ignored", head.name));
+                output.push(format!(
+                    "WARNING: resource {} specified a dependency on unknown resource {dep} - dependency ignored",
+                    head.name
+                ));
                 continue;
             }
             if !kept.contains(dep) {
@@ -218,10 +194,7 @@ fn sanitize_dependencies(
         if let Some(start) = path.iter().position(|n| *n == name) {
             let mut cycle: Vec<&str> = path[start..].to_vec();
             cycle.push(name);
-            anyhow::bail!(
-                "cycle detected in resource dependency graph: {}",
-                cycle.join(" -> ")
-            );
+            anyhow::bail!("cycle detected in resource dependency graph: {}", cycle.join(" -> "));
         }
         path.push(name);
         for dep in deps.get(name).into_iter().flatten() {
@@ -239,10 +212,7 @@ fn sanitize_dependencies(
 }
 
 /// The resources `config.set_enabled_resources()` enabled, with everything they depend on.
-fn enabled_set(
-    enabled: Option<&[String]>,
-    deps: &HashMap<String, Vec<String>>,
-) -> Option<HashSet<String>> {
+fn enabled_set(enabled: Option<&[String]>, deps: &HashMap<String, Vec<String>>) -> Option<HashSet<String>> {
     let enabled = enabled?;
     let mut set: HashSet<String> = HashSet::new();
     let mut queue: Vec<String> = enabled.to_vec();
@@ -267,26 +237,18 @@ impl Meta {
     /// The metadata shared by every object of resource `name` with user `labels`.
     pub fn for_resource(name: &str, labels: &[String]) -> Meta {
         let mut meta = Meta::default();
-        meta.labels
-            .insert(OWNER_LABEL.to_owned(), OWNER_VALUE.to_owned());
+        meta.labels.insert(OWNER_LABEL.to_owned(), OWNER_VALUE.to_owned());
         for label in labels {
             meta.labels.insert(label.clone(), label.clone());
         }
-        meta.labels
-            .insert(RESOURCE_LABEL.to_owned(), sanitize_label(name));
-        meta.annotations
-            .insert(RESOURCE_LABEL.to_owned(), name.to_owned());
+        meta.labels.insert(RESOURCE_LABEL.to_owned(), sanitize_label(name));
+        meta.annotations.insert(RESOURCE_LABEL.to_owned(), name.to_owned());
         meta
     }
 }
 
 /// A complete API object.
-pub(crate) fn object(
-    kind: &str,
-    name: &str,
-    meta: &Meta,
-    spec: impl Serialize,
-) -> anyhow::Result<Value> {
+pub(crate) fn object(kind: &str, name: &str, meta: &Meta, spec: impl Serialize) -> anyhow::Result<Value> {
     Ok(json!({
         "apiVersion": API_VERSION,
         "kind": kind,
@@ -310,8 +272,7 @@ pub(crate) fn resource_head_objects(
     out: &mut Vec<Value>,
 ) -> anyhow::Result<bool> {
     if !links.is_empty() {
-        let links: Vec<Value> =
-            links.iter().map(|(url, n)| serde_json::json!({"url": url, "name": n})).collect();
+        let links: Vec<Value> = links.iter().map(|(url, n)| serde_json::json!({"url": url, "name": n})).collect();
         ui_meta.annotations.insert(LINKS_ANNOTATION.to_owned(), Value::Array(links).to_string());
     }
     let enabled = ctx.is_enabled(name);
@@ -320,10 +281,7 @@ pub(crate) fn resource_head_objects(
     }
     out.push(object("UIResource", name, &ui_meta, UIResourceSpec {})?);
     let button = UIButtonSpec {
-        location: UIComponentLocation {
-            component_id: name.to_owned(),
-            component_type: ComponentType::Resource,
-        },
+        location: UIComponentLocation { component_id: name.to_owned(), component_type: ComponentType::Resource },
         text: "Trigger Update".to_owned(),
         icon_name: String::new(),
         icon_svg: String::new(),
@@ -331,12 +289,7 @@ pub(crate) fn resource_head_objects(
         requires_confirmation: false,
         inputs: Vec::new(),
     };
-    out.push(object(
-        "UIButton",
-        &trigger_button_name(name),
-        meta,
-        button,
-    )?);
+    out.push(object("UIButton", &trigger_button_name(name), meta, button)?);
     Ok(enabled)
 }
 
@@ -357,16 +310,8 @@ pub(crate) fn sanitize_name(name: &str) -> String {
 
 /// Go Tilt's `apis.SanitizeLabel`: characters outside `[-A-Za-z0-9_.]` become `_`, at most 63 characters.
 pub(crate) fn sanitize_label(name: &str) -> String {
-    let sanitized: String = name
-        .chars()
-        .map(|c| {
-            if c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.') {
-                c
-            } else {
-                '_'
-            }
-        })
-        .collect();
+    let sanitized: String =
+        name.chars().map(|c| if c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.') { c } else { '_' }).collect();
     shorten(&sanitized, name, 63)
 }
 
@@ -413,12 +358,10 @@ mod tests {
             resource_deps: d.iter().map(|s| (*s).to_owned()).collect(),
         };
         let mut out = Vec::new();
-        let deps =
-            sanitize_dependencies(&[head("a", &["b", "zzz"]), head("b", &[])], &mut out).unwrap();
+        let deps = sanitize_dependencies(&[head("a", &["b", "zzz"]), head("b", &[])], &mut out).unwrap();
         assert_eq!(deps["a"], vec!["b"]);
         assert!(out[0].contains("zzz"));
-        let err =
-            sanitize_dependencies(&[head("a", &["b"]), head("b", &["a"])], &mut out).unwrap_err();
+        let err = sanitize_dependencies(&[head("a", &["b"]), head("b", &["a"])], &mut out).unwrap_err();
         assert!(err.to_string().contains("a -> b -> a"), "{err}");
         assert!(sanitize_dependencies(&[head("a", &["a"])], &mut out).is_err());
     }

@@ -62,11 +62,7 @@ impl SettingKind {
 
 /// Registers the `config` namespace.
 pub(crate) fn register(builder: &mut GlobalsBuilder, main_path: &Path) {
-    let main_dir = main_path
-        .parent()
-        .unwrap_or(Path::new("/"))
-        .to_string_lossy()
-        .into_owned();
+    let main_dir = main_path.parent().unwrap_or(Path::new("/")).to_string_lossy().into_owned();
     let main_path = main_path.to_string_lossy().into_owned();
     builder.namespace("config", |b| {
         config_members(b);
@@ -85,14 +81,7 @@ fn config_members(builder: &mut GlobalsBuilder) {
         #[starlark(default = "")] usage: &str,
         eval: &mut Evaluator<'v, '_, '_>,
     ) -> anyhow::Result<NoneType> {
-        define(
-            eval,
-            name,
-            args,
-            usage,
-            SettingKind::String,
-            "config.define_string",
-        )
+        define(eval, name, args, usage, SettingKind::String, "config.define_string")
     }
 
     /// Declares a string-list setting (`--name a --name b`).
@@ -102,14 +91,7 @@ fn config_members(builder: &mut GlobalsBuilder) {
         #[starlark(default = "")] usage: &str,
         eval: &mut Evaluator<'v, '_, '_>,
     ) -> anyhow::Result<NoneType> {
-        define(
-            eval,
-            name,
-            args,
-            usage,
-            SettingKind::StringList,
-            "config.define_string_list",
-        )
+        define(eval, name, args, usage, SettingKind::StringList, "config.define_string_list")
     }
 
     /// Declares a bool setting (`--name`, `--name=false`).
@@ -119,14 +101,7 @@ fn config_members(builder: &mut GlobalsBuilder) {
         #[starlark(default = "")] usage: &str,
         eval: &mut Evaluator<'v, '_, '_>,
     ) -> anyhow::Result<NoneType> {
-        define(
-            eval,
-            name,
-            args,
-            usage,
-            SettingKind::Bool,
-            "config.define_bool",
-        )
+        define(eval, name, args, usage, SettingKind::Bool, "config.define_bool")
     }
 
     /// Declares a JSON object setting (`--name '{"a": 1}'`).
@@ -136,14 +111,7 @@ fn config_members(builder: &mut GlobalsBuilder) {
         #[starlark(default = "")] usage: &str,
         eval: &mut Evaluator<'v, '_, '_>,
     ) -> anyhow::Result<NoneType> {
-        define(
-            eval,
-            name,
-            args,
-            usage,
-            SettingKind::Object,
-            "config.define_object",
-        )
+        define(eval, name, args, usage, SettingKind::Object, "config.define_object")
     }
 
     /// Parses the Tiltfile arguments and `tilt_config.json` into a dict of the settings that were given.
@@ -176,10 +144,8 @@ fn config_members(builder: &mut GlobalsBuilder) {
                 Some(text) => rec.config.read_config_file(&config_path, &text)?,
                 None => vec![None; rec.config.settings.len()],
             };
-            let from_args = rec
-                .config
-                .parse_args(&state.args)
-                .map_err(|e| anyhow::anyhow!("invalid Tiltfile config args: {e}"))?;
+            let from_args =
+                rec.config.parse_args(&state.args).map_err(|e| anyhow::anyhow!("invalid Tiltfile config args: {e}"))?;
             for (slot, arg) in values.iter_mut().zip(from_args) {
                 if arg.is_some() {
                     *slot = arg;
@@ -196,10 +162,7 @@ fn config_members(builder: &mut GlobalsBuilder) {
     }
 
     /// Only these resources (and what they depend on) start.
-    fn set_enabled_resources<'v>(
-        resources: Value<'v>,
-        eval: &mut Evaluator<'v, '_, '_>,
-    ) -> anyhow::Result<NoneType> {
+    fn set_enabled_resources<'v>(resources: Value<'v>, eval: &mut Evaluator<'v, '_, '_>) -> anyhow::Result<NoneType> {
         let state = TiltfileState::from_eval(eval)?;
         let names = string_list(Some(resources), "resources")?;
         state.rec().config.enabled_resources = Some(names);
@@ -241,36 +204,26 @@ fn define(
         }
         config.positional = Some(name.to_owned());
     }
-    config.settings.push(SettingDef {
-        name: name.to_owned(),
-        kind,
-        usage: usage.to_owned(),
-    });
+    config.settings.push(SettingDef { name: name.to_owned(), kind, usage: usage.to_owned() });
     Ok(NoneType)
 }
 
 impl ConfigState {
     /// Values from `tilt_config.json`, one slot per setting.
-    fn read_config_file(
-        &self,
-        path: &Path,
-        text: &str,
-    ) -> anyhow::Result<Vec<Option<serde_json::Value>>> {
+    fn read_config_file(&self, path: &Path, text: &str) -> anyhow::Result<Vec<Option<serde_json::Value>>> {
         let map: serde_json::Map<String, serde_json::Value> = serde_json::from_str(text)
             .map_err(|e| anyhow::anyhow!("error parsing json from {}: {e}", path.display()))?;
         let mut values = vec![None; self.settings.len()];
         for (key, value) in map {
-            let index = self.index(&key).ok_or_else(|| {
-                anyhow::anyhow!("{} specified unknown setting name '{key}'", path.display())
-            })?;
+            let index = self
+                .index(&key)
+                .ok_or_else(|| anyhow::anyhow!("{} specified unknown setting name '{key}'", path.display()))?;
             let kind = self.settings[index].kind;
             let ok = match (&value, kind) {
                 (serde_json::Value::Null, _) => continue,
                 (serde_json::Value::String(_), SettingKind::String) => true,
                 (serde_json::Value::Bool(_), SettingKind::Bool) => true,
-                (serde_json::Value::Array(items), SettingKind::StringList) => {
-                    items.iter().all(|i| i.is_string())
-                }
+                (serde_json::Value::Array(items), SettingKind::StringList) => items.iter().all(|i| i.is_string()),
                 (_, SettingKind::Object) => true,
                 _ => false,
             };
@@ -304,8 +257,7 @@ impl ConfigState {
             }
             let Some(body) = arg.strip_prefix("--").filter(|b| !b.is_empty()) else {
                 if arg.len() > 1 && arg.starts_with('-') {
-                    return Err(self
-                        .with_usage(format!("unknown shorthand flag: '{}' in {arg}", &arg[1..2])));
+                    return Err(self.with_usage(format!("unknown shorthand flag: '{}' in {arg}", &arg[1..2])));
                 }
                 positional.push(arg.clone());
                 continue;
@@ -339,24 +291,15 @@ impl ConfigState {
                 ));
             };
             for arg in positional {
-                self.set(&mut values[index], index, &arg).map_err(|e| {
-                    format!(
-                        "invalid positional args ({}): {e}",
-                        self.settings[index].name
-                    )
-                })?;
+                self.set(&mut values[index], index, &arg)
+                    .map_err(|e| format!("invalid positional args ({}): {e}", self.settings[index].name))?;
             }
         }
         Ok(values)
     }
 
     /// Applies one command-line value to a setting's slot.
-    fn set(
-        &self,
-        slot: &mut Option<serde_json::Value>,
-        index: usize,
-        text: &str,
-    ) -> Result<(), String> {
+    fn set(&self, slot: &mut Option<serde_json::Value>, index: usize, text: &str) -> Result<(), String> {
         let kind = self.settings[index].kind;
         match kind {
             SettingKind::StringList => {
@@ -375,8 +318,8 @@ impl ConfigState {
             SettingKind::String => *slot = Some(text.into()),
             SettingKind::Bool => *slot = Some(parse_bool(text)?.into()),
             SettingKind::Object => {
-                let value: serde_json::Value = serde_json::from_str(text)
-                    .map_err(|e| format!("decoding JSON, got {text:?}: {e}"))?;
+                let value: serde_json::Value =
+                    serde_json::from_str(text).map_err(|e| format!("decoding JSON, got {text:?}: {e}"))?;
                 *slot = Some(value);
             }
         }
@@ -389,17 +332,9 @@ impl ConfigState {
             .settings
             .iter()
             .filter(|s| self.positional.as_deref() != Some(s.name.as_str()))
-            .map(|s| {
-                format!("      --{} {}   {}", s.name, s.kind.type_name(), s.usage)
-                    .trim_end()
-                    .to_owned()
-            })
+            .map(|s| format!("      --{} {}   {}", s.name, s.kind.type_name(), s.usage).trim_end().to_owned())
             .collect();
-        if flags.is_empty() {
-            message
-        } else {
-            format!("{message}\nUsage:\n{}", flags.join("\n"))
-        }
+        if flags.is_empty() { message } else { format!("{message}\nUsage:\n{}", flags.join("\n")) }
     }
 }
 
@@ -408,9 +343,7 @@ fn parse_bool(text: &str) -> Result<bool, String> {
     match text {
         "1" | "t" | "T" | "true" | "TRUE" | "True" => Ok(true),
         "0" | "f" | "F" | "false" | "FALSE" | "False" => Ok(false),
-        _ => Err(format!(
-            "strconv.ParseBool: parsing {text:?}: invalid syntax"
-        )),
+        _ => Err(format!("strconv.ParseBool: parsing {text:?}: invalid syntax")),
     }
 }
 
@@ -423,11 +356,7 @@ mod tests {
         ConfigState {
             settings: list
                 .iter()
-                .map(|(n, k)| SettingDef {
-                    name: (*n).to_owned(),
-                    kind: *k,
-                    usage: String::new(),
-                })
+                .map(|(n, k)| SettingDef { name: (*n).to_owned(), kind: *k, usage: String::new() })
                 .collect(),
             positional: positional.map(str::to_owned),
             ..ConfigState::default()
@@ -449,63 +378,21 @@ mod tests {
             ],
             Some("to-run"),
         );
-        let v = c
-            .parse_args(&args(&[
-                "--env",
-                "dev",
-                "a",
-                "--debug",
-                "b",
-                "--obj={\"x\":1}",
-                "--",
-                "--c",
-            ]))
-            .unwrap();
+        let v = c.parse_args(&args(&["--env", "dev", "a", "--debug", "b", "--obj={\"x\":1}", "--", "--c"])).unwrap();
         assert_eq!(
             v,
-            vec![
-                Some(json!("dev")),
-                Some(json!(["a", "b", "--c"])),
-                Some(json!(true)),
-                Some(json!({"x": 1}))
-            ]
+            vec![Some(json!("dev")), Some(json!(["a", "b", "--c"])), Some(json!(true)), Some(json!({"x": 1}))]
         );
     }
 
     #[test]
     fn errors() {
-        let c = defs(
-            &[("env", SettingKind::String), ("debug", SettingKind::Bool)],
-            None,
-        );
-        assert!(
-            c.parse_args(&args(&["--nope"]))
-                .unwrap_err()
-                .contains("unknown flag: --nope")
-        );
-        assert!(
-            c.parse_args(&args(&["--env"]))
-                .unwrap_err()
-                .contains("flag needs an argument")
-        );
-        assert!(
-            c.parse_args(&args(&["--env=a", "--env=b"]))
-                .unwrap_err()
-                .contains("only be specified once")
-        );
-        assert!(
-            c.parse_args(&args(&["--debug=maybe"]))
-                .unwrap_err()
-                .contains("ParseBool")
-        );
-        assert!(
-            c.parse_args(&args(&["x"]))
-                .unwrap_err()
-                .contains("none were expected")
-        );
-        assert_eq!(
-            c.parse_args(&args(&["--debug=false"])).unwrap(),
-            vec![None, Some(json!(false))]
-        );
+        let c = defs(&[("env", SettingKind::String), ("debug", SettingKind::Bool)], None);
+        assert!(c.parse_args(&args(&["--nope"])).unwrap_err().contains("unknown flag: --nope"));
+        assert!(c.parse_args(&args(&["--env"])).unwrap_err().contains("flag needs an argument"));
+        assert!(c.parse_args(&args(&["--env=a", "--env=b"])).unwrap_err().contains("only be specified once"));
+        assert!(c.parse_args(&args(&["--debug=maybe"])).unwrap_err().contains("ParseBool"));
+        assert!(c.parse_args(&args(&["x"])).unwrap_err().contains("none were expected"));
+        assert_eq!(c.parse_args(&args(&["--debug=false"])).unwrap(), vec![None, Some(json!(false))]);
     }
 }

@@ -26,7 +26,8 @@ fn read_parsed<'v>(
     match read_or_default(state, &file, default)? {
         FileText::Default(v) => Ok(v),
         FileText::Read(text) => {
-            let value = parse(&text).map_err(|e| anyhow::anyhow!("error parsing {format} from {}: {e}", file.display()))?;
+            let value =
+                parse(&text).map_err(|e| anyhow::anyhow!("error parsing {format} from {}: {e}", file.display()))?;
             Ok(eval.heap().alloc(value))
         }
     }
@@ -86,43 +87,32 @@ fn encoding_builtins(builder: &mut GlobalsBuilder) {
     /// Parses a single YAML document.
     fn decode_yaml<'v>(yaml: Value<'v>, heap: Heap<'v>) -> anyhow::Result<Value<'v>> {
         let text = string_arg(yaml, "yaml")?;
-        let value =
-            yaml::parse_one(&text).map_err(|e| anyhow::anyhow!("error parsing YAML: {e}"))?;
+        let value = yaml::parse_one(&text).map_err(|e| anyhow::anyhow!("error parsing YAML: {e}"))?;
         Ok(heap.alloc(value))
     }
 
     /// Parses every document of a YAML stream into a list.
     fn decode_yaml_stream<'v>(yaml: Value<'v>, heap: Heap<'v>) -> anyhow::Result<Value<'v>> {
         let text = string_arg(yaml, "yaml")?;
-        let docs =
-            yaml::parse_stream(&text).map_err(|e| anyhow::anyhow!("error parsing YAML: {e}"))?;
+        let docs = yaml::parse_stream(&text).map_err(|e| anyhow::anyhow!("error parsing YAML: {e}"))?;
         Ok(heap.alloc(serde_json::Value::Array(docs)))
     }
 
     /// Serializes a value as a YAML document (a blob, so `k8s_yaml(encode_yaml(obj))` works).
     fn encode_yaml(obj: Value<'_>) -> anyhow::Result<Blob> {
-        Ok(Blob {
-            text: yaml::to_yaml(&to_json(obj)?)?,
-        })
+        Ok(Blob { text: yaml::to_yaml(&to_json(obj)?)? })
     }
 
     /// Serializes a list of values as a multi-document YAML stream (a blob).
     fn encode_yaml_stream(objs: Value<'_>) -> anyhow::Result<Blob> {
-        let items = sequence_items(objs)
-            .ok_or_else(|| anyhow::anyhow!("objs must be a list, got {}", objs.get_type()))?;
-        let docs = items
-            .into_iter()
-            .map(to_json)
-            .collect::<anyhow::Result<Vec<_>>>()?;
-        Ok(Blob {
-            text: yaml::to_yaml_stream(&docs)?,
-        })
+        let items =
+            sequence_items(objs).ok_or_else(|| anyhow::anyhow!("objs must be a list, got {}", objs.get_type()))?;
+        let docs = items.into_iter().map(to_json).collect::<anyhow::Result<Vec<_>>>()?;
+        Ok(Blob { text: yaml::to_yaml_stream(&docs)? })
     }
 }
 
 /// Converts a Starlark value (dicts, lists, strings, numbers, bools, `None`, structs, blobs) to JSON.
 pub(crate) fn to_json(value: Value<'_>) -> anyhow::Result<serde_json::Value> {
-    value
-        .to_json_value()
-        .map_err(|e| anyhow::anyhow!("cannot convert {} to JSON/YAML: {e}", value.get_type()))
+    value.to_json_value().map_err(|e| anyhow::anyhow!("cannot convert {} to JSON/YAML: {e}", value.get_type()))
 }

@@ -52,17 +52,8 @@ fn files_builtins(builder: &mut GlobalsBuilder) {
             Some(v) => Some(string_arg(v, "stdin")?),
             None => None,
         };
-        let text = exec_local(
-            state,
-            &argv,
-            &dir,
-            &env,
-            stdin.as_deref(),
-            LocalEcho {
-                command: !echo_off,
-                output: !quiet,
-            },
-        )?;
+        let text =
+            exec_local(state, &argv, &dir, &env, stdin.as_deref(), LocalEcho { command: !echo_off, output: !quiet })?;
         Ok(Blob { text })
     }
 
@@ -78,9 +69,7 @@ fn files_builtins(builder: &mut GlobalsBuilder) {
         let file = one_path(state, paths, path)?;
         match read_or_default(state, &file, default)? {
             FileText::Read(text) => Ok(Blob { text }),
-            FileText::Default(v) => Ok(Blob {
-                text: string_arg(v, "default")?,
-            }),
+            FileText::Default(v) => Ok(Blob { text: string_arg(v, "default")? }),
         }
     }
 
@@ -108,24 +97,18 @@ fn files_builtins(builder: &mut GlobalsBuilder) {
             state.record_file(&root);
         }
         let mut files = Vec::new();
-        list_files(&root, recursive, &mut files)
-            .map_err(|e| anyhow::anyhow!("listdir {}: {e}", root.display()))?;
+        list_files(&root, recursive, &mut files).map_err(|e| anyhow::anyhow!("listdir {}: {e}", root.display()))?;
         files.sort();
         Ok(files)
     }
 
     /// Wraps a string as a blob (content, not a path).
     fn blob(input: Value<'_>) -> anyhow::Result<Blob> {
-        Ok(Blob {
-            text: string_arg(input, "input")?,
-        })
+        Ok(Blob { text: string_arg(input, "input")? })
     }
 
     /// Global file-watching settings: `ignore` patterns (relative to this file) apply to every watch.
-    fn watch_settings<'v>(
-        ignore: Option<Value<'v>>,
-        eval: &mut Evaluator<'v, '_, '_>,
-    ) -> anyhow::Result<NoneType> {
+    fn watch_settings<'v>(ignore: Option<Value<'v>>, eval: &mut Evaluator<'v, '_, '_>) -> anyhow::Result<NoneType> {
         let state = TiltfileState::from_eval(eval)?;
         let patterns = string_list(ignore, "ignore")?;
         if !patterns.is_empty() {
@@ -202,8 +185,8 @@ pub(crate) fn exec_local(
     if echo.command {
         state.print(format!("local: {shown}"));
     }
-    let out = run_command(argv, dir, env, stdin)
-        .map_err(|e| anyhow::anyhow!("command {shown:?} failed.\nerror: {e}"))?;
+    let out =
+        run_command(argv, dir, env, stdin).map_err(|e| anyhow::anyhow!("command {shown:?} failed.\nerror: {e}"))?;
     if echo.output {
         for line in out.stdout.lines().chain(out.stderr.lines()) {
             state.print(format!("{LOCAL_OUTPUT_PREFIX}{line}"));
@@ -239,11 +222,7 @@ fn run_command(
         .args(&argv[1..])
         .current_dir(dir)
         .envs(env.iter().map(|(k, v)| (k, v)))
-        .stdin(if stdin.is_some() {
-            Stdio::piped()
-        } else {
-            Stdio::null()
-        })
+        .stdin(if stdin.is_some() { Stdio::piped() } else { Stdio::null() })
         .stdout(Stdio::piped())
         .stderr(Stdio::piped());
     let mut child = command.spawn()?;
@@ -267,10 +246,7 @@ fn run_command(
         Some(format!("exit status {code}"))
     } else {
         use std::os::unix::process::ExitStatusExt;
-        Some(format!(
-            "signal: {}",
-            output.status.signal().unwrap_or_default()
-        ))
+        Some(format!("signal: {}", output.status.signal().unwrap_or_default()))
     };
     Ok(CommandOutput {
         stdout: String::from_utf8_lossy(&output.stdout).into_owned(),

@@ -13,8 +13,8 @@ use tilt_apis::Forward;
 
 use super::local_resource::{links_arg, trigger_mode_arg};
 use super::{
-    command_argv, is_blob, labels_arg, path_arg, sequence_items, string_arg, string_list,
-    string_map, validate_resource_name,
+    command_argv, is_blob, labels_arg, path_arg, sequence_items, string_arg, string_list, string_map,
+    validate_resource_name,
 };
 use crate::state::{TiltfileState, TriggerMode};
 use crate::values::{LiveUpdateStepValue, PortForwardValue, text_of};
@@ -40,10 +40,7 @@ pub(crate) struct Entity {
 
 impl Entity {
     fn str_at(&self, pointer: &str) -> &str {
-        self.obj
-            .pointer(pointer)
-            .and_then(|v| v.as_str())
-            .unwrap_or("")
+        self.obj.pointer(pointer).and_then(|v| v.as_str()).unwrap_or("")
     }
 
     /// `metadata.name`.
@@ -76,9 +73,7 @@ impl Entity {
     /// `name:kind:namespace:group`, lowercased (Go Tilt's `potentialNames`).
     pub fn potential_names(&self) -> Vec<String> {
         let parts = [self.name(), self.kind(), self.namespace(), self.group()];
-        (1..=parts.len())
-            .map(|n| parts[..n].join(":").to_lowercase())
-            .collect()
+        (1..=parts.len()).map(|n| parts[..n].join(":").to_lowercase()).collect()
     }
 
     /// `name:kind:namespace`, as shown in messages.
@@ -179,11 +174,7 @@ fn k8s_builtins(builder: &mut GlobalsBuilder) {
         eval: &mut Evaluator<'v, '_, '_>,
     ) -> anyhow::Result<NoneType> {
         let state = TiltfileState::from_eval(eval)?;
-        let items = if yaml.is_none() {
-            Vec::new()
-        } else {
-            sequence_items(yaml).unwrap_or_else(|| vec![yaml])
-        };
+        let items = if yaml.is_none() { Vec::new() } else { sequence_items(yaml).unwrap_or_else(|| vec![yaml]) };
         if items.is_empty() {
             anyhow::bail!("Empty or Invalid YAML Resource Detected");
         }
@@ -193,15 +184,12 @@ fn k8s_builtins(builder: &mut GlobalsBuilder) {
                 (string_arg(item, "yaml")?, "blob".to_owned())
             } else {
                 let path = PathBuf::from(path_arg(state, item, "yaml")?);
-                let text = state.read_file(&path).map_err(|e| {
-                    anyhow::anyhow!("error reading yaml file {}: {e}", path.display())
-                })?;
+                let text = state
+                    .read_file(&path)
+                    .map_err(|e| anyhow::anyhow!("error reading yaml file {}: {e}", path.display()))?;
                 (text, path.display().to_string())
             };
-            entities.extend(
-                parse_entities(&text)
-                    .map_err(|e| anyhow::anyhow!("{source} is not valid YAML: {e}"))?,
-            );
+            entities.extend(parse_entities(&text).map_err(|e| anyhow::anyhow!("{source} is not valid YAML: {e}"))?);
         }
         let mut rec = state.rec();
         let existing = &mut rec.k8s.entities;
@@ -244,13 +232,8 @@ fn k8s_builtins(builder: &mut GlobalsBuilder) {
             anyhow::bail!("pod_readiness must be 'wait' or 'ignore', got {mode:?}");
         }
         let discovery_strategy = discovery_strategy.unwrap_or_default().to_owned();
-        if !matches!(
-            discovery_strategy.as_str(),
-            "" | "default" | "selectors-only"
-        ) {
-            anyhow::bail!(
-                "discovery_strategy must be 'default' or 'selectors-only', got {discovery_strategy:?}"
-            );
+        if !matches!(discovery_strategy.as_str(), "" | "default" | "selectors-only") {
+            anyhow::bail!("discovery_strategy must be 'default' or 'selectors-only', got {discovery_strategy:?}");
         }
         let manually_grouped = workload.is_empty();
         let name = if manually_grouped { new_name } else { workload };
@@ -283,10 +266,7 @@ fn k8s_builtins(builder: &mut GlobalsBuilder) {
             links: links_arg(links)?,
             labels: labels_arg(labels)?,
             discovery_strategy,
-            position: eval
-                .call_stack_top_location()
-                .map(|l| l.to_string())
-                .unwrap_or_default(),
+            position: eval.call_stack_top_location().map(|l| l.to_string()).unwrap_or_default(),
         };
         state.rec().k8s.resource_options.push(options);
         Ok(NoneType)
@@ -338,15 +318,12 @@ fn k8s_builtins(builder: &mut GlobalsBuilder) {
         eval: &mut Evaluator<'v, '_, '_>,
     ) -> anyhow::Result<NoneType> {
         let state = TiltfileState::from_eval(eval)?;
-        ImageRef::parse(r#ref)
-            .map_err(|e| anyhow::anyhow!("Argument 1 (ref): can't parse {:?}: {e}", r#ref))?;
+        ImageRef::parse(r#ref).map_err(|e| anyhow::anyhow!("Argument 1 (ref): can't parse {:?}: {e}", r#ref))?;
         let context = PathBuf::from(path_arg(state, context, "context")?);
         let dockerfile = dockerfile.filter(|v| !v.is_none());
         let contents = dockerfile_contents.filter(|v| !v.is_none() && text_of(*v) != Some(""));
         if contents.is_some() && dockerfile.is_some() {
-            anyhow::bail!(
-                "Cannot specify both dockerfile and dockerfile_contents keyword arguments"
-            );
+            anyhow::bail!("Cannot specify both dockerfile and dockerfile_contents keyword arguments");
         }
         let (dockerfile_path, dockerfile_contents) = match contents {
             Some(c) => (None, string_arg(c, "dockerfile_contents")?),
@@ -355,9 +332,9 @@ fn k8s_builtins(builder: &mut GlobalsBuilder) {
                     Some(d) => PathBuf::from(path_arg(state, d, "dockerfile")?),
                     None => context.join("Dockerfile"),
                 };
-                let text = state.read_file(&path).map_err(|e| {
-                    anyhow::anyhow!("error reading dockerfile {}: {e}", path.display())
-                })?;
+                let text = state
+                    .read_file(&path)
+                    .map_err(|e| anyhow::anyhow!("error reading dockerfile {}: {e}", path.display()))?;
                 (Some(path), text)
             }
         };
@@ -380,14 +357,10 @@ fn k8s_builtins(builder: &mut GlobalsBuilder) {
             .map(|(k, v)| if v.is_empty() { k } else { format!("{k}={v}") })
             .collect();
         build_args.sort();
-        let extra_tags = string_list(extra_tag, "extra_tag")?
-            .into_iter()
-            .filter(|t| !t.is_empty())
-            .collect::<Vec<_>>();
+        let extra_tags = string_list(extra_tag, "extra_tag")?.into_iter().filter(|t| !t.is_empty()).collect::<Vec<_>>();
         for tag in &extra_tags {
-            ImageRef::parse(tag).map_err(|e| {
-                anyhow::anyhow!("Argument extra_tag={tag:?} not a valid image reference: {e}")
-            })?;
+            ImageRef::parse(tag)
+                .map_err(|e| anyhow::anyhow!("Argument extra_tag={tag:?} not a valid image reference: {e}"))?;
         }
         let container_args = match container_args.filter(|v| !v.is_none()) {
             Some(v) => Some(string_list(Some(v), "container_args")?),
@@ -410,14 +383,8 @@ fn k8s_builtins(builder: &mut GlobalsBuilder) {
             dockerfile_contents,
             build_args,
             target: target.to_owned(),
-            ssh: string_list(ssh, "ssh")?
-                .into_iter()
-                .filter(|s| !s.is_empty())
-                .collect(),
-            secrets: string_list(secret, "secret")?
-                .into_iter()
-                .filter(|s| !s.is_empty())
-                .collect(),
+            ssh: string_list(ssh, "ssh")?.into_iter().filter(|s| !s.is_empty()).collect(),
+            secrets: string_list(secret, "secret")?.into_iter().filter(|s| !s.is_empty()).collect(),
             network: network.to_owned(),
             extra_tags,
             cache_from: string_list(cache_from, "cache_from")?,
@@ -437,12 +404,7 @@ fn k8s_builtins(builder: &mut GlobalsBuilder) {
         };
         let mut rec = state.rec();
         let name = ImageRef::parse(r#ref)?.familiar();
-        if rec
-            .k8s
-            .images
-            .iter()
-            .any(|i| ImageRef::parse(&i.ref_).is_ok_and(|r| r.familiar() == name))
-        {
+        if rec.k8s.images.iter().any(|i| ImageRef::parse(&i.ref_).is_ok_and(|r| r.familiar() == name)) {
             anyhow::bail!("Image for ref {name:?} has already been defined");
         }
         rec.k8s.images.push(image);
@@ -451,9 +413,7 @@ fn k8s_builtins(builder: &mut GlobalsBuilder) {
 
     /// Live update: sync `local_path` (relative to the Tiltfile) into the container at `remote_path`.
     fn sync(local_path: &str, remote_path: &str) -> anyhow::Result<LiveUpdateStepValue> {
-        Ok(LiveUpdateStepValue(format!(
-            "sync({local_path:?}, {remote_path:?})"
-        )))
+        Ok(LiveUpdateStepValue(format!("sync({local_path:?}, {remote_path:?})")))
     }
 
     /// Live update: run `cmd` in the container.
@@ -463,18 +423,12 @@ fn k8s_builtins(builder: &mut GlobalsBuilder) {
         #[starlark(default = false)] echo_off: bool,
     ) -> anyhow::Result<LiveUpdateStepValue> {
         let _ = (string_list(trigger, "trigger")?, echo_off);
-        Ok(LiveUpdateStepValue(format!(
-            "run({:?})",
-            super::display_argv(&command_argv(Some(cmd), "cmd")?)
-        )))
+        Ok(LiveUpdateStepValue(format!("run({:?})", super::display_argv(&command_argv(Some(cmd), "cmd")?))))
     }
 
     /// Live update: fall back to a full build when these files change.
     fn fall_back_on<'v>(files: Value<'v>) -> anyhow::Result<LiveUpdateStepValue> {
-        Ok(LiveUpdateStepValue(format!(
-            "fall_back_on({:?})",
-            string_list(Some(files), "files")?
-        )))
+        Ok(LiveUpdateStepValue(format!("fall_back_on({:?})", string_list(Some(files), "files")?)))
     }
 
     /// Live update: restart the container after updating it.
@@ -505,9 +459,8 @@ fn k8s_builtins(builder: &mut GlobalsBuilder) {
         eval: &mut Evaluator<'v, '_, '_>,
     ) -> anyhow::Result<NoneType> {
         let _ = (host_from_cluster, single_name);
-        TiltfileState::from_eval(eval)?.warn(&format!(
-            "default_registry({host:?}) is not supported yet and is ignored"
-        ));
+        TiltfileState::from_eval(eval)?
+            .warn(&format!("default_registry({host:?}) is not supported yet and is ignored"));
         Ok(NoneType)
     }
 }
@@ -531,19 +484,13 @@ fn port_forwards_arg(value: Option<Value<'_>>) -> anyhow::Result<Vec<Forward>> {
         .map(|item| {
             if let Some(port) = item.unpack_i32() {
                 check_port(port)?;
-                Ok(Forward {
-                    local_port: port,
-                    ..Forward::default()
-                })
+                Ok(Forward { local_port: port, ..Forward::default() })
             } else if let Some(s) = item.unpack_str() {
                 parse_port_forward(s)
             } else if let Some(pf) = item.downcast_ref::<PortForwardValue>() {
                 Ok(pf.0.clone())
             } else {
-                anyhow::bail!(
-                    "port_forwards must be an int, a string, or a port_forward; got {}",
-                    item.get_type()
-                )
+                anyhow::bail!("port_forwards must be an int, a string, or a port_forward; got {}", item.get_type())
             }
         })
         .collect()
@@ -556,33 +503,21 @@ fn parse_port_forward(s: &str) -> anyhow::Result<Forward> {
         p.parse::<i32>()
             .ok()
             .filter(|n| (0..=65535).contains(n))
-            .ok_or_else(|| {
-                anyhow::anyhow!("portForward port value {p:?} is not in the valid range [0-65535]")
-            })
+            .ok_or_else(|| anyhow::anyhow!("portForward port value {p:?} is not in the valid range [0-65535]"))
     };
     let (host, local, container) = match parts.as_slice() {
         [local] => ("", port(local)?, 0),
         [local, container] => ("", port(local)?, port(container)?),
         [host, local, container] => {
-            let valid = !host.is_empty()
-                && host
-                    .chars()
-                    .all(|c| c.is_ascii_alphanumeric() || c == '.' || c == '-');
+            let valid = !host.is_empty() && host.chars().all(|c| c.is_ascii_alphanumeric() || c == '.' || c == '-');
             if !valid {
-                anyhow::bail!(
-                    "portForward host value {host:?} is not a valid hostname or IP address"
-                );
+                anyhow::bail!("portForward host value {host:?} is not a valid hostname or IP address");
             }
             (*host, port(local)?, port(container)?)
         }
         _ => anyhow::bail!("invalid port forward {s:?}"),
     };
-    Ok(Forward {
-        local_port: local,
-        container_port: container,
-        host: host.to_owned(),
-        ..Forward::default()
-    })
+    Ok(Forward { local_port: local, container_port: container, host: host.to_owned(), ..Forward::default() })
 }
 
 /// `extra_pod_selectors=`: a dict of labels or a list of them.
@@ -591,10 +526,7 @@ fn pod_selectors_arg(value: Option<Value<'_>>) -> anyhow::Result<Vec<Vec<(String
         return Ok(Vec::new());
     };
     let items = sequence_items(value).unwrap_or_else(|| vec![value]);
-    items
-        .into_iter()
-        .map(|item| string_map(Some(item), "extra_pod_selectors"))
-        .collect()
+    items.into_iter().map(|item| string_map(Some(item), "extra_pod_selectors")).collect()
 }
 
 /// `live_update=`: a list of steps.
@@ -602,34 +534,21 @@ fn live_update_arg(value: Option<Value<'_>>) -> anyhow::Result<Vec<String>> {
     let Some(value) = value.filter(|v| !v.is_none()) else {
         return Ok(Vec::new());
     };
-    let items = sequence_items(value).ok_or_else(|| {
-        anyhow::anyhow!(
-            "live_update must be a list of steps, got {}",
-            value.get_type()
-        )
-    })?;
+    let items = sequence_items(value)
+        .ok_or_else(|| anyhow::anyhow!("live_update must be a list of steps, got {}", value.get_type()))?;
     items
         .into_iter()
         .map(|item| {
             item.downcast_ref::<LiveUpdateStepValue>()
                 .map(|s| s.0.clone())
-                .ok_or_else(|| {
-                    anyhow::anyhow!(
-                        "live_update steps must be sync(), run(), …; got {}",
-                        item.get_type()
-                    )
-                })
+                .ok_or_else(|| anyhow::anyhow!("live_update steps must be sync(), run(), …; got {}", item.get_type()))
         })
         .collect()
 }
 
 /// Patterns of a `.dockerignore`/`.tiltignore` file: non-empty lines that are not comments.
 pub(crate) fn parse_ignore_file(text: &str) -> Vec<String> {
-    text.lines()
-        .map(str::trim)
-        .filter(|l| !l.is_empty() && !l.starts_with('#'))
-        .map(str::to_owned)
-        .collect()
+    text.lines().map(str::trim).filter(|l| !l.is_empty() && !l.starts_with('#')).map(str::to_owned).collect()
 }
 
 /// Parses a YAML stream into Kubernetes objects, flattening `kind: List`.
@@ -683,38 +602,26 @@ impl ImageRef {
             anyhow::bail!("invalid reference format: empty name");
         }
         let (name, tag) = match without_digest.rfind(':') {
-            Some(i) if !without_digest[i..].contains('/') => (
-                &without_digest[..i],
-                Some(without_digest[i + 1..].to_owned()),
-            ),
+            Some(i) if !without_digest[i..].contains('/') => {
+                (&without_digest[..i], Some(without_digest[i + 1..].to_owned()))
+            }
             _ => (without_digest, None),
         };
         let (domain, path) = match name.split_once('/') {
-            Some((first, rest))
-                if first.contains('.') || first.contains(':') || first == "localhost" =>
-            {
+            Some((first, rest)) if first.contains('.') || first.contains(':') || first == "localhost" => {
                 (first.to_owned(), rest.to_owned())
             }
             _ => ("docker.io".to_owned(), name.to_owned()),
         };
-        let path = if domain == "docker.io" && !path.contains('/') {
-            format!("library/{path}")
-        } else {
-            path
-        };
+        let path = if domain == "docker.io" && !path.contains('/') { format!("library/{path}") } else { path };
         let path_ok = path.split('/').all(|c| {
             !c.is_empty()
-                && c.chars().all(|ch| {
-                    ch.is_ascii_lowercase() || ch.is_ascii_digit() || matches!(ch, '.' | '_' | '-')
-                })
+                && c.chars().all(|ch| ch.is_ascii_lowercase() || ch.is_ascii_digit() || matches!(ch, '.' | '_' | '-'))
         });
         if !path_ok {
             anyhow::bail!("invalid reference format: repository name must be lowercase");
         }
-        if tag
-            .as_deref()
-            .is_some_and(|t| t.is_empty() || t.len() > 128)
-        {
+        if tag.as_deref().is_some_and(|t| t.is_empty() || t.len() > 128) {
             anyhow::bail!("invalid reference format: bad tag");
         }
         Ok(ImageRef { domain, path, tag })
@@ -728,10 +635,7 @@ impl ImageRef {
     /// The short form people write (`nginx`, `gcr.io/foo/bar`), with the tag if any.
     pub fn familiar(&self) -> String {
         let name = if self.domain == "docker.io" {
-            self.path
-                .strip_prefix("library/")
-                .unwrap_or(&self.path)
-                .to_owned()
+            self.path.strip_prefix("library/").unwrap_or(&self.path).to_owned()
         } else {
             self.name()
         };
@@ -747,27 +651,17 @@ impl ImageRef {
 fn kubeconfig_current() -> (String, String) {
     let path = match std::env::var("KUBECONFIG") {
         Ok(v) if !v.is_empty() => v.split(':').next().map(PathBuf::from),
-        _ => std::env::var("HOME")
-            .ok()
-            .map(|h| Path::new(&h).join(".kube/config")),
+        _ => std::env::var("HOME").ok().map(|h| Path::new(&h).join(".kube/config")),
     };
     let config = path
         .and_then(|p| std::fs::read_to_string(p).ok())
         .and_then(|text| yaml::parse_one(&text).ok())
         .unwrap_or(serde_json::Value::Null);
-    let context = config
-        .get("current-context")
-        .and_then(|c| c.as_str())
-        .unwrap_or_default()
-        .to_owned();
+    let context = config.get("current-context").and_then(|c| c.as_str()).unwrap_or_default().to_owned();
     let namespace = config
         .get("contexts")
         .and_then(|c| c.as_array())
-        .and_then(|contexts| {
-            contexts
-                .iter()
-                .find(|c| c.get("name").and_then(|n| n.as_str()) == Some(context.as_str()))
-        })
+        .and_then(|contexts| contexts.iter().find(|c| c.get("name").and_then(|n| n.as_str()) == Some(context.as_str())))
         .and_then(|c| c.pointer("/context/namespace"))
         .and_then(|n| n.as_str())
         .filter(|n| !n.is_empty())
@@ -785,18 +679,9 @@ mod tests {
         let r = ImageRef::parse("nginx").unwrap();
         assert_eq!(r.name(), "docker.io/library/nginx");
         assert_eq!(r.familiar(), "nginx");
-        assert_eq!(
-            ImageRef::parse("gcr.io/foo/bar:v1").unwrap().familiar(),
-            "gcr.io/foo/bar:v1"
-        );
-        assert_eq!(
-            ImageRef::parse("localhost:5000/app").unwrap().name(),
-            "localhost:5000/app"
-        );
-        assert_eq!(
-            ImageRef::parse("docker.io/me/app").unwrap().familiar(),
-            "me/app"
-        );
+        assert_eq!(ImageRef::parse("gcr.io/foo/bar:v1").unwrap().familiar(), "gcr.io/foo/bar:v1");
+        assert_eq!(ImageRef::parse("localhost:5000/app").unwrap().name(), "localhost:5000/app");
+        assert_eq!(ImageRef::parse("docker.io/me/app").unwrap().familiar(), "me/app");
         assert!(ImageRef::parse("Bad/Name").is_err());
     }
 
@@ -815,15 +700,7 @@ mod tests {
         let list = "apiVersion: v1\nkind: List\nitems:\n- apiVersion: v1\n  kind: ConfigMap\n  metadata: {name: a}\n";
         let e = parse_entities(list).unwrap();
         assert_eq!(e.len(), 1);
-        assert_eq!(
-            e[0].potential_names(),
-            vec![
-                "a",
-                "a:configmap",
-                "a:configmap:default",
-                "a:configmap:default:core"
-            ]
-        );
+        assert_eq!(e[0].potential_names(), vec!["a", "a:configmap", "a:configmap:default", "a:configmap:default:core"]);
         assert!(parse_entities("apiVersion: v1\nkind: ConfigMap\n").is_err());
     }
 }

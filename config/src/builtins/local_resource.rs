@@ -7,8 +7,8 @@ use starlark::values::none::NoneType;
 use starlark::values::{Value, ValueLike};
 
 use super::{
-    command_argv, env_list, labels_arg, path_arg, sequence_items, string_arg, string_list,
-    string_map, validate_resource_name,
+    command_argv, env_list, labels_arg, path_arg, sequence_items, string_arg, string_list, string_map,
+    validate_resource_name,
 };
 use crate::state::{CmdDecl, LocalResource, TiltfileState, TriggerMode};
 use crate::values::{LinkValue, ProbeValue, TriggerModeValue, text_of};
@@ -47,12 +47,7 @@ fn local_resource_builtins(builder: &mut GlobalsBuilder) {
         eval: &mut Evaluator<'v, '_, '_>,
     ) -> anyhow::Result<NoneType> {
         // Windows-only variants and scheduling hints that do not change the objects.
-        let _ = (
-            cmd_bat,
-            serve_cmd_bat,
-            allow_parallel,
-            string_list(tags, "tags")?,
-        );
+        let _ = (cmd_bat, serve_cmd_bat, allow_parallel, string_list(tags, "tags")?);
         let state = TiltfileState::from_eval(eval)?;
         let name = string_arg(name, "name")?;
         validate_resource_name(&name)?;
@@ -76,26 +71,20 @@ fn local_resource_builtins(builder: &mut GlobalsBuilder) {
             anyhow::bail!("local_resource must have a cmd and/or a serve_cmd, but both were empty");
         }
 
-        let deps = string_list(deps, "deps")?
-            .iter()
-            .map(|d| state.abs_path(d).to_string_lossy().into_owned())
-            .collect();
+        let deps =
+            string_list(deps, "deps")?.iter().map(|d| state.abs_path(d).to_string_lossy().into_owned()).collect();
         let trigger_mode = trigger_mode_arg(trigger_mode)?;
         let readiness_probe = match readiness_probe.filter(|v| !v.is_none()) {
             None => None,
             Some(v) => Some(
                 v.downcast_ref::<ProbeValue>()
-                    .ok_or_else(|| {
-                        anyhow::anyhow!("readiness_probe must be a probe(), got {}", v.get_type())
-                    })?
+                    .ok_or_else(|| anyhow::anyhow!("readiness_probe must be a probe(), got {}", v.get_type()))?
                     .0
                     .clone(),
             ),
         };
         let readiness_probe = if readiness_probe.is_some() && serve.is_empty() {
-            state.warn(&format!(
-                "Ignoring readiness probe for local resource {name:?} (no serve_cmd was defined)"
-            ));
+            state.warn(&format!("Ignoring readiness probe for local resource {name:?} (no serve_cmd was defined)"));
             None
         } else {
             readiness_probe
@@ -117,45 +106,28 @@ fn local_resource_builtins(builder: &mut GlobalsBuilder) {
         };
         let mut rec = state.rec();
         if !rec.resource_names.insert(resource.name.clone()) {
-            anyhow::bail!(
-                "Local resource {} has been defined multiple times",
-                resource.name
-            );
+            anyhow::bail!("Local resource {} has been defined multiple times", resource.name);
         }
         rec.local_resources.push(resource);
         Ok(NoneType)
     }
 
     /// Sets the default trigger mode of every resource that does not set its own.
-    fn trigger_mode<'v>(
-        trigger_mode: Value<'v>,
-        eval: &mut Evaluator<'v, '_, '_>,
-    ) -> anyhow::Result<NoneType> {
+    fn trigger_mode<'v>(trigger_mode: Value<'v>, eval: &mut Evaluator<'v, '_, '_>) -> anyhow::Result<NoneType> {
         let state = TiltfileState::from_eval(eval)?;
         let mode = trigger_mode_arg(Some(trigger_mode))?.unwrap_or(TriggerMode::Auto);
-        let position = eval
-            .call_stack_top_location()
-            .map(|l| l.to_string())
-            .unwrap_or_default();
+        let position = eval.call_stack_top_location().map(|l| l.to_string()).unwrap_or_default();
         let mut rec = state.rec();
         if let Some((_, previous)) = &rec.trigger_mode {
-            anyhow::bail!(
-                "trigger_mode can only be called once. It was already called at {previous}"
-            );
+            anyhow::bail!("trigger_mode can only be called once. It was already called at {previous}");
         }
         rec.trigger_mode = Some((mode, position));
         Ok(NoneType)
     }
 
     /// A link shown with a resource in the UI.
-    fn link(
-        #[starlark(require = pos)] url: &str,
-        #[starlark(default = "")] name: &str,
-    ) -> anyhow::Result<LinkValue> {
-        Ok(LinkValue {
-            url: url.to_owned(),
-            name: name.to_owned(),
-        })
+    fn link(#[starlark(require = pos)] url: &str, #[starlark(default = "")] name: &str) -> anyhow::Result<LinkValue> {
+        Ok(LinkValue { url: url.to_owned(), name: name.to_owned() })
     }
 }
 
@@ -180,15 +152,9 @@ fn cmd_decl(
 pub(crate) fn trigger_mode_arg(value: Option<Value<'_>>) -> anyhow::Result<Option<TriggerMode>> {
     match value.filter(|v| !v.is_none()) {
         None => Ok(None),
-        Some(v) => v
-            .downcast_ref::<TriggerModeValue>()
-            .map(|m| Some(m.0))
-            .ok_or_else(|| {
-                anyhow::anyhow!(
-                    "trigger_mode must be TRIGGER_MODE_AUTO or TRIGGER_MODE_MANUAL, got {} ({v})",
-                    v.get_type()
-                )
-            }),
+        Some(v) => v.downcast_ref::<TriggerModeValue>().map(|m| Some(m.0)).ok_or_else(|| {
+            anyhow::anyhow!("trigger_mode must be TRIGGER_MODE_AUTO or TRIGGER_MODE_MANUAL, got {} ({v})", v.get_type())
+        }),
     }
 }
 
@@ -206,10 +172,7 @@ pub(crate) fn links_arg(value: Option<Value<'_>>) -> anyhow::Result<Vec<(String,
             } else if let Some(link) = item.downcast_ref::<LinkValue>() {
                 Ok((link.url.clone(), link.name.clone()))
             } else {
-                anyhow::bail!(
-                    "links must be URLs or link() values, got {} ({item})",
-                    item.get_type()
-                )
+                anyhow::bail!("links must be URLs or link() values, got {} ({item})", item.get_type())
             }
         })
         .collect()

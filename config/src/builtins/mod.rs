@@ -57,12 +57,9 @@ pub(crate) fn sequence_items(value: Value<'_>) -> Option<Vec<Value<'_>>> {
 
 /// A `str` (or `blob`) argument.
 pub(crate) fn string_arg(value: Value<'_>, what: &str) -> anyhow::Result<String> {
-    text_of(value).map(str::to_owned).ok_or_else(|| {
-        anyhow::anyhow!(
-            "{what} must be a string, got {} ({value})",
-            value.get_type()
-        )
-    })
+    text_of(value)
+        .map(str::to_owned)
+        .ok_or_else(|| anyhow::anyhow!("{what} must be a string, got {} ({value})", value.get_type()))
 }
 
 /// A string or a list of strings; `None` (or absence) is the empty list.
@@ -73,20 +70,13 @@ pub(crate) fn string_list(value: Option<Value<'_>>, what: &str) -> anyhow::Resul
     if let Some(s) = text_of(value) {
         return Ok(vec![s.to_owned()]);
     }
-    let items = sequence_items(value).ok_or_else(|| {
-        anyhow::anyhow!(
-            "{what} must be a string or a list of strings, got {}",
-            value.get_type()
-        )
-    })?;
+    let items = sequence_items(value)
+        .ok_or_else(|| anyhow::anyhow!("{what} must be a string or a list of strings, got {}", value.get_type()))?;
     items
         .into_iter()
         .map(|item| {
             text_of(item).map(str::to_owned).ok_or_else(|| {
-                anyhow::anyhow!(
-                    "{what} must be a list of strings, but contains {} ({item})",
-                    item.get_type()
-                )
+                anyhow::anyhow!("{what} must be a list of strings, but contains {} ({item})", item.get_type())
             })
         })
         .collect()
@@ -94,27 +84,20 @@ pub(crate) fn string_list(value: Option<Value<'_>>, what: &str) -> anyhow::Resul
 
 /// A dict of strings to strings (numbers and bools are accepted as values and converted); `None` is empty.
 /// Entries keep their insertion order.
-pub(crate) fn string_map(
-    value: Option<Value<'_>>,
-    what: &str,
-) -> anyhow::Result<Vec<(String, String)>> {
+pub(crate) fn string_map(value: Option<Value<'_>>, what: &str) -> anyhow::Result<Vec<(String, String)>> {
     let Some(value) = value.filter(|v| !v.is_none()) else {
         return Ok(Vec::new());
     };
-    let dict = DictRef::from_value(value)
-        .ok_or_else(|| anyhow::anyhow!("{what} must be a dict, got {}", value.get_type()))?;
+    let dict =
+        DictRef::from_value(value).ok_or_else(|| anyhow::anyhow!("{what} must be a dict, got {}", value.get_type()))?;
     dict.iter()
         .map(|(k, v)| {
-            let key = text_of(k).ok_or_else(|| {
-                anyhow::anyhow!("{what} keys must be strings, got {} ({k})", k.get_type())
-            })?;
+            let key =
+                text_of(k).ok_or_else(|| anyhow::anyhow!("{what} keys must be strings, got {} ({k})", k.get_type()))?;
             let val = match text_of(v) {
                 Some(s) => s.to_owned(),
                 None if v.unpack_i32().is_some() || v.unpack_bool().is_some() => v.to_str(),
-                None => anyhow::bail!(
-                    "{what}[{key:?}] must be a string, got {} ({v})",
-                    v.get_type()
-                ),
+                None => anyhow::bail!("{what}[{key:?}] must be a string, got {} ({v})", v.get_type()),
             };
             Ok((key.to_owned(), val))
         })
@@ -133,10 +116,7 @@ pub(crate) fn command_argv(value: Option<Value<'_>>, what: &str) -> anyhow::Resu
         return Ok(vec!["sh".to_owned(), "-c".to_owned(), script.to_owned()]);
     }
     if sequence_items(value).is_none() {
-        anyhow::bail!(
-            "{what} must be a string or a list of strings, got {}",
-            value.get_type()
-        );
+        anyhow::bail!("{what} must be a string or a list of strings, got {}", value.get_type());
     }
     string_list(Some(value), what)
 }
@@ -165,11 +145,7 @@ pub(crate) fn is_blob(value: Value<'_>) -> bool {
 }
 
 /// A path argument made absolute against the running file's directory.
-pub(crate) fn path_arg(
-    state: &TiltfileState,
-    value: Value<'_>,
-    what: &str,
-) -> anyhow::Result<String> {
+pub(crate) fn path_arg(state: &TiltfileState, value: Value<'_>, what: &str) -> anyhow::Result<String> {
     let path = string_arg(value, what)?;
     Ok(state.abs_path(&path).to_string_lossy().into_owned())
 }
@@ -190,17 +166,9 @@ pub(crate) fn validate_resource_name(name: &str) -> anyhow::Result<()> {
 
 /// Validates a resource label (`labels=`): a Kubernetes qualified name without `/`, usable as a label value.
 pub(crate) fn validate_label(label: &str) -> anyhow::Result<()> {
-    let ok_chars = label
-        .chars()
-        .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.'));
-    let ok_ends = label
-        .chars()
-        .next()
-        .is_some_and(|c| c.is_ascii_alphanumeric())
-        && label
-            .chars()
-            .last()
-            .is_some_and(|c| c.is_ascii_alphanumeric());
+    let ok_chars = label.chars().all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.'));
+    let ok_ends = label.chars().next().is_some_and(|c| c.is_ascii_alphanumeric())
+        && label.chars().last().is_some_and(|c| c.is_ascii_alphanumeric());
     if label.contains('/') {
         anyhow::bail!("Invalid label {label:?}: cannot contain /");
     }

@@ -15,9 +15,8 @@ use crate::values::text_of;
 
 /// Registers the `os` and `sys` namespaces.
 pub(crate) fn register(builder: &mut GlobalsBuilder) {
-    let environ: serde_json::Map<String, serde_json::Value> = std::env::vars()
-        .map(|(k, v)| (k, serde_json::Value::String(v)))
-        .collect();
+    let environ: serde_json::Map<String, serde_json::Value> =
+        std::env::vars().map(|(k, v)| (k, serde_json::Value::String(v))).collect();
     builder.namespace("os", |b| {
         os_members(b);
         b.set("environ", environ);
@@ -25,9 +24,7 @@ pub(crate) fn register(builder: &mut GlobalsBuilder) {
         b.namespace("path", os_path_members);
     });
     let argv: Vec<String> = std::env::args().collect();
-    let executable = std::env::current_exe()
-        .map(|p| p.to_string_lossy().into_owned())
-        .unwrap_or_default();
+    let executable = std::env::current_exe().map(|p| p.to_string_lossy().into_owned()).unwrap_or_default();
     builder.namespace("sys", |b| {
         b.set("argv", argv);
         b.set("executable", executable.as_str());
@@ -51,10 +48,7 @@ fn os_members(builder: &mut GlobalsBuilder) {
 
     /// The directory of the running Tiltfile.
     fn getcwd<'v>(eval: &mut Evaluator<'v, '_, '_>) -> anyhow::Result<String> {
-        Ok(TiltfileState::from_eval(eval)?
-            .current_dir()
-            .to_string_lossy()
-            .into_owned())
+        Ok(TiltfileState::from_eval(eval)?.current_dir().to_string_lossy().into_owned())
     }
 }
 
@@ -62,24 +56,14 @@ fn os_members(builder: &mut GlobalsBuilder) {
 fn os_path_members(builder: &mut GlobalsBuilder) {
     /// `path` made absolute against the Tiltfile's directory.
     fn abspath<'v>(path: &str, eval: &mut Evaluator<'v, '_, '_>) -> anyhow::Result<String> {
-        Ok(TiltfileState::from_eval(eval)?
-            .abs_path(path)
-            .to_string_lossy()
-            .into_owned())
+        Ok(TiltfileState::from_eval(eval)?.abs_path(path).to_string_lossy().into_owned())
     }
 
     /// `targpath` relative to `basepath` (default: the Tiltfile's directory), lexically.
-    fn relpath<'v>(
-        targpath: &str,
-        basepath: Option<&str>,
-        eval: &mut Evaluator<'v, '_, '_>,
-    ) -> anyhow::Result<String> {
+    fn relpath<'v>(targpath: &str, basepath: Option<&str>, eval: &mut Evaluator<'v, '_, '_>) -> anyhow::Result<String> {
         let base = match basepath {
             Some(b) => b.to_owned(),
-            None => TiltfileState::from_eval(eval)?
-                .current_dir()
-                .to_string_lossy()
-                .into_owned(),
+            None => TiltfileState::from_eval(eval)?.current_dir().to_string_lossy().into_owned(),
         };
         relative_path(&base, targpath)
     }
@@ -104,10 +88,7 @@ fn os_path_members(builder: &mut GlobalsBuilder) {
         let mut strings = Vec::with_capacity(parts.items.len());
         for (i, part) in parts.items.iter().enumerate() {
             let s = text_of(*part).ok_or_else(|| {
-                anyhow::anyhow!(
-                    "os.path.join() only accepts strings. Argument #{i}: {}",
-                    part.get_type()
-                )
+                anyhow::anyhow!("os.path.join() only accepts strings. Argument #{i}: {}", part.get_type())
             })?;
             strings.push(s.to_owned());
         }
@@ -117,27 +98,15 @@ fn os_path_members(builder: &mut GlobalsBuilder) {
     /// `path` (relative to the Tiltfile) with every symlink resolved.
     fn realpath<'v>(path: &str, eval: &mut Evaluator<'v, '_, '_>) -> anyhow::Result<String> {
         let abs = TiltfileState::from_eval(eval)?.abs_path(path);
-        let real = std::fs::canonicalize(&abs)
-            .map_err(|e| anyhow::anyhow!("realpath {}: {e}", abs.display()))?;
+        let real = std::fs::canonicalize(&abs).map_err(|e| anyhow::anyhow!("realpath {}: {e}", abs.display()))?;
         Ok(real.to_string_lossy().into_owned())
     }
 }
 
 /// Go's `filepath.Join`: non-empty elements joined with `/` and cleaned.
 fn go_join(parts: &[String]) -> String {
-    let joined = parts
-        .iter()
-        .filter(|p| !p.is_empty())
-        .cloned()
-        .collect::<Vec<_>>()
-        .join("/");
-    if joined.is_empty() {
-        String::new()
-    } else {
-        clean_path(Path::new(&joined))
-            .to_string_lossy()
-            .into_owned()
-    }
+    let joined = parts.iter().filter(|p| !p.is_empty()).cloned().collect::<Vec<_>>().join("/");
+    if joined.is_empty() { String::new() } else { clean_path(Path::new(&joined)).to_string_lossy().into_owned() }
 }
 
 /// Go's `filepath.Base`.
@@ -184,11 +153,7 @@ fn relative_path(base: &str, target: &str) -> anyhow::Result<String> {
     }
     let mut parts: Vec<String> = vec!["..".to_owned(); b.len() - common];
     parts.extend(t[common..].iter().cloned());
-    Ok(if parts.is_empty() {
-        ".".to_owned()
-    } else {
-        parts.join("/")
-    })
+    Ok(if parts.is_empty() { ".".to_owned() } else { parts.join("/") })
 }
 
 #[cfg(test)]
@@ -197,10 +162,7 @@ mod tests {
 
     #[test]
     fn go_path_functions() {
-        assert_eq!(
-            go_join(&["a".into(), "b/../c".into(), "".into(), "d".into()]),
-            "a/c/d"
-        );
+        assert_eq!(go_join(&["a".into(), "b/../c".into(), "".into(), "d".into()]), "a/c/d");
         assert_eq!(go_join(&["/x".into(), "y".into()]), "/x/y");
         assert_eq!(go_base("/a/b/"), "b");
         assert_eq!(go_base(""), ".");

@@ -27,14 +27,10 @@ fn probe_builtins(builder: &mut GlobalsBuilder) {
         tcp_socket: Option<Value<'v>>,
     ) -> anyhow::Result<ProbeValue> {
         let exec = action::<ExecActionValue>(exec, "exec", "exec_action()")?.map(|a| a.0.clone());
-        let http_get = action::<HttpGetActionValue>(http_get, "http_get", "http_get_action()")?
-            .map(|a| a.0.clone());
+        let http_get = action::<HttpGetActionValue>(http_get, "http_get", "http_get_action()")?.map(|a| a.0.clone());
         let tcp_socket =
-            action::<TcpSocketActionValue>(tcp_socket, "tcp_socket", "tcp_socket_action()")?
-                .map(|a| a.0.clone());
-        let count = usize::from(exec.is_some())
-            + usize::from(http_get.is_some())
-            + usize::from(tcp_socket.is_some());
+            action::<TcpSocketActionValue>(tcp_socket, "tcp_socket", "tcp_socket_action()")?.map(|a| a.0.clone());
+        let count = usize::from(exec.is_some()) + usize::from(http_get.is_some()) + usize::from(tcp_socket.is_some());
         if count != 1 {
             anyhow::bail!("exactly one of exec, http_get, or tcp_socket must be specified");
         }
@@ -92,15 +88,9 @@ fn probe_builtins(builder: &mut GlobalsBuilder) {
     }
 
     /// A probe action that opens a TCP connection; success is healthy.
-    fn tcp_socket_action(
-        port: i32,
-        #[starlark(default = "")] host: &str,
-    ) -> anyhow::Result<TcpSocketActionValue> {
+    fn tcp_socket_action(port: i32, #[starlark(default = "")] host: &str) -> anyhow::Result<TcpSocketActionValue> {
         validate_port(port)?;
-        Ok(TcpSocketActionValue(TcpSocketAction {
-            host: host.to_owned(),
-            port,
-        }))
+        Ok(TcpSocketActionValue(TcpSocketAction { host: host.to_owned(), port }))
     }
 }
 
@@ -112,9 +102,10 @@ fn action<'v, T: starlark::values::StarlarkValue<'v>>(
 ) -> anyhow::Result<Option<&'v T>> {
     match value.filter(|v| !v.is_none()) {
         None => Ok(None),
-        Some(v) => v.downcast_ref::<T>().map(Some).ok_or_else(|| {
-            anyhow::anyhow!("{what} must be an {constructor}, got {}", v.get_type())
-        }),
+        Some(v) => v
+            .downcast_ref::<T>()
+            .map(Some)
+            .ok_or_else(|| anyhow::anyhow!("{what} must be an {constructor}, got {}", v.get_type())),
     }
 }
 

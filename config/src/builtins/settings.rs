@@ -38,10 +38,7 @@ fn settings_builtins(builder: &mut GlobalsBuilder) {
         if k8s_upsert_timeout_secs.is_some_and(|n| n < 1) {
             anyhow::bail!("minimum k8s upsert timeout is 1s");
         }
-        string_list(
-            suppress_unused_image_warnings,
-            "suppress_unused_image_warnings",
-        )?;
+        string_list(suppress_unused_image_warnings, "suppress_unused_image_warnings")?;
         let _ = k8s_server_side_apply;
         Ok(NoneType)
     }
@@ -53,19 +50,13 @@ fn settings_builtins(builder: &mut GlobalsBuilder) {
     }
 
     /// Update checks and the required Tilt version.
-    fn version_settings(
-        check_updates: Option<bool>,
-        constraint: Option<&str>,
-    ) -> anyhow::Result<NoneType> {
+    fn version_settings(check_updates: Option<bool>, constraint: Option<&str>) -> anyhow::Result<NoneType> {
         let _ = (check_updates, constraint);
         Ok(NoneType)
     }
 
     /// `tilt ci` settings.
-    fn ci_settings<'v>(
-        k8s_grace_period: Option<Value<'v>>,
-        timeout: Option<Value<'v>>,
-    ) -> anyhow::Result<NoneType> {
+    fn ci_settings<'v>(k8s_grace_period: Option<Value<'v>>, timeout: Option<Value<'v>>) -> anyhow::Result<NoneType> {
         let _ = (k8s_grace_period, timeout);
         Ok(NoneType)
     }
@@ -85,24 +76,14 @@ fn settings_builtins(builder: &mut GlobalsBuilder) {
     }
 
     /// Go Tilt feature flags.
-    fn enable_feature<'v>(
-        feature_name: &str,
-        eval: &mut Evaluator<'v, '_, '_>,
-    ) -> anyhow::Result<NoneType> {
-        TiltfileState::from_eval(eval)?.warn(&format!(
-            "enable_feature({feature_name:?}) has no effect in tilt-rs"
-        ));
+    fn enable_feature<'v>(feature_name: &str, eval: &mut Evaluator<'v, '_, '_>) -> anyhow::Result<NoneType> {
+        TiltfileState::from_eval(eval)?.warn(&format!("enable_feature({feature_name:?}) has no effect in tilt-rs"));
         Ok(NoneType)
     }
 
     /// Go Tilt feature flags.
-    fn disable_feature<'v>(
-        feature_name: &str,
-        eval: &mut Evaluator<'v, '_, '_>,
-    ) -> anyhow::Result<NoneType> {
-        TiltfileState::from_eval(eval)?.warn(&format!(
-            "disable_feature({feature_name:?}) has no effect in tilt-rs"
-        ));
+    fn disable_feature<'v>(feature_name: &str, eval: &mut Evaluator<'v, '_, '_>) -> anyhow::Result<NoneType> {
+        TiltfileState::from_eval(eval)?.warn(&format!("disable_feature({feature_name:?}) has no effect in tilt-rs"));
         Ok(NoneType)
     }
 

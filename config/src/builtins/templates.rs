@@ -39,10 +39,7 @@ fn template_builtins(builder: &mut GlobalsBuilder) {
         };
         argv.extend(string_list(flags, "flags")?);
         argv.push(dir.to_string_lossy().into_owned());
-        let echo = LocalEcho {
-            command: true,
-            output: false,
-        };
+        let echo = LocalEcho { command: true, output: false };
         let text = exec_local(state, &argv, &state.current_dir(), &[], None, echo)?;
         state.record_file(&dir);
         Ok(Blob { text })
@@ -63,19 +60,12 @@ fn template_builtins(builder: &mut GlobalsBuilder) {
         let state = TiltfileState::from_eval(eval)?;
         let chart = one_path(state, paths, path)?;
         if !chart.is_dir() {
-            anyhow::bail!(
-                "Could not read Helm chart directory {:?}: does not exist or is not a directory",
-                chart
-            );
+            anyhow::bail!("Could not read Helm chart directory {:?}: does not exist or is not a directory", chart);
         }
         state.record_file(&chart);
         let release = if name.is_empty() { "chart" } else { name };
-        let mut argv: Vec<String> = vec![
-            "helm".into(),
-            "template".into(),
-            release.into(),
-            chart.to_string_lossy().into_owned(),
-        ];
+        let mut argv: Vec<String> =
+            vec!["helm".into(), "template".into(), release.into(), chart.to_string_lossy().into_owned()];
         if !namespace.is_empty() {
             argv.extend(["--namespace".to_owned(), namespace.to_owned()]);
         }
@@ -93,28 +83,21 @@ fn template_builtins(builder: &mut GlobalsBuilder) {
         for arg in string_list(set, "set")? {
             argv.extend(["--set".to_owned(), arg]);
         }
-        let echo = LocalEcho {
-            command: true,
-            output: false,
-        };
+        let echo = LocalEcho { command: true, output: false };
         let text = exec_local(state, &argv, &state.current_dir(), &[], None, echo)?;
-        Ok(Blob {
-            text: without_test_hooks(&text, namespace)?,
-        })
+        Ok(Blob { text: without_test_hooks(&text, namespace)? })
     }
 }
 
 /// Whether `program` is an executable on `$PATH`.
 fn on_path(program: &str) -> bool {
-    std::env::var_os("PATH").is_some_and(|paths| {
-        std::env::split_paths(&paths).any(|dir| is_executable(&dir.join(program)))
-    })
+    std::env::var_os("PATH")
+        .is_some_and(|paths| std::env::split_paths(&paths).any(|dir| is_executable(&dir.join(program))))
 }
 
 fn is_executable(path: &Path) -> bool {
     use std::os::unix::fs::PermissionsExt;
-    path.metadata()
-        .is_ok_and(|m| m.is_file() && m.permissions().mode() & 0o111 != 0)
+    path.metadata().is_ok_and(|m| m.is_file() && m.permissions().mode() & 0o111 != 0)
 }
 
 /// Drops Helm test hooks and gives namespaced objects `namespace` when they have none (`helm template
@@ -122,11 +105,7 @@ fn is_executable(path: &Path) -> bool {
 fn without_test_hooks(text: &str, namespace: &str) -> anyhow::Result<String> {
     let mut docs = Vec::new();
     for e in parse_entities(text)? {
-        let hook = e
-            .obj
-            .pointer("/metadata/annotations/helm.sh~1hook")
-            .and_then(|h| h.as_str())
-            .unwrap_or("");
+        let hook = e.obj.pointer("/metadata/annotations/helm.sh~1hook").and_then(|h| h.as_str()).unwrap_or("");
         if hook.split(',').any(|h| h.trim().starts_with("test")) {
             continue;
         }

@@ -15,9 +15,7 @@ pub struct Project {
 impl Project {
     /// An empty project.
     pub fn new() -> Project {
-        Project {
-            dir: tempfile::tempdir().expect("tempdir"),
-        }
+        Project { dir: tempfile::tempdir().expect("tempdir") }
     }
 
     /// A project whose Tiltfile is `tiltfile`.
@@ -80,10 +78,7 @@ pub fn find<'a>(loaded: &'a Loaded, kind: &str, name: &str) -> &'a Value {
 
 /// Whether there is an object of `kind` named `name`.
 pub fn has(loaded: &Loaded, kind: &str, name: &str) -> bool {
-    loaded
-        .objects
-        .iter()
-        .any(|o| o["kind"] == kind && o["metadata"]["name"] == name)
+    loaded.objects.iter().any(|o| o["kind"] == kind && o["metadata"]["name"] == name)
 }
 
 /// `kind/name` of every object, in order.
@@ -91,13 +86,7 @@ pub fn names(loaded: &Loaded) -> Vec<String> {
     loaded
         .objects
         .iter()
-        .map(|o| {
-            format!(
-                "{}/{}",
-                o["kind"].as_str().unwrap(),
-                o["metadata"]["name"].as_str().unwrap()
-            )
-        })
+        .map(|o| format!("{}/{}", o["kind"].as_str().unwrap(), o["metadata"]["name"].as_str().unwrap()))
         .collect()
 }
 

@@ -312,7 +312,9 @@ pub async fn run(
 ) {
     let controller = Arc::new(CmdController { informers: informers.clone(), logs, reaper, config });
     Setup::new(controller, &informers)
-        .index(|c: &Cmd| references(c.spec.restart_on.as_ref(), c.spec.start_on.as_ref(), c.spec.disable_source.as_ref()))
+        .index(|c: &Cmd| {
+            references(c.spec.restart_on.as_ref(), c.spec.start_on.as_ref(), c.spec.disable_source.as_ref())
+        })
         .referenced::<FileWatch>()
         .referenced::<UIButton>()
         .referenced::<UIResource>()

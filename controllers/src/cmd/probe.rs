@@ -113,7 +113,8 @@ mod tests {
                     use tokio::io::{AsyncReadExt, AsyncWriteExt};
                     let mut buf = [0u8; 1024];
                     let n = s.read(&mut buf).await.unwrap_or(0);
-                    let status = if String::from_utf8_lossy(&buf[..n]).starts_with("GET /bad") { "500 Oops" } else { "200 OK" };
+                    let status =
+                        if String::from_utf8_lossy(&buf[..n]).starts_with("GET /bad") { "500 Oops" } else { "200 OK" };
                     let _ = s.write_all(format!("HTTP/1.1 {status}\r\ncontent-length: 0\r\n\r\n").as_bytes()).await;
                 });
             }
@@ -132,7 +133,8 @@ mod tests {
         };
         assert!(check(&exec("exit 0")).await.is_ok());
         assert!(check(&exec("exit 1")).await.is_err());
-        let closed = Probe { tcp_socket: Some(TcpSocketAction { port: 1, ..Default::default() }), ..Default::default() };
+        let closed =
+            Probe { tcp_socket: Some(TcpSocketAction { port: 1, ..Default::default() }), ..Default::default() };
         assert!(check(&closed).await.is_err());
     }
 }

@@ -45,10 +45,11 @@ impl Reaper {
     fn send(&self, line: &str) {
         let mut pipe = self.pipe.lock().unwrap_or_else(|e| e.into_inner());
         if let Some(p) = pipe.as_mut()
-            && p.write_all(line.as_bytes()).and_then(|()| p.flush()).is_err() {
-                tracing::warn!("the reaper process is gone; children may outlive a killed tilt");
-                *pipe = None;
-            }
+            && p.write_all(line.as_bytes()).and_then(|()| p.flush()).is_err()
+        {
+            tracing::warn!("the reaper process is gone; children may outlive a killed tilt");
+            *pipe = None;
+        }
     }
 
     /// Tells the reaper that process group `pgid` is alive.

@@ -74,7 +74,8 @@ struct Prepared {
 }
 
 fn cstring(s: &OsStr) -> io::Result<CString> {
-    CString::new(s.as_bytes()).map_err(|_| io::Error::new(io::ErrorKind::InvalidInput, "an argument contains a NUL byte"))
+    CString::new(s.as_bytes())
+        .map_err(|_| io::Error::new(io::ErrorKind::InvalidInput, "an argument contains a NUL byte"))
 }
 
 /// tilt's environment with `overrides` applied, as `KEY=VALUE` strings, and its `PATH`.
@@ -325,7 +326,9 @@ fn start(spec: &Spec<'_>) -> io::Result<Started> {
         let errno = io::Error::from_raw_os_error(failure & 0xffff);
         return Err(match failure >> 16 {
             s if s == Stage::Exec as i32 => errno,
-            s if s == Stage::Dir as i32 => io::Error::new(errno.kind(), format!("working directory {}: {errno}", spec.dir.display())),
+            s if s == Stage::Dir as i32 => {
+                io::Error::new(errno.kind(), format!("working directory {}: {errno}", spec.dir.display()))
+            }
             s if s == Stage::Orphaned as i32 => io::Error::other("tilt exited while starting the process"),
             _ => io::Error::new(errno.kind(), format!("preparing the process: {errno}")),
         });
@@ -446,7 +449,8 @@ mod tests {
         std::fs::write(&script, "echo from sh $1\n").unwrap();
         std::fs::set_permissions(&script, std::os::unix::fs::PermissionsExt::from_mode(0o755)).unwrap();
         let a = args(&["arg"]);
-        let mut s = spawn(&Spec { program: script.to_str().unwrap(), args: &a, env: &[], dir: Path::new("/") }).unwrap();
+        let mut s =
+            spawn(&Spec { program: script.to_str().unwrap(), args: &a, env: &[], dir: Path::new("/") }).unwrap();
         let mut out = String::new();
         s.stdout.read_to_string(&mut out).await.unwrap();
         assert_eq!(out, "from sh arg\n");
@@ -455,7 +459,8 @@ mod tests {
 
     #[tokio::test]
     async fn failures_before_exec_are_errors() {
-        let missing = spawn(&Spec { program: "/no/such/binary", args: &[], env: &[], dir: Path::new("/") }).err().unwrap();
+        let missing =
+            spawn(&Spec { program: "/no/such/binary", args: &[], env: &[], dir: Path::new("/") }).err().unwrap();
         assert_eq!(missing.raw_os_error(), Some(libc::ENOENT));
         let dir = tempfile::tempdir().unwrap();
         let plain = dir.path().join("plain");
@@ -463,9 +468,11 @@ mod tests {
         let plain = plain.to_str().unwrap();
         let not_exec = spawn(&Spec { program: plain, args: &[], env: &[], dir: Path::new("/") }).err().unwrap();
         assert_eq!(not_exec.raw_os_error(), Some(libc::EACCES), "{not_exec}");
-        let bad_dir = spawn(&Spec { program: "true", args: &[], env: &[], dir: Path::new("/no/such/dir") }).err().unwrap();
+        let bad_dir =
+            spawn(&Spec { program: "true", args: &[], env: &[], dir: Path::new("/no/such/dir") }).err().unwrap();
         assert!(bad_dir.to_string().contains("/no/such/dir"), "{bad_dir}");
-        let nul = spawn(&Spec { program: "echo", args: &args(&["a\0b"]), env: &[], dir: Path::new("/") }).err().unwrap();
+        let nul =
+            spawn(&Spec { program: "echo", args: &args(&["a\0b"]), env: &[], dir: Path::new("/") }).err().unwrap();
         assert_eq!(nul.kind(), io::ErrorKind::InvalidInput);
     }
 

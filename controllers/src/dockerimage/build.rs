@@ -117,9 +117,8 @@ pub(crate) async fn build(
     let (tx, rx) = mpsc::channel(4);
     let tar_spec = spec.clone();
     let tar_name = dockerfile.clone();
-    let writer = tokio::task::spawn_blocking(move || {
-        context::write_tar(&tar_spec, &filter, &tar_name, add_dockerfile, tx)
-    });
+    let writer =
+        tokio::task::spawn_blocking(move || context::write_tar(&tar_spec, &filter, &tar_name, add_dockerfile, tx));
     let body = bollard::body_try_stream(tokio_stream_from(rx));
 
     let options = BuildImageOptions {
@@ -253,9 +252,7 @@ fn form_pair(key: &str, value: &str) -> String {
 }
 
 /// An mpsc receiver as a stream.
-fn tokio_stream_from<T: Send + 'static>(
-    mut rx: mpsc::Receiver<T>,
-) -> impl futures::Stream<Item = T> + Send + 'static {
+fn tokio_stream_from<T: Send + 'static>(mut rx: mpsc::Receiver<T>) -> impl futures::Stream<Item = T> + Send + 'static {
     futures::stream::poll_fn(move |cx| rx.poll_recv(cx))
 }
 

@@ -204,8 +204,8 @@ pub(crate) struct ContextSummary {
 /// The Dockerfile's name in the tar and whether it must be added (the context's own is not the same text).
 pub(crate) fn dockerfile_name(spec: &DockerImageSpec, filter: &ContextFilter) -> (String, bool) {
     let own = Path::new(&spec.context).join("Dockerfile");
-    let same = !filter.excluded(&own)
-        && std::fs::read(&own).is_ok_and(|data| data == spec.dockerfile_contents.as_bytes());
+    let same =
+        !filter.excluded(&own) && std::fs::read(&own).is_ok_and(|data| data == spec.dockerfile_contents.as_bytes());
     if same { ("Dockerfile".to_owned(), false) } else { (synthetic_dockerfile_name(&spec.dockerfile_contents), true) }
 }
 
@@ -330,12 +330,7 @@ fn write_entries(
     Ok(summary)
 }
 
-fn append_file(
-    tar: &mut tar::Builder<ChunkWriter>,
-    name: &str,
-    data: &[u8],
-    root: &Path,
-) -> Result<(), ContextError> {
+fn append_file(tar: &mut tar::Builder<ChunkWriter>, name: &str, data: &[u8], root: &Path) -> Result<(), ContextError> {
     let mut header = tar::Header::new_gnu();
     header.set_size(data.len() as u64);
     header.set_mode(0o644);

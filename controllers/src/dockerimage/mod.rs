@@ -19,7 +19,6 @@ mod context;
 
 use std::sync::Arc;
 
-
 use jiff::Timestamp;
 use kube::api::{Api, Patch, PatchParams};
 use kube::runtime::controller::Action;
@@ -221,7 +220,10 @@ fn start(ctx: &Ctx, di: &DockerImage, reason: &'static str, status: Arc<StatusCe
                 s.waiting = None;
                 s.completed = None;
                 s.stage_statuses.clear();
-                s.building = Some(DockerImageStateBuilding { reason: reason.to_owned(), started_at: Some(crate::micro(started)) });
+                s.building = Some(DockerImageStateBuilding {
+                    reason: reason.to_owned(),
+                    started_at: Some(crate::micro(started)),
+                });
             })
             .await;
         ctx.logs.append(&resource, &source, &format!("Building Dockerfile for {} ({reason})", spec.ref_));
@@ -257,15 +259,24 @@ fn start(ctx: &Ctx, di: &DockerImage, reason: &'static str, status: Arc<StatusCe
         let (result, ()) = tokio::join!(building, writer);
         let finished = Timestamp::now();
         let result = match result {
-            Ok(built) if !spec.image_map.is_empty() => match publish(&ctx.client, &spec.image_map, &built.reference, started).await {
-                Ok(()) => Ok(built),
-                Err(err) => Err(format!("built {}, but ImageMap {} could not be updated: {err}", built.reference, spec.image_map)),
-            },
+            Ok(built) if !spec.image_map.is_empty() => {
+                match publish(&ctx.client, &spec.image_map, &built.reference, started).await {
+                    Ok(()) => Ok(built),
+                    Err(err) => Err(format!(
+                        "built {}, but ImageMap {} could not be updated: {err}",
+                        built.reference, spec.image_map
+                    )),
+                }
+            }
             other => other,
         };
         let error = match &result {
             Ok(built) => {
-                ctx.logs.append(&resource, &source, &format!("Built {} in {:.1}s", built.reference, seconds(started, finished)));
+                ctx.logs.append(
+                    &resource,
+                    &source,
+                    &format!("Built {} in {:.1}s", built.reference, seconds(started, finished)),
+                );
                 String::new()
             }
             Err(message) => {
@@ -308,7 +319,9 @@ pub async fn run(informers: Arc<Informers>, shutdown: CancellationToken, logs: A
     let (requeue, mut requeued) = mpsc::unbounded_channel();
     let ctx = Arc::new(Ctx { client: informers.client().clone(), informers: informers.clone(), logs, config, requeue });
     Setup::new(ctx, &informers)
-        .index(|d: &DockerImage| references(d.spec.restart_on.as_ref(), d.spec.start_on.as_ref(), d.spec.disable_source.as_ref()))
+        .index(|d: &DockerImage| {
+            references(d.spec.restart_on.as_ref(), d.spec.start_on.as_ref(), d.spec.disable_source.as_ref())
+        })
         .referenced::<FileWatch>()
         .referenced::<UIButton>()
         .referenced::<Cmd>()

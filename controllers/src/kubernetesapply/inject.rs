@@ -22,10 +22,7 @@ impl ImageName {
             Some(i) => (&without_digest[..slash + i], Some(without_digest[slash + i + 1..].to_string())),
             None => (without_digest, None),
         };
-        let name = name
-            .strip_prefix("docker.io/")
-            .or_else(|| name.strip_prefix("index.docker.io/"))
-            .unwrap_or(name);
+        let name = name.strip_prefix("docker.io/").or_else(|| name.strip_prefix("index.docker.io/")).unwrap_or(name);
         let name = name.strip_prefix("library/").unwrap_or(name);
         ImageName { repository: name.to_string(), tag }
     }
@@ -43,11 +40,7 @@ impl Injection<'_> {
     fn selects(&self, reference: &str) -> bool {
         let selector = ImageName::parse(&self.spec.selector);
         let candidate = ImageName::parse(reference);
-        if self.spec.match_exact {
-            selector == candidate
-        } else {
-            selector.repository == candidate.repository
-        }
+        if self.spec.match_exact { selector == candidate } else { selector.repository == candidate.repository }
     }
 }
 
@@ -123,7 +116,10 @@ mod tests {
             ImageName::parse("localhost:5000/app:tilt-abc@sha256:00"),
             ImageName { repository: "localhost:5000/app".into(), tag: Some("tilt-abc".into()) }
         );
-        assert_eq!(ImageName::parse("localhost:5000/app"), ImageName { repository: "localhost:5000/app".into(), tag: None });
+        assert_eq!(
+            ImageName::parse("localhost:5000/app"),
+            ImageName { repository: "localhost:5000/app".into(), tag: None }
+        );
     }
 
     fn spec(selector: &str) -> ImageMapSpec {

@@ -448,7 +448,9 @@ async fn delete_objects(ctx: &Ctx, resource: &str, refs: &[AppliedRef]) -> Resul
             Err(KindError::Failed(m)) => return Err(Error::Cleanup(m)),
         };
         match api.delete(&r.name, &params).await {
-            Ok(_) => ctx.logs.append(resource, "kubernetesapply", &format!("Deleted {} ({})", r.display(), ns_label(r))),
+            Ok(_) => {
+                ctx.logs.append(resource, "kubernetesapply", &format!("Deleted {} ({})", r.display(), ns_label(r)))
+            }
             Err(e) if is_not_found(&e) => {}
             Err(e) => return Err(Error::Cleanup(format!("{}: {}", r.display(), message(&e)))),
         }
@@ -482,7 +484,12 @@ async fn delete_discovery(ctx: &Ctx, name: &str, state: &mut Applies) -> Result<
 }
 
 /// Declares the KubernetesDiscovery that follows the pods of what was applied.
-async fn declare_discovery(ctx: &Ctx, ka: &KubernetesApply, applied: &[AppliedRef], state: &mut Applies) -> Result<(), Error> {
+async fn declare_discovery(
+    ctx: &Ctx,
+    ka: &KubernetesApply,
+    applied: &[AppliedRef],
+    state: &mut Applies,
+) -> Result<(), Error> {
     let name = ka.name_any();
     let spec = KubernetesDiscoverySpec {
         watches: applied

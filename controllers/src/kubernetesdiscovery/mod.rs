@@ -33,9 +33,9 @@ use tokio_util::sync::CancellationToken;
 use self::pods::Owners;
 use crate::cluster::ClusterConnection;
 use crate::references::resource_of;
-use tilt_apis::RESOURCE_ANNOTATION;
-use crate::status::{apply_status, is_not_found};
 use crate::runtime::{Gone, Informers, Reconciler, Setup};
+use crate::status::{apply_status, is_not_found};
+use tilt_apis::RESOURCE_ANNOTATION;
 
 /// The field manager of this controller's writes.
 pub const MANAGER: &str = "tilt-kubernetesdiscovery-controller";
@@ -291,7 +291,9 @@ impl PodMonitor {
             Err(err) => tracing::warn!(kd = %self.name, %err, "listing PodLogStreams"),
         }
         match Api::<PortForward>::all(self.client.clone()).get_opt(&self.name).await {
-            Ok(pf) => self.declared.port_forward = pf.filter(|pf| pf.labels().contains_key(DISCOVERY_LABEL)).map(|pf| pf.spec),
+            Ok(pf) => {
+                self.declared.port_forward = pf.filter(|pf| pf.labels().contains_key(DISCOVERY_LABEL)).map(|pf| pf.spec)
+            }
             Err(err) => tracing::warn!(kd = %self.name, %err, "reading the PortForward"),
         }
     }

@@ -117,9 +117,9 @@ fn container(status: Option<&ContainerStatus>, spec: &k8s_openapi::api::core::v1
         image: status.map(|s| s.image.clone()).or_else(|| spec.image.clone()).unwrap_or_default(),
         restarts: status.map_or(0, |s| s.restart_count),
         state: ContainerState {
-            waiting: state.and_then(|s| s.waiting.as_ref()).map(|w| ContainerStateWaiting {
-                reason: w.reason.clone().unwrap_or_default(),
-            }),
+            waiting: state
+                .and_then(|s| s.waiting.as_ref())
+                .map(|w| ContainerStateWaiting { reason: w.reason.clone().unwrap_or_default() }),
             running: state
                 .and_then(|s| s.running.as_ref())
                 .map(|r| ContainerStateRunning { started_at: r.started_at.clone() }),
@@ -211,12 +211,20 @@ mod tests {
         let config = kube::Config::new("http://127.0.0.1:9".parse().unwrap());
         let mut owners = Owners::new(Client::try_from(config).unwrap());
         let watched: HashSet<String> = ["deploy".to_string()].into();
-        let rs = |n: usize| OwnerReference { uid: format!("rs-{n}"), name: format!("app-{n}"), kind: "ReplicaSet".into(), api_version: "apps/v1".into(), ..Default::default() };
+        let rs = |n: usize| OwnerReference {
+            uid: format!("rs-{n}"),
+            name: format!("app-{n}"),
+            kind: "ReplicaSet".into(),
+            api_version: "apps/v1".into(),
+            ..Default::default()
+        };
         let deploy = OwnerReference { uid: "deploy".into(), ..rs(0) };
         for n in 0..50 {
             // One rollout: a new ReplicaSet, whose pod replaces the last one's.
             owners.cache.insert(rs(n).uid, vec![deploy.clone()]);
-            let pod = pod(json!({"metadata": {"name": format!("app-{n}-x"), "namespace": "default", "ownerReferences": [rs(n)]}}));
+            let pod = pod(
+                json!({"metadata": {"name": format!("app-{n}-x"), "namespace": "default", "ownerReferences": [rs(n)]}}),
+            );
             assert_eq!(owners.watched_ancestor(&pod, &watched).await.as_deref(), Some("deploy"));
             owners.prune();
             assert_eq!(owners.cache.len(), 1, "only the current pod's ReplicaSet stays cached");

@@ -21,8 +21,8 @@ use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use futures::io::AsyncBufRead;
 use futures::AsyncBufReadExt;
+use futures::io::AsyncBufRead;
 use jiff::Timestamp;
 use k8s_openapi::api::core::v1::{ContainerStatus, Pod};
 use kube::api::{Api, LogParams};
@@ -34,10 +34,10 @@ use tokio_util::sync::CancellationToken;
 
 use self::resume::{Position, split_timestamp};
 use crate::cluster::ClusterConnection;
-use crate::references::resource_of;
 use crate::logs::LogStore;
-use crate::status::message;
+use crate::references::resource_of;
 use crate::runtime::{Gone, Informers, Reconciler, Setup};
+use crate::status::message;
 
 /// The field manager of this controller's status writes.
 pub const MANAGER: &str = "tilt-podlogstream-controller";
@@ -410,7 +410,8 @@ impl ContainerStream {
                     set_container(&self.status, &self.container, |c| {
                         c.active = false;
                         c.error = error;
-                    }).await;
+                    })
+                    .await;
                     backoff.next()
                 }
                 Ok(Some(pod)) => {
@@ -424,7 +425,8 @@ impl ContainerStream {
                                 c.active = false;
                                 c.terminated = true;
                                 c.error.clear();
-                            }).await;
+                            })
+                            .await;
                             return;
                         }
                         (Ended::Failed(err), ContainerState::Live | ContainerState::Finished) => format!(
@@ -439,7 +441,8 @@ impl ContainerStream {
                         c.active = false;
                         c.terminated = false;
                         c.error = error;
-                    }).await;
+                    })
+                    .await;
                     backoff.next()
                 }
             };

@@ -62,7 +62,10 @@ struct StatusCell {
 
 impl StatusCell {
     fn new(client: Client, name: &str) -> Self {
-        StatusCell { cell: crate::status::StatusCell::new(client, name, MANAGER), forwards: tokio::sync::Mutex::default() }
+        StatusCell {
+            cell: crate::status::StatusCell::new(client, name, MANAGER),
+            forwards: tokio::sync::Mutex::default(),
+        }
     }
 
     /// Applies `change` and writes the whole status if it differs from what was last written.
@@ -70,7 +73,8 @@ impl StatusCell {
         // Held across the write, so writes land in the order their changes were made.
         let mut forwards = self.forwards.lock().await;
         change(&mut forwards);
-        let statuses: Vec<ForwardStatus> = forwards.order.iter().filter_map(|id| forwards.by_id.get(id).cloned()).collect();
+        let statuses: Vec<ForwardStatus> =
+            forwards.order.iter().filter_map(|id| forwards.by_id.get(id).cloned()).collect();
         self.cell.update(|s| s.forward_statuses = statuses).await;
     }
 

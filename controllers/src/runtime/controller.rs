@@ -162,7 +162,8 @@ impl<R: Reconciler> Table<R> {
     }
 
     async fn stop_all(&self) {
-        let slots: Vec<Slot<R::State>> = self.slots.lock().unwrap_or_else(|e| e.into_inner()).values().cloned().collect();
+        let slots: Vec<Slot<R::State>> =
+            self.slots.lock().unwrap_or_else(|e| e.into_inner()).values().cloned().collect();
         futures::future::join_all(slots.into_iter().map(|slot| async move {
             let mut slot = slot.lock_owned().await;
             self.forget_in(&mut slot, None, Gone::Shutdown).await;
@@ -198,7 +199,11 @@ impl<R: Reconciler> Setup<R> {
         I: IntoIterator<Item = ObjectRef<R::K>>,
     {
         let changes = self.informers.informer::<O>().subscribe();
-        self.triggers.push(changes.flat_map(move |c| futures::stream::iter(mapper(c.object()).into_iter().collect::<Vec<_>>())).boxed());
+        self.triggers.push(
+            changes
+                .flat_map(move |c| futures::stream::iter(mapper(c.object()).into_iter().collect::<Vec<_>>()))
+                .boxed(),
+        );
         self
     }
 
@@ -254,7 +259,8 @@ impl<R: Reconciler> Setup<R> {
             };
             std::future::ready(out)
         });
-        let mut controller = Controller::for_shared_stream(own, store).with_config(self.config).reconcile_on(referrers_rx);
+        let mut controller =
+            Controller::for_shared_stream(own, store).with_config(self.config).reconcile_on(referrers_rx);
         for t in self.triggers {
             controller = controller.reconcile_on(t);
         }

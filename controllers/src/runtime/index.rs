@@ -90,7 +90,8 @@ mod tests {
     use tilt_apis::{Cmd, CmdSpec, RestartOnSpec};
 
     fn cmd(name: &str, watches: &[&str]) -> Cmd {
-        let restart_on = RestartOnSpec { file_watches: watches.iter().map(|s| s.to_string()).collect(), ..Default::default() };
+        let restart_on =
+            RestartOnSpec { file_watches: watches.iter().map(|s| s.to_string()).collect(), ..Default::default() };
         Cmd::new(name, CmdSpec { restart_on: Some(restart_on), ..Default::default() })
     }
 

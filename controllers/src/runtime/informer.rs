@@ -133,13 +133,21 @@ impl Informers {
     }
 }
 
+/// A re-list in progress: what was stored before it began, and what it has listed so far.
+type Relist<K> = (HashMap<String, Arc<K>>, Vec<K>);
+
 /// Runs the watch of one kind until `shutdown`.
-async fn drive<K: Kind>(api: Api<K>, mut writer: reflector::store::Writer<K>, informer: Arc<Informer<K>>, shutdown: CancellationToken) {
+async fn drive<K: Kind>(
+    api: Api<K>,
+    mut writer: reflector::store::Writer<K>,
+    informer: Arc<Informer<K>>,
+    shutdown: CancellationToken,
+) {
     let kind = K::kind(&());
     let mut events = watcher(api, watcher::Config::default()).default_backoff().boxed();
     // During a (re-)list: what was stored before it began, and what it has listed so far. The store swaps in
     // the list only at its end, so the listed objects are published then, with deletes for what vanished.
-    let mut relist: Option<(HashMap<String, Arc<K>>, Vec<K>)> = None;
+    let mut relist: Option<Relist<K>> = None;
     let mut last_error: Option<String> = None;
     loop {
         let event = tokio::select! {

@@ -14,8 +14,9 @@ use kube::runtime::controller::Action;
 use kube::runtime::reflector::{ObjectRef, Store};
 use kube::{Client, Resource, ResourceExt};
 use tilt_apis::{
-    CMD_STOPPED_REASON, Cmd, RESOURCE_LABEL, ExitCondition, Session, SessionStatus, Target, TargetState, TargetStateActive, TargetStateTerminated,
-    TargetStateDisabled, TargetStateWaiting, TargetType, Tiltfile, UIResource, RuntimeStatus, UpdateStatus,
+    CMD_STOPPED_REASON, Cmd, ExitCondition, RESOURCE_LABEL, RuntimeStatus, Session, SessionStatus, Target, TargetState,
+    TargetStateActive, TargetStateDisabled, TargetStateTerminated, TargetStateWaiting, TargetType, Tiltfile,
+    UIResource, UpdateStatus,
 };
 use tokio_util::sync::CancellationToken;
 
@@ -67,7 +68,10 @@ fn target(cmd: &Cmd) -> Option<Target> {
     let state = if s.disable_status.as_ref().is_some_and(|d| d.disabled) {
         TargetState { disabled: Some(TargetStateDisabled {}), ..Default::default() }
     } else if let Some(r) = &s.running {
-        TargetState { active: Some(TargetStateActive { start_time: r.started_at.clone(), ready: s.ready, last_ready_time: None }), ..Default::default() }
+        TargetState {
+            active: Some(TargetStateActive { start_time: r.started_at.clone(), ready: s.ready, last_ready_time: None }),
+            ..Default::default()
+        }
     } else if let Some(t) = s.terminated.as_ref().filter(|t| t.reason != CMD_STOPPED_REASON) {
         let failed = t.exit_code != 0 || !t.reason.is_empty() || server;
         TargetState {
@@ -111,7 +115,12 @@ fn failure(r: &UIResource) -> Option<(String, String)> {
 }
 
 /// Computes the session status from the Tiltfile, the resources and their Cmds.
-pub fn summarize(session: &Session, tiltfiles: &[Arc<Tiltfile>], resources: &[Arc<UIResource>], cmds: &[Arc<Cmd>]) -> SessionStatus {
+pub fn summarize(
+    session: &Session,
+    tiltfiles: &[Arc<Tiltfile>],
+    resources: &[Arc<UIResource>],
+    cmds: &[Arc<Cmd>],
+) -> SessionStatus {
     let mut targets: Vec<Target> = cmds.iter().filter_map(|c| target(c)).collect();
     targets.sort_by(|a, b| a.name.cmp(&b.name));
     let previous = session.status.clone().unwrap_or_default();
@@ -120,9 +129,13 @@ pub fn summarize(session: &Session, tiltfiles: &[Arc<Tiltfile>], resources: &[Ar
         .filter_map(|t| t.status.as_ref()?.terminated.as_ref().map(|term| (t.name_any(), term.error.clone())))
         .find(|(_, e)| !e.is_empty());
     let loaded = tiltfiles.iter().all(|t| t.status.as_ref().is_some_and(|s| s.terminated.is_some()));
-    let target_error = targets
-        .iter()
-        .find_map(|t| t.state.terminated.as_ref().filter(|term| !term.error.is_empty()).map(|term| (t.resources[0].clone(), term.error.clone())));
+    let target_error = targets.iter().find_map(|t| {
+        t.state
+            .terminated
+            .as_ref()
+            .filter(|term| !term.error.is_empty())
+            .map(|term| (t.resources[0].clone(), term.error.clone()))
+    });
     let (done, error) = match session.spec.exit_condition {
         ExitCondition::Manual => (false, String::new()),
         ExitCondition::Ci => {

@@ -11,7 +11,6 @@ use std::collections::BTreeSet;
 use std::path::PathBuf;
 use std::sync::Arc;
 
-
 use futures::{StreamExt, TryStreamExt};
 use jiff::Timestamp;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::MicroTime;
@@ -110,13 +109,16 @@ async fn reconcile_objects(client: &Client, objects: &[Value]) -> Result<(), Err
     let mut applies = Vec::new();
     for obj in objects {
         let ar = api_resource_of(obj, &kinds)?;
-        let name = obj["metadata"]["name"].as_str().filter(|n| !n.is_empty()).ok_or_else(|| Error::Object(obj.to_string()))?;
+        let name =
+            obj["metadata"]["name"].as_str().filter(|n| !n.is_empty()).ok_or_else(|| Error::Object(obj.to_string()))?;
         let mut obj = obj.clone();
         obj["metadata"]["labels"][OWNER_LABEL] = json!(OWNER_VALUE);
         declared.insert((ar.kind.clone(), name.to_string()));
         let api: Api<DynamicObject> = Api::all_with(client.clone(), &ar);
         let name = name.to_string();
-        applies.push(async move { api.patch(&name, &PatchParams::apply(MANAGER).force(), &Patch::Apply(&obj)).await.map(drop) });
+        applies.push(async move {
+            api.patch(&name, &PatchParams::apply(MANAGER).force(), &Patch::Apply(&obj)).await.map(drop)
+        });
     }
     futures::stream::iter(applies).buffer_unordered(APPLY_CONCURRENCY).try_collect::<Vec<()>>().await?;
     let owned = ListParams::default().labels(&format!("{OWNER_LABEL}={OWNER_VALUE}"));
@@ -200,7 +202,10 @@ async fn reconcile(
         &api,
         &name,
         TiltfileStatus {
-            running: Some(TiltfileStateRunning { reasons: vec!["CONFIG_CHANGED".into()], started_at: Some(micro(started)) }),
+            running: Some(TiltfileStateRunning {
+                reasons: vec!["CONFIG_CHANGED".into()],
+                started_at: Some(micro(started)),
+            }),
             ..Default::default()
         },
     )
@@ -208,9 +213,10 @@ async fn reconcile(
     let loader = ctx.loader.clone();
     let path = PathBuf::from(&tf.spec.path);
     let args = tf.spec.args.clone();
-    let result = tokio::task::spawn_blocking(move || loader.load(&path, &args))
-        .await
-        .unwrap_or_else(|e| LoadResult { error: Some(format!("the Tiltfile loader crashed: {e}")), ..Default::default() });
+    let result = tokio::task::spawn_blocking(move || loader.load(&path, &args)).await.unwrap_or_else(|e| LoadResult {
+        error: Some(format!("the Tiltfile loader crashed: {e}")),
+        ..Default::default()
+    });
     for line in &result.output {
         ctx.logs.append(&name, "tiltfile", line);
     }

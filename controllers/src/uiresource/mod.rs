@@ -18,8 +18,9 @@ use kube::runtime::controller::Action;
 use kube::runtime::reflector::{ObjectRef, Store};
 use kube::{Client, Resource, ResourceExt};
 use tilt_apis::{
-    CMD_STOPPED_REASON, RESOURCE_LABEL, Cmd, CmdStatus, DisableResourceStatus, DockerImage, KubernetesApply, KubernetesDiscovery, DisableSource, RuntimeStatus, UIResource, UIResourceCondition, UIResourceStateWaiting, UIResourceStateWaitingOnRef,
-    UIResourceStatus, UpdateStatus,
+    CMD_STOPPED_REASON, Cmd, CmdStatus, DisableResourceStatus, DisableSource, DockerImage, KubernetesApply,
+    KubernetesDiscovery, RESOURCE_LABEL, RuntimeStatus, UIResource, UIResourceCondition, UIResourceStateWaiting,
+    UIResourceStateWaitingOnRef, UIResourceStatus, UpdateStatus,
 };
 use tokio_util::sync::CancellationToken;
 
@@ -53,7 +54,10 @@ fn update_status(cmd: Option<&CmdStatus>) -> (UpdateStatus, Option<String>) {
         Some(s) => match (&s.terminated, &s.waiting) {
             (Some(t), _) if t.reason == CMD_STOPPED_REASON => (UpdateStatus::Pending, Some("restarting".into())),
             (Some(t), _) if t.exit_code == 0 && t.reason.is_empty() => (UpdateStatus::Ok, None),
-            (Some(t), _) => (UpdateStatus::Error, Some(if t.reason.is_empty() { format!("exit code {}", t.exit_code) } else { t.reason.clone() })),
+            (Some(t), _) => (
+                UpdateStatus::Error,
+                Some(if t.reason.is_empty() { format!("exit code {}", t.exit_code) } else { t.reason.clone() }),
+            ),
             (None, Some(w)) => (UpdateStatus::Pending, Some(w.reason.clone())),
             (None, None) => (UpdateStatus::Pending, None),
         },
@@ -70,7 +74,11 @@ fn runtime_status(cmd: Option<&CmdStatus>) -> (RuntimeStatus, Option<String>) {
             (Some(t), _) if t.reason == CMD_STOPPED_REASON => (RuntimeStatus::Pending, Some("restarting".into())),
             (Some(t), _) => (
                 RuntimeStatus::Error,
-                Some(if t.reason.is_empty() { format!("server exited with code {}", t.exit_code) } else { t.reason.clone() }),
+                Some(if t.reason.is_empty() {
+                    format!("server exited with code {}", t.exit_code)
+                } else {
+                    t.reason.clone()
+                }),
             ),
             (None, Some(w)) => (RuntimeStatus::Pending, Some(w.reason.clone())),
             (None, None) => (RuntimeStatus::Pending, None),
@@ -78,7 +86,13 @@ fn runtime_status(cmd: Option<&CmdStatus>) -> (RuntimeStatus, Option<String>) {
     }
 }
 
-fn condition(type_: &str, ok: bool, reason: &str, message: &str, previous: &[UIResourceCondition]) -> UIResourceCondition {
+fn condition(
+    type_: &str,
+    ok: bool,
+    reason: &str,
+    message: &str,
+    previous: &[UIResourceCondition],
+) -> UIResourceCondition {
     let status = if ok { "True" } else { "False" };
     // Keep the transition time while the status stays the same.
     let last_transition_time = previous
@@ -113,7 +127,9 @@ fn image_status(image: &DockerImage) -> (UpdateStatus, Option<String>) {
     let s = image.status.clone().unwrap_or_default();
     match (&s.building, &s.completed, &s.waiting) {
         (Some(_), _, _) => (UpdateStatus::InProgress, None),
-        (None, Some(c), _) if !c.error.is_empty() => (UpdateStatus::Error, Some(format!("image build failed: {}", c.error))),
+        (None, Some(c), _) if !c.error.is_empty() => {
+            (UpdateStatus::Error, Some(format!("image build failed: {}", c.error)))
+        }
         (None, Some(_), _) => (UpdateStatus::Ok, None),
         (None, None, Some(w)) => (UpdateStatus::Pending, Some(w.reason.clone())),
         (None, None, None) => (UpdateStatus::Pending, Some("waiting for the image build".into())),
@@ -213,10 +229,8 @@ pub fn summarize(name: &str, objects: &Objects<'_>, previous: &UIResourceStatus)
     let ready = update_ok && runtime_ok && has_work;
     let failed = update_status == UpdateStatus::Error || runtime == RuntimeStatus::Error;
     let message = update_why.clone().or(runtime_why.clone()).unwrap_or_default();
-    let waiting_cmd = [update, serve]
-        .into_iter()
-        .flatten()
-        .find(|c| c.status.as_ref().is_some_and(|s| s.waiting.is_some()));
+    let waiting_cmd =
+        [update, serve].into_iter().flatten().find(|c| c.status.as_ref().is_some_and(|s| s.waiting.is_some()));
     let waiting = waiting_cmd.map(|c| UIResourceStateWaiting {
         reason: c.status.as_ref().and_then(|s| s.waiting.as_ref()).map(|w| w.reason.clone()).unwrap_or_default(),
         on: vec![UIResourceStateWaitingOnRef {
@@ -226,11 +240,12 @@ pub fn summarize(name: &str, objects: &Objects<'_>, previous: &UIResourceStatus)
             name: c.name_any(),
         }],
     });
-    let unbuilt: Vec<&DockerImage> = if objects.applies.iter().any(|a| a.status.as_ref().is_none_or(|s| s.last_apply_time.is_none())) {
-        objects.images.iter().copied().filter(|i| i.status.as_ref().is_none_or(|s| s.completed.is_none())).collect()
-    } else {
-        Vec::new()
-    };
+    let unbuilt: Vec<&DockerImage> =
+        if objects.applies.iter().any(|a| a.status.as_ref().is_none_or(|s| s.last_apply_time.is_none())) {
+            objects.images.iter().copied().filter(|i| i.status.as_ref().is_none_or(|s| s.completed.is_none())).collect()
+        } else {
+            Vec::new()
+        };
     let waiting = waiting.or_else(|| {
         (!unbuilt.is_empty()).then(|| UIResourceStateWaiting {
             reason: "waiting for the image build".into(),
@@ -250,8 +265,8 @@ pub fn summarize(name: &str, objects: &Objects<'_>, previous: &UIResourceStatus)
     let apply_disabled =
         |a: &KubernetesApply| a.status.as_ref().and_then(|s| s.disable_status.as_ref()).is_some_and(|d| d.disabled);
     let total = (mine.len() + objects.applies.len()) as i32;
-    let disabled_count =
-        (mine.iter().filter(|c| is_disabled(c)).count() + objects.applies.iter().filter(|a| apply_disabled(a)).count()) as i32;
+    let disabled_count = (mine.iter().filter(|c| is_disabled(c)).count()
+        + objects.applies.iter().filter(|a| apply_disabled(a)).count()) as i32;
     let disabled = total > 0 && disabled_count == total;
     let mut sources: Vec<DisableSource> = Vec::new();
     let declared = mine.iter().filter_map(|c| c.spec.disable_source.clone());
@@ -278,7 +293,8 @@ pub fn summarize(name: &str, objects: &Objects<'_>, previous: &UIResourceStatus)
     } else {
         "InProgress"
     };
-    let deployed = objects.applies.iter().filter_map(|a| a.status.as_ref()?.last_apply_time.clone()).max_by_key(|t| t.0);
+    let deployed =
+        objects.applies.iter().filter_map(|a| a.status.as_ref()?.last_apply_time.clone()).max_by_key(|t| t.0);
     UIResourceStatus {
         update_status: Some(update_status),
         runtime_status: Some(runtime),
@@ -374,4 +390,3 @@ pub async fn run(informers: Arc<Informers>, shutdown: CancellationToken) {
         .run(shutdown)
         .await;
 }
-

@@ -58,7 +58,10 @@ impl Call<'_> {
                 _ => Err(format!("Invalid value: {prefix:?}: must be no more than 248 characters")),
             };
             valid_name(prefix).and_then(|()| fits()).map_err(|message| {
-                self.invalid(&name, Cause { reason: "FieldValueInvalid", message, field: "metadata.generateName".into() })
+                self.invalid(
+                    &name,
+                    Cause { reason: "FieldValueInvalid", message, field: "metadata.generateName".into() },
+                )
             })?;
         }
         let mut warnings = Vec::new();

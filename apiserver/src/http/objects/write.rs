@@ -83,7 +83,9 @@ impl Call<'_> {
         // A JSON patch can replace the whole document with a non-object.
         if !incoming.is_object() {
             let message = "Invalid value: the object must be a JSON object".into();
-            return Err(self.invalid(name, Cause { reason: "FieldValueInvalid", message, field: String::new() }).into());
+            return Err(self
+                .invalid(name, Cause { reason: "FieldValueInvalid", message, field: String::new() })
+                .into());
         }
         // Every create checks the name, including a server-side apply that creates.
         if current.is_none() {
