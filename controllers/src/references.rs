@@ -6,7 +6,6 @@ use std::sync::Arc;
 
 use jiff::Timestamp;
 use kube::ResourceExt;
-use kube::runtime::reflector::ObjectRef;
 use tilt_apis::{
     Cmd, ConfigMap, ConfigMapDisableSource, DisableSource, FileWatch, RESOURCE_ANNOTATION, RestartOnSpec, StartOnSpec,
     UIButton, UIResource,
@@ -51,10 +50,7 @@ impl Lookup for Informers {
     /// From the kind's shared store, once it has listed (before that, an object not yet seen would look
     /// missing, and a trigger time already acted on could look new).
     async fn get<K: Kind>(&self, name: &str) -> Option<Arc<K>> {
-        let store = self.store::<K>();
-        // A dropped writer means shutdown: what the store holds is all there is.
-        let _ = store.wait_until_ready().await;
-        store.get(&ObjectRef::new(name))
+        Informers::get(self, name).await
     }
 }
 

@@ -36,7 +36,7 @@ use tokio_util::sync::CancellationToken;
 
 use crate::cluster::ClusterConnection;
 use crate::logs::LogStore;
-use crate::references::{Lookup, disabled_by, references, resource_of, triggers};
+use crate::references::{disabled_by, references, resource_of, triggers};
 use crate::runtime::controller::backoff;
 use crate::runtime::{Informers, Reconciler, Setup};
 use crate::status::{apply_status, is_not_found, message};

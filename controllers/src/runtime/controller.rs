@@ -189,7 +189,7 @@ impl<R: Reconciler> Setup<R> {
 
     /// Indexes what each object refers to with `refs`, for [`Setup::referenced`].
     pub(crate) fn index(mut self, refs: fn(&R::K) -> Vec<Reference>) -> Self {
-        self.index = Some(Arc::new(ReferenceIndex::new(refs)));
+        self.index = Some(Arc::new(ReferenceIndex::new(refs, self.informers.interest())));
         self
     }
 

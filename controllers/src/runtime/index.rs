@@ -5,7 +5,7 @@
 //! what it refers to, a delete removes it.
 
 use std::collections::{HashMap, HashSet};
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 
 use kube::runtime::reflector::ObjectRef;
 
@@ -27,9 +27,35 @@ impl Reference {
     }
 }
 
+/// How many objects, of every controller's kind, refer to each object: what the informers must keep whole.
+#[derive(Default)]
+pub(crate) struct Interest(Mutex<HashMap<Reference, usize>>);
+
+impl Interest {
+    /// Whether some object refers to the object of `kind` named `name`.
+    pub(crate) fn contains(&self, kind: &'static str, name: &str) -> bool {
+        self.0.lock().unwrap_or_else(|e| e.into_inner()).contains_key(&Reference::new(kind, name))
+    }
+
+    fn add(&self, r: &Reference) {
+        *self.0.lock().unwrap_or_else(|e| e.into_inner()).entry(r.clone()).or_default() += 1;
+    }
+
+    fn remove(&self, r: &Reference) {
+        let mut counts = self.0.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(n) = counts.get_mut(r) {
+            *n -= 1;
+            if *n == 0 {
+                counts.remove(r);
+            }
+        }
+    }
+}
+
 /// What each object of kind `K` refers to, and its reverse.
 pub(crate) struct ReferenceIndex<K: Kind> {
     refs: fn(&K) -> Vec<Reference>,
+    interest: Arc<Interest>,
     inner: Mutex<Inner>,
     _kind: std::marker::PhantomData<fn(K)>,
 }
@@ -43,9 +69,9 @@ struct Inner {
 }
 
 impl<K: Kind> ReferenceIndex<K> {
-    /// An empty index of the references `refs` finds in an object.
-    pub(crate) fn new(refs: fn(&K) -> Vec<Reference>) -> Self {
-        ReferenceIndex { refs, inner: Mutex::default(), _kind: std::marker::PhantomData }
+    /// An empty index of the references `refs` finds in an object, counted in `interest` too.
+    pub(crate) fn new(refs: fn(&K) -> Vec<Reference>, interest: Arc<Interest>) -> Self {
+        ReferenceIndex { refs, interest, inner: Mutex::default(), _kind: std::marker::PhantomData }
     }
 
     /// Records what `referrer` (named `name`) refers to now; `None` when it is gone.
@@ -58,6 +84,7 @@ impl<K: Kind> ReferenceIndex<K> {
             inner.references.insert(name.to_string(), new.clone()).unwrap_or_default()
         };
         for r in old.iter().filter(|r| !new.contains(r)) {
+            self.interest.remove(r);
             if let Some(set) = inner.referrers.get_mut(r) {
                 set.remove(name);
                 if set.is_empty() {
@@ -66,6 +93,7 @@ impl<K: Kind> ReferenceIndex<K> {
             }
         }
         for r in new.into_iter().filter(|r| !old.contains(r)) {
+            self.interest.add(&r);
             inner.referrers.entry(r).or_default().insert(name.to_string());
         }
     }
@@ -107,10 +135,12 @@ mod tests {
 
     #[test]
     fn referrers_follow_updates_and_deletes() {
-        let index = ReferenceIndex::new(refs);
+        let interest = Arc::new(Interest::default());
+        let index = ReferenceIndex::new(refs, interest.clone());
         index.update("a", Some(&cmd("a", &["src", "lib"])));
         index.update("b", Some(&cmd("b", &["src"])));
         assert_eq!(names(index.referrers("FileWatch", "src")), ["a", "b"]);
+        assert!(interest.contains("FileWatch", "lib") && !interest.contains("FileWatch", "docs"));
         assert_eq!(names(index.referrers("FileWatch", "lib")), ["a"]);
         assert!(index.referrers("UIButton", "src").is_empty(), "kinds are kept apart");
 
@@ -123,5 +153,6 @@ mod tests {
         index.update("b", Some(&cmd("b", &[])));
         assert!(index.referrers("FileWatch", "docs").is_empty());
         assert_eq!(index.len(), (0, 0), "nothing stays behind for objects that refer to nothing");
+        assert!(!interest.contains("FileWatch", "src"), "interest ends with the last reference");
     }
 }

@@ -18,6 +18,8 @@ use kube::runtime::reflector::{self, ObjectRef, Store};
 use kube::runtime::{WatchStreamExt, watcher};
 use kube::{Api, Client, Resource, ResourceExt};
 use tokio::sync::mpsc;
+
+use super::index::Interest;
 use tokio_util::sync::CancellationToken;
 
 /// What a subscriber hears of one object.
@@ -100,13 +102,39 @@ fn tokio_stream_from<T: Send + 'static>(mut rx: mpsc::Receiver<T>) -> impl Strea
 pub struct Informers {
     client: Client,
     shutdown: CancellationToken,
+    /// What the controllers' reference indexes name: the ConfigMaps to keep whole.
+    interest: Arc<Interest>,
     by_kind: Mutex<HashMap<TypeId, Arc<dyn Any + Send + Sync>>>,
 }
 
 impl Informers {
     /// Informers watching through `client`, until `shutdown` is cancelled.
     pub fn new(client: Client, shutdown: CancellationToken) -> Arc<Self> {
-        Arc::new(Informers { client, shutdown, by_kind: Mutex::default() })
+        Arc::new(Informers { client, shutdown, interest: Arc::default(), by_kind: Mutex::default() })
+    }
+
+    /// The references every controller's index counts.
+    pub(crate) fn interest(&self) -> Arc<Interest> {
+        self.interest.clone()
+    }
+
+    /// The object `name` of kind `K`: from the store once it has listed, or from the API when the store keeps
+    /// only a stub of it (see [`slim`]).
+    pub(crate) async fn get<K: Kind>(&self, name: &str) -> Option<Arc<K>> {
+        let store = self.store::<K>();
+        // A dropped writer means shutdown: what the store holds is all there is.
+        let _ = store.wait_until_ready().await;
+        let stored = store.get(&ObjectRef::new(name))?;
+        if stored.meta().resource_version.is_some() {
+            return Some(stored);
+        }
+        match Api::<K>::all(self.client.clone()).get_opt(name).await {
+            Ok(found) => found.map(Arc::new),
+            Err(err) => {
+                tracing::warn!(kind = %K::kind(&()), %name, %err, "reading an object the informer keeps as a stub");
+                None
+            }
+        }
     }
 
     /// The client the informers watch through.
@@ -123,7 +151,14 @@ impl Informers {
         let (store, writer) = reflector::store();
         let informer = Arc::new(Informer { store, subscribers: Mutex::default() });
         by_kind.insert(TypeId::of::<K>(), informer.clone());
-        tokio::spawn(drive(Api::<K>::all(self.client.clone()), writer, informer.clone(), self.shutdown.clone()));
+        let interest = self.interest.clone();
+        tokio::spawn(drive(
+            Api::<K>::all(self.client.clone()),
+            writer,
+            informer.clone(),
+            interest,
+            self.shutdown.clone(),
+        ));
         informer
     }
 
@@ -141,6 +176,7 @@ async fn drive<K: Kind>(
     api: Api<K>,
     mut writer: reflector::store::Writer<K>,
     informer: Arc<Informer<K>>,
+    interest: Arc<Interest>,
     shutdown: CancellationToken,
 ) {
     let kind = K::kind(&());
@@ -176,6 +212,7 @@ async fn drive<K: Kind>(
         match &mut event {
             watcher::Event::Apply(o) | watcher::Event::Delete(o) | watcher::Event::InitApply(o) => {
                 o.meta_mut().managed_fields = None;
+                slim(o, &interest);
             }
             watcher::Event::Init | watcher::Event::InitDone => {}
         }
@@ -206,6 +243,25 @@ async fn drive<K: Kind>(
             }
         }
     }
+}
+
+/// Keeps only a stub (name and UID, no `resourceVersion`) of a ConfigMap no object refers to: any object may
+/// be created as a ConfigMap, and only the few named by a `disableSource` are read. [`Informers::get`] reads a
+/// stub through the API; the next change of a ConfigMap that has become referenced is kept whole.
+fn slim<K: Kind>(o: &mut K, interest: &Interest) {
+    let Some(cm) = (o as &mut dyn std::any::Any).downcast_mut::<tilt_apis::ConfigMap>() else { return };
+    let name = cm.metadata.name.clone().unwrap_or_default();
+    if interest.contains("ConfigMap", &name) {
+        return;
+    }
+    cm.data = Default::default();
+    let meta = &mut cm.metadata;
+    *meta = kube::api::ObjectMeta {
+        name: meta.name.take(),
+        uid: meta.uid.take(),
+        deletion_timestamp: meta.deletion_timestamp.take(),
+        ..Default::default()
+    };
 }
 
 /// The stored copy of `o` (shared with the store), or `o` itself.

@@ -23,7 +23,7 @@ use tilt_apis::{FileWatch, FileWatchSpec, Tiltfile, TiltfileStateRunning, Tiltfi
 use tokio_util::sync::CancellationToken;
 
 use crate::logs::LogStore;
-use crate::references::Lookup;
+
 use crate::runtime::{Informers, Reconciler, Setup};
 use crate::status::apply_status;
 
