@@ -56,6 +56,9 @@ const SUBSCRIBER_BUFFER: usize = 1024;
 /// The shared watch of kind `K`: its store and its subscribers.
 pub(crate) struct Informer<K: Kind> {
     store: Store<K>,
+    /// True once the first list is in the store. (The store's own `wait_until_ready` wakes only the last of
+    /// several waiters, and a shared store has many.)
+    ready: tokio::sync::watch::Sender<bool>,
     subscribers: Mutex<Vec<mpsc::Sender<Change<K>>>>,
 }
 
@@ -63,6 +66,14 @@ impl<K: Kind> Informer<K> {
     /// Every `K` as the watch last saw it.
     pub(crate) fn store(&self) -> Store<K> {
         self.store.clone()
+    }
+
+    /// Returns once the store holds the first list (at once after that): before, a missing object cannot be
+    /// told from one not yet seen.
+    pub(crate) async fn ready(&self) {
+        let mut ready = self.ready.subscribe();
+        // The sender lives as long as `self`.
+        let _ = ready.wait_for(|r| *r).await;
     }
 
     /// The changes of every `K` from now on, preceded by an `Applied` for each object already stored.
@@ -121,10 +132,9 @@ impl Informers {
     /// The object `name` of kind `K`: from the store once it has listed, or from the API when the store keeps
     /// only a stub of it (see [`slim`]).
     pub(crate) async fn get<K: Kind>(&self, name: &str) -> Option<Arc<K>> {
-        let store = self.store::<K>();
-        // A dropped writer means shutdown: what the store holds is all there is.
-        let _ = store.wait_until_ready().await;
-        let stored = store.get(&ObjectRef::new(name))?;
+        let informer = self.informer::<K>();
+        informer.ready().await;
+        let stored = informer.store.get(&ObjectRef::new(name))?;
         if stored.meta().resource_version.is_some() {
             return Some(stored);
         }
@@ -149,7 +159,8 @@ impl Informers {
             return i.clone().downcast::<Informer<K>>().expect("keyed by type");
         }
         let (store, writer) = reflector::store();
-        let informer = Arc::new(Informer { store, subscribers: Mutex::default() });
+        let informer =
+            Arc::new(Informer { store, ready: tokio::sync::watch::channel(false).0, subscribers: Mutex::default() });
         by_kind.insert(TypeId::of::<K>(), informer.clone());
         let interest = self.interest.clone();
         tokio::spawn(drive(
@@ -165,6 +176,11 @@ impl Informers {
     /// The store of kind `K` (see [`Informers::informer`]).
     pub(crate) fn store<K: Kind>(&self) -> Store<K> {
         self.informer::<K>().store()
+    }
+
+    /// Returns once the store of kind `K` holds its first list (see [`Informer::ready`]).
+    pub(crate) async fn ready<K: Kind>(&self) {
+        self.informer::<K>().ready().await
     }
 }
 
@@ -230,6 +246,7 @@ async fn drive<K: Kind>(
                 }
             }
             watcher::Event::InitDone => {
+                informer.ready.send_replace(true);
                 let Some((before, listed)) = relist.take() else { continue };
                 let names: HashSet<String> = listed.iter().map(|o| o.name_any()).collect();
                 for o in listed {

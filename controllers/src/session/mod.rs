@@ -42,6 +42,7 @@ pub struct Ctx {
     pub client: Client,
     /// Every Tiltfile, UIResource and Cmd, as the controller's watches last saw them.
     pub stores: Stores,
+    informers: Arc<Informers>,
 }
 
 /// The objects a Session summarizes.
@@ -51,12 +52,12 @@ pub struct Stores {
     cmds: Store<Cmd>,
 }
 
-impl Stores {
+impl Ctx {
     /// Waits until every store has listed once: before that, a missing object would look absent.
-    async fn ready(&self) -> Result<(), kube::runtime::reflector::store::WriterDropped> {
-        self.tiltfiles.wait_until_ready().await?;
-        self.resources.wait_until_ready().await?;
-        self.cmds.wait_until_ready().await
+    async fn ready(&self) {
+        self.informers.ready::<Tiltfile>().await;
+        self.informers.ready::<UIResource>().await;
+        self.informers.ready::<Cmd>().await;
     }
 }
 
@@ -177,10 +178,7 @@ impl Reconciler for Ctx {
 /// Recomputes the session status.
 async fn reconcile(session: Arc<Session>, ctx: &Ctx) -> Result<Action, Error> {
     let s = &ctx.stores;
-    if s.ready().await.is_err() {
-        // The watches are gone (shutdown): decide nothing on a partial view.
-        return Ok(Action::requeue(Duration::from_millis(100)));
-    }
+    ctx.ready().await;
     let previous = session.status.clone().unwrap_or_default();
     let mut status = summarize(&session, &s.tiltfiles.state(), &s.resources.state(), &s.cmds.state());
     if status.done && status.error.is_empty() && !previous.done {
@@ -200,7 +198,7 @@ async fn reconcile(session: Arc<Session>, ctx: &Ctx) -> Result<Action, Error> {
 pub async fn run(informers: Arc<Informers>, shutdown: CancellationToken) {
     let session = || std::iter::once(ObjectRef::<Session>::new(SESSION_NAME));
     let stores = Stores { tiltfiles: informers.store(), resources: informers.store(), cmds: informers.store() };
-    let ctx = Arc::new(Ctx { client: informers.client().clone(), stores });
+    let ctx = Arc::new(Ctx { client: informers.client().clone(), stores, informers: informers.clone() });
     Setup::new(ctx, &informers)
         // A burst of Cmd/UIResource changes is summarized once.
         .debounce(Duration::from_millis(10))

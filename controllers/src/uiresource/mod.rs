@@ -9,7 +9,6 @@
 //! request but the status write.
 
 use std::sync::Arc;
-use std::time::Duration;
 
 use jiff::Timestamp;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::MicroTime;
@@ -44,6 +43,7 @@ pub struct Ctx {
     pub client: Client,
     /// What the resources are made of.
     pub stores: Stores,
+    informers: Arc<Informers>,
 }
 
 /// The build step's contribution.
@@ -339,15 +339,10 @@ async fn reconcile(res: Arc<UIResource>, ctx: &Ctx) -> Result<Action, Error> {
     let name = res.name_any();
     let s = &ctx.stores;
     // Until every store has listed once, a missing object cannot be told from one not yet seen.
-    let ready = async {
-        s.cmds.wait_until_ready().await?;
-        s.images.wait_until_ready().await?;
-        s.applies.wait_until_ready().await?;
-        s.discoveries.wait_until_ready().await
-    };
-    if ready.await.is_err() {
-        return Ok(Action::requeue(Duration::from_millis(100)));
-    }
+    ctx.informers.ready::<Cmd>().await;
+    ctx.informers.ready::<DockerImage>().await;
+    ctx.informers.ready::<KubernetesApply>().await;
+    ctx.informers.ready::<KubernetesDiscovery>().await;
     let (cmds, images, applies, discoveries) = (
         of_resource(&s.cmds, &name),
         of_resource(&s.images, &name),
@@ -381,7 +376,7 @@ pub async fn run(informers: Arc<Informers>, shutdown: CancellationToken) {
         applies: informers.store(),
         discoveries: informers.store(),
     };
-    let ctx = Arc::new(Ctx { client: informers.client().clone(), stores });
+    let ctx = Arc::new(Ctx { client: informers.client().clone(), stores, informers: informers.clone() });
     Setup::new(ctx, &informers)
         .watches::<Cmd, _>(owner_resource)
         .watches::<DockerImage, _>(owner_resource)
