@@ -170,6 +170,30 @@ async fn a_missing_binary_is_a_clear_error_in_status() {
 }
 
 #[tokio::test]
+async fn deleting_many_stubborn_processes_takes_one_grace_period() {
+    // Each ignores SIGTERM, so each stop takes the whole grace period: one at a time, 6 would take 12 s.
+    let env = Env::start(Duration::from_secs(2)).await;
+    let names: Vec<String> = (0..6).map(|i| format!("stubborn-{i}")).collect();
+    for name in &names {
+        env.create(name, sh("trap '' TERM; while true; do sleep 0.1; done")).await;
+    }
+    let mut pids = Vec::new();
+    for name in &names {
+        pids.push(running_pid(&env.status(name, "running", |s| s.running.is_some()).await).unwrap());
+    }
+    let start = Instant::now();
+    env.cmds().delete_collection(&DeleteParams::default(), &Default::default()).await.unwrap();
+    while pids.iter().any(|p| alive(*p)) && start.elapsed() < Duration::from_secs(20) {
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let took = start.elapsed();
+    assert!(pids.iter().all(|p| !alive(*p)), "every process is stopped");
+    assert!(took >= Duration::from_secs(2), "each waited its grace period: {took:?}");
+    assert!(took < Duration::from_secs(6), "the deletes ran concurrently: {took:?}");
+    env.stop().await;
+}
+
+#[tokio::test]
 async fn a_process_ignoring_sigterm_is_killed_after_the_grace_period() {
     let env = Env::start(Duration::from_millis(500)).await;
     env.create("stubborn", sh("trap '' TERM; echo ready; while true; do sleep 0.1; done")).await;
