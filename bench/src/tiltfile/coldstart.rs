@@ -89,6 +89,12 @@ fn is_ready(ui: &Value) -> bool {
         .is_some_and(|cs| cs.iter().any(|c| c["type"] == "Ready" && c["status"] == "True"))
 }
 
+/// Whether every UIResource named in `names` is among `items` and Ready.
+fn every_ready(items: &[Value], names: &HashSet<String>) -> bool {
+    items.iter().filter(|u| names.contains(u["metadata"]["name"].as_str().unwrap_or("")) && is_ready(u)).count()
+        == names.len()
+}
+
 /// Reads the poller's JSON line (it exits once it has seen every resource Ready) and turns its timestamps
 /// into durations from `spawned_ns`.
 async fn poller_result(group: &mut Group, spawned_ns: i64, stderr: &Path) -> Result<(Duration, PollerRun)> {
@@ -149,11 +155,7 @@ pub async fn tilt(
             loop {
                 polls += 1;
                 if let Ok(items) = t.list("uiresources").await {
-                    let ready = items
-                        .iter()
-                        .filter(|u| names.contains(u["metadata"]["name"].as_str().unwrap_or("")) && is_ready(u))
-                        .count();
-                    if ready == names.len() {
+                    if every_ready(&items, names) {
                         break (t.spawned.elapsed(), items);
                     }
                 }
@@ -227,11 +229,7 @@ pub async fn poller_floor(
     let result = async {
         loop {
             if let Ok(items) = t.list("uiresources").await {
-                let ready = items
-                    .iter()
-                    .filter(|u| names.contains(u["metadata"]["name"].as_str().unwrap_or("")) && is_ready(u))
-                    .count();
-                if ready == names.len() {
+                if every_ready(&items, names) {
                     break;
                 }
             }
