@@ -154,10 +154,10 @@ pub async fn tilt(
         } else {
             loop {
                 polls += 1;
-                if let Ok(items) = t.list("uiresources").await {
-                    if every_ready(&items, names) {
-                        break (t.spawned.elapsed(), items);
-                    }
+                if let Ok(items) = t.list("uiresources").await
+                    && every_ready(&items, names)
+                {
+                    break (t.spawned.elapsed(), items);
                 }
                 t.check_alive()?;
                 if t.spawned.elapsed() > limit {
@@ -228,10 +228,10 @@ pub async fn poller_floor(
     let mut t = TiltUp::start(bin, tiltfile, &[], home).await?;
     let result = async {
         loop {
-            if let Ok(items) = t.list("uiresources").await {
-                if every_ready(&items, names) {
-                    break;
-                }
+            if let Ok(items) = t.list("uiresources").await
+                && every_ready(&items, names)
+            {
+                break;
             }
             t.check_alive()?;
             if t.spawned.elapsed() > Duration::from_secs(30) {
