@@ -95,6 +95,16 @@ pub const API_VERSION: &str = "tilt.dev/v1alpha1";
 pub const RESOURCE_LABEL: &str = "tilt.dev/resource";
 /// The annotation naming the resource (manifest) an object belongs to, as in Go Tilt.
 pub const RESOURCE_ANNOTATION: &str = "tilt.dev/resource";
+/// Annotation on a UIResource: its trigger mode as Go Tilt numbers them (0 auto, 1 manual with auto init,
+/// 2 manual, 3 auto with manual init); copied into `status.triggerMode`.
+pub const TRIGGER_MODE_ANNOTATION: &str = "tilt.dev/trigger-mode";
+/// Annotation on an object that restarts on file changes in auto trigger mode only: the JSON list of the
+/// FileWatches it restarts on when auto, so switching modes at run time can restore them.
+pub const AUTO_FILE_WATCHES_ANNOTATION: &str = "tilt.dev/auto-file-watches";
+/// Annotation on a UIButton saying what the web UI does with it: `DisableToggle` (a resource's
+/// enable/disable switch), `StopBuild`, or `Trigger` (the resource's trigger button, shown as the trigger
+/// column rather than as a custom button). Absent on custom buttons.
+pub const UIBUTTON_TYPE_ANNOTATION: &str = "tilt.dev/uibutton-type";
 
 /// Calls `$m!(Type)` once for every kind in this crate, so registries (apiserver, CLI) stay in sync.
 ///

@@ -48,6 +48,7 @@ fn isolate(cmd: &mut Command, home: &Path) {
         .env("KUBECONFIG", home.join("kubeconfig"))
         .env_remove("TILT_LOG")
         .env_remove("TILT_API_PORT")
+        .env("TILT_PORT", "0")
         .env_remove("TILT_FILE_DEBOUNCE_MS");
 }
 

@@ -14,6 +14,7 @@ mod resources;
 mod trigger;
 mod up;
 mod view;
+mod web;
 
 use std::process::ExitCode;
 
@@ -46,6 +47,9 @@ enum Command {
     Args(args::ArgsArgs),
     /// Print the running `tilt up`'s state as JSON: `engine` (every object) or `webview` (the UI's).
     Dump(dump::DumpArgs),
+    /// Web UI snapshots: `tilt snapshot view FILE` serves a downloaded snapshot.
+    #[command(subcommand)]
+    Snapshot(web::SnapshotCommand),
     /// Print what tilt sees: version, kubeconfig and cluster, Docker, the running `tilt up`.
     Doctor(doctor::DoctorArgs),
     #[command(flatten)]
@@ -74,6 +78,7 @@ fn main() -> ExitCode {
             Ok(())
         }
         Command::Up(args) => runtime().and_then(|rt| rt.block_on(up::up(args))),
+        Command::Snapshot(command) => runtime().and_then(|rt| rt.block_on(web::snapshot(command))),
         Command::Down(args) => runtime().and_then(|rt| rt.block_on(down::down(args))),
         Command::Logs(args) => runtime().and_then(|rt| rt.block_on(logs::logs(args))),
         Command::Trigger(args) => runtime().and_then(|rt| rt.block_on(trigger::trigger(args))),

@@ -12,7 +12,7 @@ use futures::StreamExt;
 use kube::api::{Api, Patch, PatchParams};
 use kube::config::{KubeConfigOptions, Kubeconfig};
 use kube::runtime::{WatchStreamExt, watcher};
-use tilt_apis::{ExitCondition, Session, SessionSpec, Tiltfile, TiltfileSpec};
+use tilt_apis::{ExitCondition, RestartOnSpec, Session, SessionSpec, Tiltfile, TiltfileSpec};
 use tilt_apiserver::{ApiServer, Config, Registry};
 use tilt_controllers::Services;
 use tilt_controllers::cluster::{ClusterConfig, ClusterConnection};
@@ -22,14 +22,17 @@ use tilt_controllers::dockerimage::DockerConfig;
 use tilt_controllers::filewatch::FileWatchConfig;
 use tilt_controllers::logs::LogStore;
 use tilt_controllers::session::SESSION_NAME;
+use tilt_webview::{Source, WebServer};
 use tokio_util::sync::CancellationToken;
 
 use crate::kubeconfig;
 use crate::loader::StarlarkLoader;
-use crate::view;
+use crate::{view, web};
 
 /// The name Go Tilt gives the main Tiltfile object.
 pub const MAIN_TILTFILE: &str = "(Tiltfile)";
+/// Go Tilt's web UI port.
+pub const DEFAULT_WEB_PORT: u16 = 10350;
 
 /// Flags shared by `tilt up` and `tilt ci`.
 #[derive(clap::Args)]
@@ -40,6 +43,12 @@ pub struct RunArgs {
     /// Path to the Tiltfile.
     #[arg(short = 'f', long = "file", default_value = "Tiltfile")]
     file: PathBuf,
+    /// Host the web UI listens on; anything but a loopback address exposes it to the network.
+    #[arg(long, env = "TILT_HOST", default_value = "localhost")]
+    host: String,
+    /// Port of the web UI (0: pick a free one).
+    #[arg(long, env = "TILT_PORT", default_value_t = DEFAULT_WEB_PORT)]
+    port: u16,
     /// Quiet period after a burst of file changes before it counts as one change, in milliseconds.
     #[arg(long, env = "TILT_FILE_DEBOUNCE_MS", default_value_t = 20)]
     debounce_ms: u64,
@@ -80,7 +89,7 @@ pub fn parse_duration(s: &str) -> Result<Duration, String> {
     Duration::try_from(signed).map_err(|_| format!("invalid duration {s:?}: must be positive"))
 }
 
-async fn wait_for_signal() -> Result<&'static str> {
+pub(crate) async fn wait_for_signal() -> Result<&'static str> {
     use tokio::signal::unix::{SignalKind, signal};
     let mut int = signal(SignalKind::interrupt())?;
     let mut term = signal(SignalKind::terminate())?;
@@ -185,9 +194,17 @@ async fn run(args: RunArgs, exit: ExitCondition, timeout: Option<Duration>, stat
     let client = kube::Client::try_from(client_config)?;
 
     let path = std::path::absolute(&args.file).with_context(|| format!("resolving {}", args.file.display()))?;
+    let web_listener = web::bind(&args.host, args.port).await?;
+    let started = jiff::Timestamp::now();
+    web::declare(&client, &path, started).await?;
     let tiltfile = Tiltfile::new(
         MAIN_TILTFILE,
-        TiltfileSpec { path: path.to_string_lossy().into_owned(), args: args.args.clone(), ..Default::default() },
+        TiltfileSpec {
+            path: path.to_string_lossy().into_owned(),
+            args: args.args.clone(),
+            restart_on: Some(RestartOnSpec { ui_buttons: vec![web::tiltfile_trigger()], ..Default::default() }),
+            ..Default::default()
+        },
     );
     Api::<Tiltfile>::all(client.clone())
         .patch(MAIN_TILTFILE, &PatchParams::apply("tilt").force(), &Patch::Apply(&tiltfile))
@@ -201,6 +218,12 @@ async fn run(args: RunArgs, exit: ExitCondition, timeout: Option<Duration>, stat
         .patch(SESSION_NAME, &PatchParams::apply("tilt").force(), &Patch::Apply(&session))
         .await
         .context("declaring the Session")?;
+
+    let web = WebServer::start(
+        web_listener,
+        Source::Live { client: client.clone(), logs: logs.clone(), tilt_start_time: started.to_string() },
+    )?;
+    view::say(&format!("Tilt started on {}", web::url(&args.host, web.addr())));
 
     let exe = std::env::current_exe().context("locating the tilt binary")?;
     let reaper = Arc::new(Reaper::spawn(&exe, &["__reaper"]).context("starting the orphan reaper")?);
@@ -247,6 +270,7 @@ async fn run(args: RunArgs, exit: ExitCondition, timeout: Option<Duration>, stat
         }
     }
     reaper.close().await;
+    web.shutdown().await;
     printer.abort();
     if let Some(s) = statuses {
         s.abort();

@@ -27,6 +27,37 @@ pub struct LogLine {
     pub source: String,
     /// The text, without its trailing newline.
     pub text: String,
+    /// How severe it is: `INFO` (most output), `WARN` or `ERROR` (tilt's own messages about failures).
+    #[serde(default, skip_serializing_if = "LogLevel::is_info")]
+    pub level: LogLevel,
+}
+
+/// Severity of a log line, spelled as Go Tilt's log segments spell it.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "UPPERCASE")]
+pub enum LogLevel {
+    /// Ordinary output.
+    #[default]
+    Info,
+    /// Something the user should look at.
+    Warn,
+    /// A failure.
+    Error,
+}
+
+impl LogLevel {
+    fn is_info(&self) -> bool {
+        *self == LogLevel::Info
+    }
+
+    /// `INFO`, `WARN` or `ERROR`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            LogLevel::Info => "INFO",
+            LogLevel::Warn => "WARN",
+            LogLevel::Error => "ERROR",
+        }
+    }
 }
 
 struct Resource {
@@ -63,32 +94,36 @@ impl LogStore {
         }
     }
 
-    /// Appends one line.
+    /// Appends one line of ordinary output.
     pub fn append(&self, resource: &str, source: &str, text: &str) {
-        let line = {
-            let mut inner = self.inner.lock().unwrap_or_else(|e| e.into_inner());
-            let seq = inner.next_seq;
-            inner.next_seq += 1;
-            let line = LogLine {
-                seq,
-                time: Timestamp::now(),
-                resource: resource.to_string(),
-                source: source.to_string(),
-                text: text.to_string(),
-            };
-            let r = inner
-                .resources
-                .entry(resource.to_string())
-                .or_insert_with(|| Resource { lines: VecDeque::new(), bytes: 0 });
-            r.bytes += line.text.len();
-            r.lines.push_back(line.clone());
-            while r.bytes > self.budget && r.lines.len() > 1 {
-                if let Some(old) = r.lines.pop_front() {
-                    r.bytes -= old.text.len();
-                }
-            }
-            line
+        self.append_level(resource, source, LogLevel::Info, text)
+    }
+
+    /// Appends one line of the given severity.
+    pub fn append_level(&self, resource: &str, source: &str, level: LogLevel, text: &str) {
+        let mut inner = self.inner.lock().unwrap_or_else(|e| e.into_inner());
+        let seq = inner.next_seq;
+        inner.next_seq += 1;
+        let line = LogLine {
+            seq,
+            time: Timestamp::now(),
+            resource: resource.to_string(),
+            source: source.to_string(),
+            text: text.to_string(),
+            level,
         };
+        let r = inner
+            .resources
+            .entry(resource.to_string())
+            .or_insert_with(|| Resource { lines: VecDeque::new(), bytes: 0 });
+        r.bytes += line.text.len();
+        r.lines.push_back(line.clone());
+        while r.bytes > self.budget && r.lines.len() > 1 {
+            if let Some(old) = r.lines.pop_front() {
+                r.bytes -= old.text.len();
+            }
+        }
+        // Sent under the lock, so followers receive lines in sequence order.
         let _ = self.feed.send(line);
     }
 
@@ -103,6 +138,11 @@ impl LogStore {
             .collect();
         out.sort_by_key(|l| l.seq);
         out
+    }
+
+    /// The sequence number of the last line appended (0 before the first).
+    pub fn last_seq(&self) -> u64 {
+        self.inner.lock().unwrap_or_else(|e| e.into_inner()).next_seq - 1
     }
 
     /// Live lines appended from now on.

@@ -40,6 +40,7 @@ impl TiltUp {
             .env("KUBECONFIG", kubeconfig_path(home.path()))
             .env_remove("TILT_CONFIG")
             .env_remove("TILT_API_PORT")
+            .env("TILT_PORT", "0")
             .current_dir(home.path())
             .envs(env.iter().copied())
             .stdout(Stdio::piped())

@@ -193,7 +193,7 @@ async fn kubernetes_ci(project_edit: impl FnOnce(&Path)) -> (bool, String, Fixtu
     let kubeconfig = kubeconfig_path(home.path());
     project_edit(&project);
     let out = tokio::process::Command::new(env!("CARGO_BIN_EXE_tilt"))
-        .args(["ci", "--timeout", "30s", "-f"])
+        .args(["ci", "--port", "0", "--timeout", "30s", "-f"])
         .arg(project.join("Tiltfile"))
         .env("HOME", home.path())
         .env("KUBECONFIG", &kubeconfig)

@@ -142,7 +142,7 @@ async fn reevaluation_adds_and_removes_resources_and_errors_leave_them_running()
 fn tilt_ci(dir: &Path, tiltfile: &str, timeout: &str) -> (bool, String) {
     std::fs::write(dir.join("Tiltfile"), tiltfile).unwrap();
     let out = Command::new(env!("CARGO_BIN_EXE_tilt"))
-        .args(["ci", "--timeout", timeout])
+        .args(["ci", "--port", "0", "--timeout", timeout])
         .current_dir(dir)
         .env("HOME", dir)
         .env("KUBECONFIG", dir.join("kubeconfig"))

@@ -31,7 +31,7 @@ async fn merges_a_tilt_context_without_touching_the_users_config() {
 
     // A second instance while the first is alive gets its own context.
     let second = std::process::Command::new(env!("CARGO_BIN_EXE_tilt"))
-        .args(["up", "--api-port", "0"])
+        .args(["up", "--api-port", "0", "--port", "0"])
         .env("HOME", first.home.path())
         .env("KUBECONFIG", &path)
         .env("TILT_CONFIG", first.home.path().join("second-config"))

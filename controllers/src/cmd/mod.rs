@@ -32,7 +32,7 @@ use tokio_util::sync::CancellationToken;
 
 use self::process::ProcessGroup;
 use self::reaper::Reaper;
-use crate::logs::LogStore;
+use crate::logs::{LogLevel, LogStore};
 use crate::references::{disabled_by, references, resource_of, triggers};
 use crate::runtime::{Gone, Informers, Reconciler, Setup};
 use crate::status::StatusCell;
@@ -204,7 +204,7 @@ fn start(ctl: &CmdController, cmd: &Cmd, status: Arc<StatusCell<Cmd>>) -> Run {
             let mut group = match ProcessGroup::spawn(&spec, &config.default_dir, &logs, &resource, &source) {
                 Ok(g) => g,
                 Err(err) => {
-                    logs.append(&resource, &source, &err.to_string());
+                    logs.append_level(&resource, &source, LogLevel::Error, &err.to_string());
                     status
                         .update(|s| {
                             *s = CmdStatus {

@@ -33,7 +33,7 @@ use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
 use self::build::Progress;
-use crate::logs::LogStore;
+use crate::logs::{LogLevel, LogStore};
 use crate::references::{Lookup, disabled_by, references, resource_of, triggers};
 use crate::runtime::{Gone, Informers, Reconciler, Setup};
 
@@ -281,7 +281,7 @@ fn start(ctx: &Ctx, di: &DockerImage, reason: &'static str, status: Arc<StatusCe
             }
             Err(message) => {
                 for line in message.lines() {
-                    ctx.logs.append(&resource, &source, &format!("Build Failed: {line}"));
+                    ctx.logs.append_level(&resource, &source, LogLevel::Error, &format!("Build Failed: {line}"));
                 }
                 message.clone()
             }

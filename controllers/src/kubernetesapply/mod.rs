@@ -35,7 +35,7 @@ use tilt_apis::{
 use tokio_util::sync::CancellationToken;
 
 use crate::cluster::ClusterConnection;
-use crate::logs::LogStore;
+use crate::logs::{LogLevel, LogStore};
 use crate::references::{disabled_by, references, resource_of, triggers};
 use crate::runtime::controller::backoff;
 use crate::runtime::{Informers, Reconciler, Setup};
@@ -389,7 +389,7 @@ async fn failed(
 ) -> Result<Action, Error> {
     let old = ka.status.clone().unwrap_or_default();
     if old.error != message || old.applied_input_hash != hash {
-        ctx.logs.append(resource, "kubernetesapply", &format!("Error applying: {message}"));
+        ctx.logs.append_level(resource, "kubernetesapply", LogLevel::Error, &format!("Error applying: {message}"));
     }
     let status = KubernetesApplyStatus {
         error: message,

@@ -22,7 +22,7 @@ use serde_json::{Value, json};
 use tilt_apis::{FileWatch, FileWatchSpec, Tiltfile, TiltfileStateRunning, TiltfileStateTerminated, TiltfileStatus};
 use tokio_util::sync::CancellationToken;
 
-use crate::logs::LogStore;
+use crate::logs::{LogLevel, LogStore};
 
 use crate::runtime::{Informers, Reconciler, Setup};
 use crate::status::apply_status;
@@ -238,7 +238,7 @@ async fn reconcile(
     };
     if let Some(e) = &error {
         for line in e.lines() {
-            ctx.logs.append(&name, "tiltfile", line);
+            ctx.logs.append_level(&name, "tiltfile", LogLevel::Error, line);
         }
     }
     write_status(
