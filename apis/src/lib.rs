@@ -95,6 +95,10 @@ pub const API_VERSION: &str = "tilt.dev/v1alpha1";
 pub const RESOURCE_LABEL: &str = "tilt.dev/resource";
 /// The annotation naming the resource (manifest) an object belongs to, as in Go Tilt.
 pub const RESOURCE_ANNOTATION: &str = "tilt.dev/resource";
+/// UIResource annotation: the resource's links, as a JSON list of `{url, name}`.
+pub const LINKS_ANNOTATION: &str = "tilt.dev/links";
+/// UIResource annotation: a Kubernetes resource's port forwards, as a JSON list of `Forward`s.
+pub const PORT_FORWARDS_ANNOTATION: &str = "tilt.dev/port-forwards";
 /// Annotation on a UIResource: its trigger mode as Go Tilt numbers them (0 auto, 1 manual with auto init,
 /// 2 manual, 3 auto with manual init); copied into `status.triggerMode`.
 pub const TRIGGER_MODE_ANNOTATION: &str = "tilt.dev/trigger-mode";

@@ -29,6 +29,10 @@ pub struct ToggleButtonSpec {
     pub default_on: bool,
     /// Where the on/off state is stored.
     pub state_source: StateSource,
+    /// Special behaviour in the web UI (`DisableToggle`: a resource's enable/disable switch); copied to the
+    /// UIButton's `tilt.dev/uibutton-type` annotation.
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub button_type: String,
 }
 
 /// How the button looks in one state.

@@ -159,7 +159,7 @@ k8s_resource('redis', port_forwards=6379)
     let ui = find(&loaded, "UIResource", "web");
     let notes = &ui["metadata"]["annotations"];
     assert_eq!(notes["tilt.dev/resource"], "web");
-    assert_eq!(notes["tilt.dev/trigger-mode"], "manual");
+    assert_eq!(notes["tilt.dev/trigger-mode"], "2", "manual without auto init (Go Tilt's TriggerModeManual)");
     assert_eq!(notes["tilt.dev/auto-init"], "false");
     assert_eq!(notes["tilt.dev/resource-deps"], r#"["redis"]"#);
     let forwards: Value = serde_json::from_str(notes["tilt.dev/port-forwards"].as_str().unwrap()).unwrap();

@@ -19,6 +19,7 @@ pub mod runtime;
 pub mod session;
 mod status;
 pub mod tiltfile;
+pub mod togglebutton;
 pub mod uiresource;
 
 use std::sync::Arc;
@@ -55,6 +56,7 @@ pub async fn run(client: Client, shutdown: CancellationToken, services: Services
         filewatch::run(client.clone(), shutdown.clone(), services.filewatch.clone()),
         uiresource::run(i.clone(), shutdown.clone()),
         session::run(i.clone(), shutdown.clone()),
+        togglebutton::run(i.clone(), shutdown.clone()),
         cmd::run(i.clone(), shutdown.clone(), services.logs.clone(), services.reaper.clone(), services.cmd.clone()),
         dockerimage::run(i.clone(), shutdown.clone(), services.logs.clone(), services.docker.clone()),
         kubernetesapply::run(i.clone(), shutdown.clone(), services.cluster.clone(), services.logs.clone()),

@@ -14,6 +14,22 @@ use tokio::sync::broadcast;
 /// Default byte budget per resource.
 pub const DEFAULT_BYTES_PER_RESOURCE: usize = 2 * 1024 * 1024;
 
+/// Whether lines from `source` are a build's (an update's) output rather than the running service's.
+fn is_build_source(source: &str) -> bool {
+    source == "tiltfile"
+        || source == "kubernetesapply"
+        || source.starts_with("dockerimage/")
+        || source.starts_with("cmdimage/")
+        || (source.starts_with("cmd/") && source.ends_with(":update"))
+}
+
+/// The web UI's log span of lines of `resource` from `source`: one per pair, and a build's span starts with
+/// `build:`, as the web UI expects (UIResource build history names these spans).
+pub fn span_id(resource: &str, source: &str) -> String {
+    let prefix = if is_build_source(source) { "build:" } else { "" };
+    format!("{prefix}{resource}:{source}")
+}
+
 /// One line of output.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct LogLine {

@@ -15,20 +15,9 @@ use crate::hub::{Delta, ViewKind};
 /// The resource Go Tilt shows first.
 const TILTFILE: &str = "(Tiltfile)";
 
-/// Sources whose output is a build (an update), not the running service.
-fn is_build_source(source: &str) -> bool {
-    source == "tiltfile"
-        || source == "kubernetesapply"
-        || source.starts_with("dockerimage/")
-        || source.starts_with("cmdimage/")
-        || (source.starts_with("cmd/") && source.ends_with(":update"))
-}
-
-/// The span a line belongs to: one per (resource, source); build spans start with `build:` as the web
-/// UI expects.
-pub fn span_id(line: &LogLine) -> String {
-    let prefix = if is_build_source(&line.source) { "build:" } else { "" };
-    format!("{prefix}{}:{}", line.resource, line.source)
+/// The span a line belongs to.
+fn span_id(line: &LogLine) -> String {
+    tilt_controllers::logs::span_id(&line.resource, &line.source)
 }
 
 /// A `logList` of `lines`, covering checkpoints `from..to`.

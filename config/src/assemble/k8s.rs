@@ -24,6 +24,7 @@ use tilt_apis::{
 use super::{
     AUTO_INIT_ANNOTATION, Assembly, Meta, PORT_FORWARDS_ANNOTATION, RESOURCE_DEPS_ANNOTATION, TRIGGER_MODE_ANNOTATION,
     UNCATEGORIZED, merge_ignores, object, path_string, resource_head_objects, sanitize_name, trigger_button_name,
+    trigger_mode_number,
 };
 use crate::builtins::k8s::{Entity, ImageDecl, ImageRef, K8sState};
 use crate::state::TriggerMode;
@@ -401,9 +402,8 @@ pub(crate) fn objects(ctx: &Assembly<'_>, plan: &K8sPlan, r: &K8sResource, out: 
     if !deps.is_empty() {
         notes.insert(RESOURCE_DEPS_ANNOTATION.to_owned(), serde_json::to_string(&deps)?);
     }
-    if r.trigger_mode.unwrap_or(ctx.default_trigger) == TriggerMode::Manual {
-        notes.insert(TRIGGER_MODE_ANNOTATION.to_owned(), "manual".to_owned());
-    }
+    let auto = r.trigger_mode.unwrap_or(ctx.default_trigger) == TriggerMode::Auto;
+    notes.insert(TRIGGER_MODE_ANNOTATION.to_owned(), trigger_mode_number(auto, r.auto_init).to_string());
     if !r.auto_init {
         notes.insert(AUTO_INIT_ANNOTATION.to_owned(), "false".to_owned());
     }
@@ -419,7 +419,8 @@ pub(crate) fn objects(ctx: &Assembly<'_>, plan: &K8sPlan, r: &K8sResource, out: 
             image_objects(ctx, image, &meta, out)?;
         }
         let spec = docker_image_spec(ctx, r, image);
-        out.push(object("DockerImage", &sanitize_name(&format!("{name}:{}", image.image_map)), &meta, spec)?);
+        let image_meta = meta.with_auto_file_watches(&[image_file_watch_name(&image.image_map)]);
+        out.push(object("DockerImage", &sanitize_name(&format!("{name}:{}", image.image_map)), &image_meta, spec)?);
     }
 
     let mut entities: Vec<(usize, &Entity)> = r.entities.iter().enumerate().collect();

@@ -9,7 +9,7 @@ use serde_json::Value;
 use tilt_apis::{CmdSpec, ConfigMapDisableSource, DisableSource, FileWatchSpec, RestartOnSpec, StartOnSpec};
 
 use super::{Assembly, Meta, merge_ignores, object, path_string};
-use super::{resource_head_objects, trigger_button_name};
+use super::{TRIGGER_MODE_ANNOTATION, resource_head_objects, trigger_button_name, trigger_mode_number};
 use crate::state::{LocalResource, TriggerMode};
 
 /// Name of the FileWatch of local resource `name`.
@@ -39,12 +39,13 @@ pub(crate) fn serve_cmd_name(name: &str) -> String {
 pub(crate) fn objects(ctx: &Assembly<'_>, r: &LocalResource, out: &mut Vec<Value>) -> anyhow::Result<()> {
     let name = r.name.as_str();
     let meta = Meta::for_resource(name, &r.labels);
-    if !resource_head_objects(ctx, name, &r.links, &meta, meta.clone(), out)? {
+    let auto = r.trigger_mode.unwrap_or(ctx.default_trigger) == TriggerMode::Auto;
+    let ui_meta = meta.with_annotation(TRIGGER_MODE_ANNOTATION, trigger_mode_number(auto, r.auto_init).to_string());
+    if !resource_head_objects(ctx, name, &r.links, &meta, ui_meta, out)? {
         return Ok(());
     }
 
     let button = trigger_button_name(name);
-    let auto = r.trigger_mode.unwrap_or(ctx.default_trigger) == TriggerMode::Auto;
     let resource_deps = ctx.deps_of(name);
     let has_watch = !r.deps.is_empty();
     if has_watch {
@@ -56,6 +57,7 @@ pub(crate) fn objects(ctx: &Assembly<'_>, r: &LocalResource, out: &mut Vec<Value
         out.push(object("FileWatch", &file_watch_name(name), &meta, spec)?);
     }
     let watch_restarts = has_watch && auto;
+    let watches = if has_watch { vec![file_watch_name(name)] } else { Vec::new() };
     let manual_start = if r.auto_init { Vec::new() } else { vec![button.clone()] };
 
     if !r.update.is_empty() {
@@ -72,7 +74,7 @@ pub(crate) fn objects(ctx: &Assembly<'_>, r: &LocalResource, out: &mut Vec<Value
             disable_source: Some(disable_source(name)),
             ..CmdSpec::default()
         };
-        out.push(object("Cmd", &update_cmd_name(name), &meta, spec)?);
+        out.push(object("Cmd", &update_cmd_name(name), &meta.with_auto_file_watches(&watches), spec)?);
     }
     if !r.serve.is_empty() {
         let has_update = !r.update.is_empty();
@@ -91,7 +93,8 @@ pub(crate) fn objects(ctx: &Assembly<'_>, r: &LocalResource, out: &mut Vec<Value
             disable_source: Some(disable_source(name)),
             ..CmdSpec::default()
         };
-        out.push(object("Cmd", &serve_cmd_name(name), &meta, spec)?);
+        let serve_watches = if has_update { &[][..] } else { &watches[..] };
+        out.push(object("Cmd", &serve_cmd_name(name), &meta.with_auto_file_watches(serve_watches), spec)?);
     }
     Ok(())
 }

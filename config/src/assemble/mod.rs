@@ -17,20 +17,21 @@ use std::path::{Path, PathBuf};
 
 use serde::Serialize;
 use serde_json::{Value, json};
-use tilt_apis::{API_VERSION, ComponentType, IgnoreDef, UIButtonSpec, UIComponentLocation, UIResourceSpec};
+use tilt_apis::{
+    API_VERSION, ComponentType, ConfigMapStateSource, IgnoreDef, StateSource, ToggleButtonSpec, ToggleButtonStateSpec,
+    UIButtonSpec, UIComponentLocation, UIResourceSpec,
+};
 
 use crate::builtins::k8s::parse_ignore_file;
 use crate::state::{Recorded, TiltfileState, TriggerMode};
 use crate::{LoadError, Loaded, OWNER_LABEL, OWNER_VALUE, RESOURCE_LABEL};
 
-/// UIResource annotation: the resource's links, as a JSON list of `{url, name}`.
-pub const LINKS_ANNOTATION: &str = "tilt.dev/links";
-/// UIResource annotation: a Kubernetes resource's port forwards, as a JSON list of `Forward`s.
-pub const PORT_FORWARDS_ANNOTATION: &str = "tilt.dev/port-forwards";
 /// UIResource annotation on Kubernetes resources: resources that must be ready first, as a JSON list.
 pub const RESOURCE_DEPS_ANNOTATION: &str = "tilt.dev/resource-deps";
-/// UIResource annotation on Kubernetes resources: `manual` when file changes do not redeploy by themselves.
-pub const TRIGGER_MODE_ANNOTATION: &str = "tilt.dev/trigger-mode";
+pub use tilt_apis::{
+    AUTO_FILE_WATCHES_ANNOTATION, LINKS_ANNOTATION, PORT_FORWARDS_ANNOTATION, TRIGGER_MODE_ANNOTATION,
+    UIBUTTON_TYPE_ANNOTATION,
+};
 /// UIResource annotation on Kubernetes resources: `false` when it waits for a trigger instead of starting.
 pub const AUTO_INIT_ANNOTATION: &str = "tilt.dev/auto-init";
 /// UIResource annotation: `true` for a resource left out by `config.set_enabled_resources()`; its other
@@ -234,6 +235,22 @@ pub(crate) struct Meta {
 }
 
 impl Meta {
+    /// This metadata with one more annotation.
+    pub fn with_annotation(&self, key: &str, value: String) -> Meta {
+        let mut meta = self.clone();
+        meta.annotations.insert(key.to_owned(), value);
+        meta
+    }
+
+    /// This metadata, marking an object that restarts on `file_watches` in auto trigger mode (so the web UI
+    /// can switch it between auto and manual); unchanged when there are none.
+    pub fn with_auto_file_watches(&self, file_watches: &[String]) -> Meta {
+        if file_watches.is_empty() {
+            return self.clone();
+        }
+        self.with_annotation(AUTO_FILE_WATCHES_ANNOTATION, serde_json::json!(file_watches).to_string())
+    }
+
     /// The metadata shared by every object of resource `name` with user `labels`.
     pub fn for_resource(name: &str, labels: &[String]) -> Meta {
         let mut meta = Meta::default();
@@ -280,6 +297,7 @@ pub(crate) fn resource_head_objects(
         ui_meta.annotations.insert(DISABLED_ANNOTATION.to_owned(), "true".to_owned());
     }
     out.push(object("UIResource", name, &ui_meta, UIResourceSpec {})?);
+    out.push(object("ToggleButton", &disable_button_name(name), meta, disable_toggle(name))?);
     let button = UIButtonSpec {
         location: UIComponentLocation { component_id: name.to_owned(), component_type: ComponentType::Resource },
         text: "Trigger Update".to_owned(),
@@ -289,8 +307,53 @@ pub(crate) fn resource_head_objects(
         requires_confirmation: false,
         inputs: Vec::new(),
     };
-    out.push(object("UIButton", &trigger_button_name(name), meta, button)?);
+    let button_meta = meta.with_annotation(UIBUTTON_TYPE_ANNOTATION, "Trigger".to_owned());
+    out.push(object("UIButton", &trigger_button_name(name), &button_meta, button)?);
     Ok(enabled)
+}
+
+/// Go Tilt's number for a trigger mode: 0 auto, 1 manual with auto init, 2 manual, 3 auto with manual init.
+pub(crate) fn trigger_mode_number(auto: bool, auto_init: bool) -> i32 {
+    match (auto, auto_init) {
+        (true, true) => 0,
+        (false, true) => 1,
+        (false, false) => 2,
+        (true, false) => 3,
+    }
+}
+
+/// Name of the ToggleButton (and of its UIButton) that enables and disables resource `name`.
+pub(crate) fn disable_button_name(name: &str) -> String {
+    format!("{name}-disable")
+}
+
+/// The enable/disable switch of resource `name`, stored where `tilt enable/disable` write.
+fn disable_toggle(name: &str) -> ToggleButtonSpec {
+    let source = local::disable_source(name).config_map.unwrap_or_default();
+    ToggleButtonSpec {
+        location: UIComponentLocation { component_id: name.to_owned(), component_type: ComponentType::Resource },
+        on: ToggleButtonStateSpec {
+            text: "Enable Resource".into(),
+            icon_name: "play_arrow".into(),
+            ..Default::default()
+        },
+        off: ToggleButtonStateSpec {
+            text: "Disable Resource".into(),
+            icon_name: "stop".into(),
+            requires_confirmation: true,
+            ..Default::default()
+        },
+        default_on: false,
+        state_source: StateSource {
+            config_map: Some(ConfigMapStateSource {
+                name: source.name,
+                key: source.key,
+                on_value: "true".into(),
+                off_value: "false".into(),
+            }),
+        },
+        button_type: "DisableToggle".into(),
+    }
 }
 
 /// Name of the UIButton that triggers resource `name` (`tilt trigger`, manual trigger mode).

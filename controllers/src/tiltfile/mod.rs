@@ -19,11 +19,14 @@ use kube::runtime::controller::Action;
 use kube::runtime::reflector::ObjectRef;
 use kube::{Client, ResourceExt};
 use serde_json::{Value, json};
-use tilt_apis::{FileWatch, FileWatchSpec, Tiltfile, TiltfileStateRunning, TiltfileStateTerminated, TiltfileStatus};
+use tilt_apis::{
+    FileWatch, FileWatchSpec, Tiltfile, TiltfileStateRunning, TiltfileStateTerminated, TiltfileStatus, UIButton,
+};
 use tokio_util::sync::CancellationToken;
 
 use crate::logs::{LogLevel, LogStore};
 
+use crate::references::{references, triggers};
 use crate::runtime::{Informers, Reconciler, Setup};
 use crate::status::apply_status;
 
@@ -183,13 +186,16 @@ async fn reconcile(
 ) -> Result<Action, Error> {
     let name = tf.name_any();
     let fws: Api<FileWatch> = Api::all(ctx.client.clone());
-    let trigger = ctx
+    let file_event = ctx
         .informers
         .get::<FileWatch>(&configs_name(&name))
         .await
         .and_then(|fw| fw.status.clone())
         .and_then(|s| s.last_event_time)
         .map(|t| t.0);
+    // A click on a `restartOn` button (the web UI's trigger of the Tiltfile) reloads it too.
+    let (clicked, _) = triggers(&*ctx.informers, tf.spec.restart_on.as_ref(), None).await;
+    let trigger = file_event.max(clicked);
     if let Some((spec, seen)) = &*loaded
         && *spec == tf.spec
         && (trigger.is_none() || trigger <= *seen)
@@ -264,6 +270,8 @@ async fn reconcile(
 pub async fn run(informers: Arc<Informers>, shutdown: CancellationToken, loader: Arc<dyn Loader>, logs: Arc<LogStore>) {
     let ctx = Arc::new(Ctx { client: informers.client().clone(), informers: informers.clone(), loader, logs });
     Setup::new(ctx, &informers)
+        .index(|tf: &Tiltfile| references(tf.spec.restart_on.as_ref(), None, None))
+        .referenced::<UIButton>()
         .watches::<FileWatch, _>(|fw| {
             let configs = fw.labels().get("tilt.dev/tiltfile").is_some_and(|v| v == "configs");
             fw.name_any().strip_prefix("configs:").filter(|_| configs).map(ObjectRef::<Tiltfile>::new)

@@ -18,10 +18,12 @@ use kube::runtime::reflector::{ObjectRef, Store};
 use kube::{Client, Resource, ResourceExt};
 use tilt_apis::{
     CMD_STOPPED_REASON, Cmd, CmdStatus, DisableResourceStatus, DisableSource, DockerImage, KubernetesApply,
-    KubernetesDiscovery, RESOURCE_LABEL, RuntimeStatus, UIResource, UIResourceCondition, UIResourceStateWaiting,
-    UIResourceStateWaitingOnRef, UIResourceStatus, UpdateStatus,
+    KubernetesDiscovery, RESOURCE_LABEL, RuntimeStatus, Tiltfile, UIResource, UIResourceCondition,
+    UIResourceStateWaiting, UIResourceStateWaitingOnRef, UIResourceStatus, UpdateStatus,
 };
 use tokio_util::sync::CancellationToken;
+
+mod details;
 
 use crate::runtime::{Informers, Reconciler, Setup};
 use crate::status;
@@ -337,6 +339,16 @@ impl Reconciler for Ctx {
 /// Recomputes one UIResource's status.
 async fn reconcile(res: Arc<UIResource>, ctx: &Ctx) -> Result<Action, Error> {
     let name = res.name_any();
+    let previous = res.status.clone().unwrap_or_default();
+    // The Tiltfile's own resource shows its loads.
+    ctx.informers.ready::<Tiltfile>().await;
+    if let Some(tf) = ctx.informers.get::<Tiltfile>(&name).await {
+        let status = details::summarize_tiltfile(&tf, &previous);
+        if status != previous {
+            status::apply_status(&Api::<UIResource>::all(ctx.client.clone()), &name, MANAGER, &status).await?;
+        }
+        return Ok(Action::await_change());
+    }
     let s = &ctx.stores;
     // Until every store has listed once, a missing object cannot be told from one not yet seen.
     ctx.informers.ready::<Cmd>().await;
@@ -355,8 +367,8 @@ async fn reconcile(res: Arc<UIResource>, ctx: &Ctx) -> Result<Action, Error> {
         applies: applies.iter().map(|c| &**c).collect(),
         discoveries: discoveries.iter().map(|c| &**c).collect(),
     };
-    let previous = res.status.clone().unwrap_or_default();
-    let status = summarize(&name, &objects, &previous);
+    let mut status = summarize(&name, &objects, &previous);
+    details::describe(&res, &objects, &mut status);
     if status == previous {
         return Ok(Action::await_change());
     }
@@ -382,6 +394,7 @@ pub async fn run(informers: Arc<Informers>, shutdown: CancellationToken) {
         .watches::<DockerImage, _>(owner_resource)
         .watches::<KubernetesApply, _>(owner_resource)
         .watches::<KubernetesDiscovery, _>(owner_resource)
+        .watches::<Tiltfile, _>(|tf| Some(ObjectRef::<UIResource>::new(&tf.name_any())))
         .run(shutdown)
         .await;
 }

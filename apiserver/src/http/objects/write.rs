@@ -113,6 +113,21 @@ impl Call<'_> {
                 self.check_namespace_open(name)?;
             }
         }
+        // A status write changes only the status, as kube-apiserver's status strategies do: the rest of the
+        // object is the stored one, so a client may send just `{metadata, status}` (Go Tilt's web UI does).
+        if let (Some(cur), Target::Status) = (current, target) {
+            let mut merged = cur.value();
+            merged["status"] = incoming.get("status").cloned().unwrap_or(Value::Null);
+            for key in ["managedFields", "resourceVersion"] {
+                match incoming["metadata"].get(key) {
+                    Some(v) => merged["metadata"][key] = v.clone(),
+                    None => {
+                        merged["metadata"].as_object_mut().map(|m| m.remove(key));
+                    }
+                }
+            }
+            incoming = merged;
+        }
         let (incoming, mut w) = self.validate(name, incoming)?;
         warnings.append(&mut w);
         let current_value = current.map(|c| c.value());
