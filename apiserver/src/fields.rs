@@ -319,7 +319,9 @@ pub fn apply(current: Option<&Value>, config: &Value, w: &Writer, force: bool) -
         let owned_by_other = ms
             .iter()
             .any(|m| !(m.manager == w.manager && m.operation == "Apply") && m.fields.iter().any(|f| overlaps(f, gone)));
-        if !owned_by_other && !applied.iter().any(|p| overlaps(p, gone)) {
+        // Still applied when the configuration has the field or something inside it; an ancestor sent as an
+        // empty map (`localResourceInfo: {}`) does not keep the fields it used to hold.
+        if !owned_by_other && !applied.iter().any(|p| p.starts_with(gone)) {
             remove(&mut result, gone);
             // Maps left empty by the removal go too, unless the configuration still has them.
             for depth in (1..gone.len()).rev() {
@@ -380,6 +382,13 @@ mod tests {
         let b = apply(Some(&a), &json!({"status": {"terminated": {"exitCode": 0}}}), &w("m"), false).unwrap();
         assert_eq!(b["status"], json!({"terminated": {"exitCode": 0}}));
         assert_eq!(managers(&b).len(), 1);
+    }
+
+    #[test]
+    fn apply_of_an_empty_map_drops_what_it_held() {
+        let a = apply(None, &json!({"status": {"info": {"pid": 7}, "ok": true}}), &w("m"), false).unwrap();
+        let b = apply(Some(&a), &json!({"status": {"info": {}, "ok": true}}), &w("m"), false).unwrap();
+        assert_eq!(b["status"], json!({"info": {}, "ok": true}));
     }
 
     #[test]

@@ -11,6 +11,8 @@ pub struct TiltUp {
     pub home: tempfile::TempDir,
     pub child: Child,
     pub url: String,
+    /// The web UI, `http://localhost:PORT/`.
+    pub web_url: String,
 }
 
 impl TiltUp {
@@ -49,6 +51,7 @@ impl TiltUp {
             .expect("starting tilt up");
         let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
         let line = lines.next().and_then(Result::ok).unwrap_or_default();
+        let web_line = lines.next().and_then(Result::ok).unwrap_or_default();
         // Keep draining stdout so tilt never writes into a closed pipe.
         std::thread::spawn(move || lines.for_each(drop));
         let url = line
@@ -56,7 +59,11 @@ impl TiltUp {
             .find(|w| w.starts_with("https://"))
             .unwrap_or_else(|| panic!("tilt up printed no URL: {line:?}"))
             .to_string();
-        TiltUp { home, child, url }
+        let web_url = web_line
+            .strip_prefix("Tilt started on ")
+            .unwrap_or_else(|| panic!("tilt up did not say where the web UI is: {web_line:?}"))
+            .to_string();
+        TiltUp { home, child, url, web_url }
     }
 
     /// Starts `tilt up` on a Tiltfile with this text, in a fresh temp HOME.

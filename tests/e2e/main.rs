@@ -10,3 +10,4 @@ mod resources;
 mod tiltfile;
 mod up;
 mod watch;
+mod web;
