@@ -77,15 +77,18 @@ docker_build('gcr.io/proj/frontend', 'frontend', build_args={'MODE': 'dev', 'EMP
         names(&loaded),
         vec![
             "UIResource/frontend",
+            "ToggleButton/frontend-disable",
             "UIButton/frontend:trigger",
             "ImageMap/gcr.io_proj_frontend",
             "FileWatch/image:gcr.io_proj_frontend",
             "DockerImage/frontend:gcr.io_proj_frontend",
             "KubernetesApply/frontend",
             "UIResource/redis",
+            "ToggleButton/redis-disable",
             "UIButton/redis:trigger",
             "KubernetesApply/redis",
             "UIResource/uncategorized",
+            "ToggleButton/uncategorized-disable",
             "UIButton/uncategorized:trigger",
             "KubernetesApply/uncategorized",
         ]

@@ -32,11 +32,13 @@ watch_settings(ignore=['**/node_modules'])
         names(&loaded),
         vec![
             "UIResource/api",
+            "ToggleButton/api-disable",
             "UIButton/api:trigger",
             "FileWatch/local:api",
             "Cmd/api:update",
             "Cmd/api:serve",
             "UIResource/db",
+            "ToggleButton/db-disable",
             "UIButton/db:trigger",
             "Cmd/db:serve",
         ]
@@ -51,16 +53,28 @@ watch_settings(ignore=['**/node_modules'])
         m["name"] = json!(name);
         m
     };
+    let mut ui_meta = meta.clone();
+    ui_meta["annotations"]["tilt.dev/trigger-mode"] = json!("0");
     assert_eq!(
         *find(&loaded, "UIResource", "api"),
-        json!({"apiVersion": "tilt.dev/v1alpha1", "kind": "UIResource", "metadata": meta, "spec": {}})
+        json!({"apiVersion": "tilt.dev/v1alpha1", "kind": "UIResource", "metadata": ui_meta, "spec": {}})
     );
+    let toggle = find(&loaded, "ToggleButton", "api-disable");
+    assert_eq!(
+        toggle["spec"]["stateSource"]["configMap"],
+        json!({"name": "api-disable", "key": "isDisabled", "onValue": "true", "offValue": "false"})
+    );
+    assert_eq!(toggle["spec"]["buttonType"], "DisableToggle");
     assert_eq!(
         *find(&loaded, "UIButton", "api:trigger"),
         json!({
             "apiVersion": "tilt.dev/v1alpha1",
             "kind": "UIButton",
-            "metadata": with_name("api:trigger"),
+            "metadata": {
+                "name": "api:trigger",
+                "labels": meta["labels"],
+                "annotations": {"tilt.dev/resource": "api", "tilt.dev/uibutton-type": "Trigger"},
+            },
             "spec": {"location": {"componentID": "api", "componentType": "Resource"}, "text": "Trigger Update"},
         })
     );
@@ -81,7 +95,11 @@ watch_settings(ignore=['**/node_modules'])
         json!({
             "apiVersion": "tilt.dev/v1alpha1",
             "kind": "Cmd",
-            "metadata": with_name("api:update"),
+            "metadata": {
+                "name": "api:update",
+                "labels": meta["labels"],
+                "annotations": {"tilt.dev/resource": "api", "tilt.dev/auto-file-watches": r#"["local:api"]"#},
+            },
             "spec": {
                 "args": ["sh", "-c", "make build"],
                 "dir": dir,

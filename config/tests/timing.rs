@@ -73,8 +73,8 @@ fn large_tiltfile_evaluation_time() {
         let loaded = p.load();
         times.push(start.elapsed());
         assert_eq!(loaded.resources.len(), RESOURCES);
-        // UIResource, UIButton, FileWatch, two Cmds per resource.
-        assert_eq!(loaded.objects.len(), RESOURCES * 5);
+        // UIResource, ToggleButton, UIButton, FileWatch, two Cmds per resource.
+        assert_eq!(loaded.objects.len(), RESOURCES * 6);
     }
     times.sort();
     let profile = if cfg!(debug_assertions) { "debug" } else { "release" };

@@ -1,5 +1,6 @@
 //! End-to-end tests: the real `tilt` binary, driven by kubectl, kube-rs and the Python client.
 
+mod browser;
 mod cli;
 mod common;
 mod kopf;

@@ -97,7 +97,8 @@ async fn get_prints_the_servers_tables_and_every_output_format() {
     let mut lines = table.lines();
     let header: Vec<&str> = lines.next().unwrap().split("   ").map(str::trim).filter(|c| !c.is_empty()).collect();
     assert_eq!(header, ["NAME", "CREATED AT", "UPDATE", "RUNTIME"], "{table}");
-    assert_eq!(lines.map(|l| l.split_whitespace().next().unwrap()).collect::<Vec<_>>(), ["a", "b"], "{table}");
+    let rows: Vec<&str> = lines.map(|l| l.split_whitespace().next().unwrap()).collect();
+    assert_eq!(rows, ["(Tiltfile)", "a", "b"], "{table}");
     let narrow = ok(&up, &["get", "cmds"]);
     assert!(!narrow.contains("ARGS"), "ARGS is a wide column: {narrow}");
     let wide = ok(&up, &["get", "cmds", "-o", "wide"]);
@@ -132,7 +133,7 @@ async fn get_prints_the_servers_tables_and_every_output_format() {
     assert_eq!(ok(&up, &["get", "cmd/a:serve", "-o", "jsonpath={.spec.args}"]), r#"["sh","-c","sleep 300"]"#);
     assert_eq!(
         ok(&up, &["get", "uiresources", "-o", r#"jsonpath={.items[*].status.conditions[?(@.type=="Ready")].status}"#]),
-        "True True"
+        "True True True"
     );
     assert_eq!(
         ok(&up, &["get", "cmds", "-o", "custom-columns=NAME:.metadata.name,ARGS:.spec.args"]),
@@ -466,7 +467,7 @@ async fn dump_and_doctor() {
         assert!(engine[plural].is_array(), "{plural} missing");
     }
     let webview = json_of(&up, &["dump", "webview"]);
-    assert_eq!(names(&json!({"items": webview["uiResources"]})), ["a", "b"]);
+    assert_eq!(names(&json!({"items": webview["uiResources"]})), ["(Tiltfile)", "a", "b"]);
     assert!(webview["uiButtons"].as_array().unwrap().iter().any(|b| b["metadata"]["name"] == "a:trigger"));
     assert_eq!(webview["session"]["kind"], "Session");
     assert!(webview.as_object().unwrap().contains_key("uiSession"));

@@ -46,7 +46,7 @@ async fn example_project_comes_up_and_an_edit_restarts_only_the_affected_server(
     let started = Instant::now();
     eventually("build, api and web to be Ready", || async {
         let list = resources.list(&Default::default()).await.unwrap().items;
-        list.len() == 3 && list.iter().all(ready)
+        list.len() == 4 && list.iter().all(ready) // the three and the Tiltfile's own
     })
     .await;
     eprintln!("example up in {:?}", started.elapsed());
@@ -134,7 +134,7 @@ async fn reevaluation_adds_and_removes_resources_and_errors_leave_them_running()
     eventually("the UIResources to be a and c", || async {
         let names: Vec<String> =
             resources.list(&Default::default()).await.unwrap().items.iter().map(|r| r.name_any()).collect();
-        names == ["a", "c"]
+        names == ["(Tiltfile)", "a", "c"]
     })
     .await;
 }

@@ -15,8 +15,16 @@ use crate::common::{TiltUp, poll};
 const RELOAD_DEADLINE: Duration = Duration::from_secs(3);
 
 async fn names(resources: &Api<UIResource>) -> Vec<String> {
-    let mut names: Vec<String> =
-        resources.list(&Default::default()).await.unwrap().items.iter().map(|r| r.name_any()).collect();
+    // Without the Tiltfile's own resource, which `tilt up` declares whatever the Tiltfile says.
+    let mut names: Vec<String> = resources
+        .list(&Default::default())
+        .await
+        .unwrap()
+        .items
+        .iter()
+        .map(|r| r.name_any())
+        .filter(|n| n != "(Tiltfile)")
+        .collect();
     names.sort();
     names
 }

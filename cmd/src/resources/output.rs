@@ -283,9 +283,9 @@ impl Printer {
     /// Renders one table per kind as kubectl does: separated by a blank line, or, without headers, as
     /// one run of lines whose columns line up across kinds.
     pub fn render_tables(&self, tables: &[TextTable]) -> String {
+        // kubectl aligns each kind's rows on their own, with or without headers.
         if self.no_headers {
-            let rows = tables.iter().flat_map(|t| t.rows.iter().cloned()).collect();
-            return TextTable { header: Vec::new(), rows }.render(true);
+            return tables.iter().map(|t| t.render(true)).collect();
         }
         tables.iter().map(|t| t.render(false)).collect::<Vec<_>>().join("\n")
     }
@@ -506,11 +506,7 @@ mod tests {
         let mut p = printer("table");
         assert_eq!(p.render_tables(&ragged), "NAME      CREATED AT\na:serve   2026\n\nNAME\nlong-name-x   1     2\n");
         p.no_headers = true;
-        assert_eq!(
-            p.render_tables(&ragged),
-            "a:serve       2026\nlong-name-x   1     2\n",
-            "one alignment across kinds"
-        );
+        assert_eq!(p.render_tables(&ragged), "a:serve   2026\nlong-name-x   1     2\n", "each kind aligned on its own");
         let longer = TextTable { header: t.header.clone(), rows: vec![vec!["b:update".into(), "2026".into()]] };
         assert_eq!(longer.render(false), "NAME       CREATED AT\nb:update   2026\n", "as kubectl lays out `get cmds`");
     }
