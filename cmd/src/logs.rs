@@ -16,6 +16,7 @@ use jiff::Timestamp;
 use tilt_apiserver::error::ApiError;
 use tilt_apiserver::{Endpoint, error_response};
 use tilt_controllers::logs::{LogLine, LogStore};
+use tilt_hud::stream::{LevelFilter, LogFilter, SourceFilter};
 use tokio::sync::broadcast::error::RecvError;
 
 use crate::client;
@@ -145,6 +146,12 @@ pub struct LogsArgs {
     /// One JSON object per line.
     #[arg(long)]
     json: bool,
+    /// Only lines of this level or worse: `warn` or `error`.
+    #[arg(long, alias = "log-level", value_enum, default_value_t = LevelFilter::Info)]
+    level: LevelFilter,
+    /// Only build output or only runtime output.
+    #[arg(long, alias = "log-source", value_enum, default_value_t = SourceFilter::All)]
+    source: SourceFilter,
     #[command(flatten)]
     target: client::Target,
 }
@@ -167,18 +174,22 @@ pub async fn logs(args: LogsArgs) -> Result<()> {
     }
     let req = http::Request::get(format!("{LOGS_PATH}?{}", query.finish())).body(Vec::new())?;
     let reader = client.request_stream(req).await.context("reading logs")?;
+    let filter = LogFilter { level: args.level, source: args.source, resources: Vec::new() };
     let mut lines = reader.lines();
     while let Some(line) = lines.next().await {
         let line = line.context("reading logs")?;
-        if args.json {
-            crate::view::say(&line);
-            continue;
-        }
         let l: LogLine = match serde_json::from_str(&line) {
             Ok(l) => l,
             Err(e) => bail!("unexpected log line from the server: {e}"),
         };
-        crate::view::say(&format!("{} │ {}", l.resource, l.text));
+        if !filter.keeps(&l) {
+            continue;
+        }
+        if args.json {
+            crate::view::say(&line);
+        } else {
+            crate::view::say(&format!("{} │ {}", l.resource, l.text));
+        }
     }
     Ok(())
 }

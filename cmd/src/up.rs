@@ -2,6 +2,7 @@
 //! Session, and run the controllers — until interrupted (`up`) or until the Session says the run is done
 //! (`ci`).
 
+use std::io::IsTerminal;
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -22,6 +23,7 @@ use tilt_controllers::dockerimage::DockerConfig;
 use tilt_controllers::filewatch::FileWatchConfig;
 use tilt_controllers::logs::LogStore;
 use tilt_controllers::session::SESSION_NAME;
+use tilt_hud::stream::{LevelFilter, LogFilter, SourceFilter};
 use tilt_webview::{Source, WebServer};
 use tokio_util::sync::CancellationToken;
 
@@ -62,9 +64,21 @@ pub struct RunArgs {
 pub struct UpArgs {
     #[command(flatten)]
     run: RunArgs,
-    /// Stream logs only, without resource status lines.
-    #[arg(long)]
+    /// Stream logs only (`name ┊ line`), without the prompt or resource status lines.
+    #[arg(long, conflicts_with = "legacy")]
     stream: bool,
+    /// The full-screen terminal view of resources and logs.
+    #[arg(long)]
+    legacy: bool,
+    /// In the log stream, only lines of this level or worse: `warn` or `error`.
+    #[arg(long, value_enum, default_value_t = LevelFilter::Info)]
+    log_level: LevelFilter,
+    /// In the log stream, only build output or only runtime output.
+    #[arg(long, value_enum, default_value_t = SourceFilter::All)]
+    log_source: SourceFilter,
+    /// In the log stream, only these resources' lines (repeat or comma-separate).
+    #[arg(long, value_delimiter = ',')]
+    log_resource: Vec<String>,
 }
 
 /// Flags of `tilt ci`.
@@ -113,11 +127,24 @@ enum Outcome {
     TimedOut(String),
     /// A controller panicked; what it said.
     Crashed(String),
+    /// The user quit the terminal view (`q`, Ctrl-C).
+    Quit,
 }
 
-/// Runs `tilt up` until SIGINT or SIGTERM (or `tilt down --stop`).
+/// Runs `tilt up` until SIGINT or SIGTERM (or `tilt down --stop`, or `q` in the terminal view).
 pub async fn up(args: UpArgs) -> Result<()> {
-    match run(args.run, ExitCondition::Manual, None, !args.stream).await? {
+    let mode = if args.legacy {
+        tilt_hud::term::check_terminal()?;
+        view::Mode::Legacy
+    } else if args.stream {
+        view::Mode::Stream { status_lines: false }
+    } else if std::io::stdout().is_terminal() && std::io::stdin().is_terminal() {
+        view::Mode::Prompt
+    } else {
+        view::Mode::Stream { status_lines: true }
+    };
+    let filter = LogFilter { level: args.log_level, source: args.log_source, resources: args.log_resource };
+    match run(args.run, ExitCondition::Manual, None, mode, filter).await? {
         Outcome::Crashed(why) => anyhow::bail!("{why}"),
         _ => Ok(()),
     }
@@ -125,7 +152,8 @@ pub async fn up(args: UpArgs) -> Result<()> {
 
 /// Runs `tilt ci`: exits 0 once every resource is ready, 1 when one fails or the timeout passes.
 pub async fn ci(args: CiArgs) -> Result<std::process::ExitCode> {
-    match run(args.run, ExitCondition::Ci, Some(args.timeout), true).await? {
+    let mode = view::Mode::Stream { status_lines: true };
+    match run(args.run, ExitCondition::Ci, Some(args.timeout), mode, LogFilter::default()).await? {
         Outcome::Succeeded => {
             view::say("tilt ci: SUCCESS. All resources are ready.");
             Ok(std::process::ExitCode::SUCCESS)
@@ -142,7 +170,7 @@ pub async fn ci(args: CiArgs) -> Result<std::process::ExitCode> {
             view::say(&format!("tilt ci: FAILED. {why}"));
             Ok(std::process::ExitCode::FAILURE)
         }
-        Outcome::Signal(_) | Outcome::Stopped => Ok(std::process::ExitCode::FAILURE),
+        Outcome::Signal(_) | Outcome::Stopped | Outcome::Quit => Ok(std::process::ExitCode::FAILURE),
     }
 }
 
@@ -168,7 +196,13 @@ fn humantime(d: Duration) -> String {
     format!("{}s", d.as_secs())
 }
 
-async fn run(args: RunArgs, exit: ExitCondition, timeout: Option<Duration>, status_lines: bool) -> Result<Outcome> {
+async fn run(
+    args: RunArgs,
+    exit: ExitCondition,
+    timeout: Option<Duration>,
+    mode: view::Mode,
+    filter: LogFilter,
+) -> Result<Outcome> {
     let config = Config { addr: SocketAddr::from(([127, 0, 0, 1], args.api_port)), ..Config::default() };
     let logs = Arc::new(LogStore::default());
     let endpoints = vec![(crate::logs::LOGS_PATH.to_string(), crate::logs::endpoint(logs.clone()))];
@@ -223,12 +257,19 @@ async fn run(args: RunArgs, exit: ExitCondition, timeout: Option<Duration>, stat
         web_listener,
         Source::Live { client: client.clone(), logs: logs.clone(), tilt_start_time: started.to_string() },
     )?;
-    view::say(&format!("Tilt started on {}", web::url(&args.host, web.addr())));
+    let web_url = web::url(&args.host, web.addr());
+    view::say(&format!("Tilt started on {web_url}"));
 
     let exe = std::env::current_exe().context("locating the tilt binary")?;
     let reaper = Arc::new(Reaper::spawn(&exe, &["__reaper"]).context("starting the orphan reaper")?);
-    let printer = tokio::spawn(view::print_logs(logs.clone()));
-    let statuses = status_lines.then(|| tokio::spawn(view::print_resources(client.clone())));
+    let feed = tilt_hud::Feed {
+        hub: web.hub().context("the web server has no live view")?,
+        logs: logs.clone(),
+        client: client.clone(),
+        web_url: web_url.clone(),
+    };
+    let (terminal_stop, user_quit) = (CancellationToken::new(), CancellationToken::new());
+    let mut terminal = tokio::spawn(view::terminal(mode, feed, filter, terminal_stop.clone(), user_quit.clone()));
     let default_dir = path.parent().map(|p| p.to_path_buf()).unwrap_or_else(|| PathBuf::from("/"));
     let services = Services {
         logs,
@@ -245,13 +286,18 @@ async fn run(args: RunArgs, exit: ExitCondition, timeout: Option<Duration>, stat
     let mut outcome = tokio::select! {
         ended = &mut controllers => crashed(ended),
         signal = wait_for_signal() => Outcome::Signal(signal?),
+        _ = user_quit.cancelled() => Outcome::Quit,
         outcome = watch_session(client.clone()) => outcome,
         _ = tokio::time::sleep(timeout.unwrap_or(Duration::MAX)), if timeout.is_some() => {
             Outcome::TimedOut(view::pending_resources(&client).await)
         }
     };
+    // The terminal is restored before anything more is printed.
+    terminal_stop.cancel();
+    let _ = tokio::time::timeout(Duration::from_secs(2), &mut terminal).await;
     match &outcome {
         Outcome::Signal(s) => view::say(&format!("tilt-rs: {s} received, shutting down")),
+        Outcome::Quit => view::say("tilt-rs: quitting, shutting down"),
         Outcome::Stopped => view::say("tilt-rs: the session was deleted (tilt down --stop), shutting down"),
         Outcome::Crashed(why) => view::say(&format!("tilt-rs: {why}; shutting down")),
         _ => {}
@@ -271,10 +317,7 @@ async fn run(args: RunArgs, exit: ExitCondition, timeout: Option<Duration>, stat
     }
     reaper.close().await;
     web.shutdown().await;
-    printer.abort();
-    if let Some(s) = statuses {
-        s.abort();
-    }
+    terminal.abort();
     server.shutdown().await;
     Ok(outcome)
 }

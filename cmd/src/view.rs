@@ -1,37 +1,23 @@
-//! The terminal view of `tilt up`: one compact, colourized line whenever a resource's status changes,
-//! and every log line prefixed by its resource.
+//! The terminal side of `tilt up`: its modes (prompt, stream, full-screen view from `tilt-hud`), and in the
+//! stream one compact, colourized line whenever a resource's status changes.
 
 use std::collections::HashMap;
-use std::io::{IsTerminal, Write};
-use std::sync::Arc;
+use std::io::IsTerminal;
 
 use futures::StreamExt;
 use kube::api::{Api, ListParams};
 use kube::runtime::{WatchStreamExt, watcher};
 use kube::{Client, ResourceExt};
 use tilt_apis::{RuntimeStatus, UIResource, UpdateStatus};
-use tilt_controllers::logs::LogStore;
+use tilt_hud::Feed;
+use tilt_hud::stream::LogFilter;
+use tilt_hud::term::{self, Choice};
+use tokio_util::sync::CancellationToken;
 
-/// Prints a line; a closed stdout (`tilt up | head -1`) must not stop tilt.
-pub fn say(line: &str) {
-    let mut out = std::io::stdout().lock();
-    let _ = writeln!(out, "{line}").and_then(|()| out.flush());
-}
+pub use tilt_hud::stream::say;
 
 fn colour(code: &str, text: &str) -> String {
     if std::io::stdout().is_terminal() { format!("\x1b[{code}m{text}\x1b[0m") } else { text.to_string() }
-}
-
-/// Prints every log line as `resource │ text`.
-pub async fn print_logs(logs: Arc<LogStore>) {
-    let mut feed = logs.subscribe();
-    loop {
-        match feed.recv().await {
-            Ok(line) => say(&format!("{} │ {}", colour("2", &format!("{:>12}", line.resource)), line.text)),
-            Err(tokio::sync::broadcast::error::RecvError::Lagged(n)) => say(&format!("… {n} log lines skipped")),
-            Err(tokio::sync::broadcast::error::RecvError::Closed) => return,
-        }
-    }
 }
 
 fn update_word(s: Option<UpdateStatus>) -> Option<String> {
@@ -117,4 +103,88 @@ pub async fn pending_resources(client: &Client) -> String {
         })
         .collect();
     if pending.is_empty() { "the Tiltfile had not finished loading".into() } else { pending.join(", ") }
+}
+
+/// How `tilt up` uses the terminal.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Mode {
+    /// Go Tilt's prompt: the web UI's address and keys to open it or switch modes.
+    Prompt,
+    /// Log lines (and, with `status_lines`, a line per resource status change).
+    Stream {
+        /// Also print resource status changes.
+        status_lines: bool,
+    },
+    /// The full-screen view.
+    Legacy,
+}
+
+/// Runs the terminal side of `tilt up` in `mode` until `stop`; cancels `quit` when the user quits.
+pub async fn terminal(mode: Mode, feed: Feed, filter: LogFilter, stop: CancellationToken, quit: CancellationToken) {
+    let mut mode = mode;
+    loop {
+        match mode {
+            Mode::Stream { status_lines } => {
+                let statuses = status_lines.then(|| tokio::spawn(print_resources(feed.client.clone())));
+                tokio::select! {
+                    _ = tilt_hud::stream::print(feed.logs.clone(), filter.clone()) => {}
+                    _ = stop.cancelled() => {}
+                }
+                if let Some(s) = statuses {
+                    s.abort();
+                }
+                return;
+            }
+            Mode::Prompt => {
+                say(&format!("tilt-rs v{}", env!("CARGO_PKG_VERSION")));
+                tiltfile_output(&feed).await;
+                match term::prompt(&feed.web_url, &stop).await {
+                    Ok(Choice::Stream) => mode = Mode::Stream { status_lines: false },
+                    Ok(Choice::Legacy) => mode = Mode::Legacy,
+                    Ok(Choice::Quit) => {
+                        quit.cancel();
+                        return;
+                    }
+                    Err(e) => {
+                        say(&format!("the prompt cannot read keys ({e}); streaming logs"));
+                        mode = Mode::Stream { status_lines: false };
+                    }
+                }
+            }
+            Mode::Legacy => {
+                match term::full_screen(feed.clone(), stop.clone()).await {
+                    Ok(true) => quit.cancel(),
+                    Ok(false) => {}
+                    Err(e) => {
+                        say(&format!("the terminal view failed: {e:#}"));
+                        quit.cancel();
+                    }
+                }
+                return;
+            }
+        }
+    }
+}
+
+/// Prints what the Tiltfile's first load printed, waiting for it a few seconds.
+async fn tiltfile_output(feed: &Feed) {
+    let tiltfile = vec![crate::up::MAIN_TILTFILE.to_string()];
+    let loaded = || {
+        feed.hub.all().0[1].iter().any(|r| {
+            r["metadata"]["name"] == crate::up::MAIN_TILTFILE
+                && r["status"]["buildHistory"].as_array().is_some_and(|h| !h.is_empty())
+        })
+    };
+    let mut changed = feed.hub.subscribe();
+    let _ = tokio::time::timeout(std::time::Duration::from_secs(3), async {
+        while !loaded() {
+            if changed.changed().await.is_err() {
+                return;
+            }
+        }
+    })
+    .await;
+    for line in feed.logs.lines(&tiltfile, 0) {
+        say(&line.text);
+    }
 }

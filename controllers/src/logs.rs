@@ -15,7 +15,7 @@ use tokio::sync::broadcast;
 pub const DEFAULT_BYTES_PER_RESOURCE: usize = 2 * 1024 * 1024;
 
 /// Whether lines from `source` are a build's (an update's) output rather than the running service's.
-fn is_build_source(source: &str) -> bool {
+pub fn is_build_source(source: &str) -> bool {
     source == "tiltfile"
         || source == "kubernetesapply"
         || source.starts_with("dockerimage/")
@@ -156,6 +156,50 @@ impl LogStore {
         out
     }
 
+    /// Up to `n` of the newest lines of `resources` (all when empty) that `keep` accepts, after skipping the
+    /// `skip` newest of them; oldest first. Reads only what it returns (and what it skips), newest first.
+    pub fn tail(&self, resources: &[String], skip: usize, n: usize, keep: impl Fn(&LogLine) -> bool) -> Vec<LogLine> {
+        use std::collections::BinaryHeap;
+        let inner = self.inner.lock().unwrap_or_else(|e| e.into_inner());
+        let mut iters: Vec<_> = inner
+            .resources
+            .iter()
+            .filter(|(name, _)| resources.is_empty() || resources.contains(name))
+            .map(|(_, r)| r.lines.iter().rev().peekable())
+            .collect();
+        let mut heads: BinaryHeap<(u64, usize)> =
+            iters.iter_mut().enumerate().filter_map(|(i, it)| it.peek().map(|l| (l.seq, i))).collect();
+        let (mut out, mut skipped) = (Vec::new(), 0);
+        while out.len() < n {
+            let Some((_, i)) = heads.pop() else { break };
+            let Some(line) = iters[i].next() else { continue };
+            if let Some(next) = iters[i].peek() {
+                heads.push((next.seq, i));
+            }
+            if !keep(line) {
+                continue;
+            }
+            if skipped < skip {
+                skipped += 1;
+                continue;
+            }
+            out.push(line.clone());
+        }
+        out.reverse();
+        out
+    }
+
+    /// How many stored lines of `resources` (all when empty) `keep` accepts.
+    pub fn count(&self, resources: &[String], keep: impl Fn(&LogLine) -> bool) -> usize {
+        let inner = self.inner.lock().unwrap_or_else(|e| e.into_inner());
+        inner
+            .resources
+            .iter()
+            .filter(|(name, _)| resources.is_empty() || resources.contains(name))
+            .map(|(_, r)| r.lines.iter().filter(|l| keep(l)).count())
+            .sum()
+    }
+
     /// The sequence number of the last line appended (0 before the first).
     pub fn last_seq(&self) -> u64 {
         self.inner.lock().unwrap_or_else(|e| e.into_inner()).next_seq - 1
@@ -187,5 +231,19 @@ mod tests {
         assert!(all.windows(2).all(|w| w[0].seq < w[1].seq));
         let after = store.lines(&[], all[all.len() - 2].seq);
         assert_eq!(after.len(), 1);
+    }
+
+    #[test]
+    fn tails_merge_resources_newest_first_and_skip() {
+        let store = LogStore::new(1 << 20);
+        for i in 0..10 {
+            store.append(if i % 2 == 0 { "a" } else { "b" }, "cmd/x", &format!("{i}"));
+        }
+        let texts = |lines: Vec<LogLine>| lines.into_iter().map(|l| l.text).collect::<Vec<_>>();
+        assert_eq!(texts(store.tail(&[], 0, 3, |_| true)), ["7", "8", "9"]);
+        assert_eq!(texts(store.tail(&[], 2, 3, |_| true)), ["5", "6", "7"]);
+        assert_eq!(texts(store.tail(&["a".into()], 1, 2, |_| true)), ["4", "6"]);
+        assert_eq!(texts(store.tail(&[], 0, 100, |l| l.text != "9")).len(), 9);
+        assert_eq!(store.count(&["b".into()], |_| true), 5);
     }
 }

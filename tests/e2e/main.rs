@@ -8,6 +8,7 @@ mod kubectl;
 mod kubernetes;
 mod python;
 mod resources;
+mod terminal;
 mod tiltfile;
 mod up;
 mod watch;

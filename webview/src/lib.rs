@@ -41,6 +41,7 @@ pub enum Source {
 /// A running web server.
 pub struct WebServer {
     addr: SocketAddr,
+    hub: Option<Arc<hub::Hub>>,
     shutdown: CancellationToken,
     task: tokio::task::JoinHandle<()>,
 }
@@ -51,6 +52,7 @@ impl WebServer {
         let addr = listener.local_addr()?;
         let shutdown = CancellationToken::new();
         let state = routes::State::new(source, shutdown.clone());
+        let hub = state.hub();
         let app = routes::router(state);
         let stop = shutdown.clone();
         let task = tokio::spawn(async move {
@@ -59,12 +61,17 @@ impl WebServer {
                 tracing::warn!(%err, "the web server stopped");
             }
         });
-        Ok(WebServer { addr, shutdown, task })
+        Ok(WebServer { addr, hub, shutdown, task })
     }
 
     /// The address it listens on.
     pub fn addr(&self) -> SocketAddr {
         self.addr
+    }
+
+    /// The objects it shows (a live source's), for other views of them such as the terminal's.
+    pub fn hub(&self) -> Option<Arc<hub::Hub>> {
+        self.hub.clone()
     }
 
     /// Closes every socket and stops listening.

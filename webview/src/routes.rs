@@ -72,6 +72,11 @@ impl State {
         })
     }
 
+    /// The live source's objects.
+    pub fn hub(&self) -> Option<Arc<Hub>> {
+        self.live.as_ref().map(|l| l.feed.hub.clone())
+    }
+
     fn live(&self) -> Result<&Live, Response> {
         self.live.as_ref().ok_or_else(|| {
             reject(StatusCode::NOT_FOUND, "this tilt serves a snapshot, not a live session (see /snapshot/local)")
