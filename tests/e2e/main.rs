@@ -4,6 +4,8 @@ mod browser;
 mod cli;
 mod common;
 mod kopf;
+mod kube;
+mod kube_cluster;
 mod kubectl;
 mod kubernetes;
 mod python;
