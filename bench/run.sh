@@ -10,6 +10,10 @@
 #              tilt ci                                                                 (tiltfile-bench)
 #   memory     issue 12: `tilt up`'s VmRSS growth per stored object (10,000 ConfigMaps of ~1.3 KB
 #              created by an external client), its overhead over the JSON size         (memory-bench)
+#   web        issue 13: the web UI in headless Chromium: 1,000 resources' first render, a bulk disable
+#              of 300, 200,000 log lines at 10,000/s, 50 idle pages' server cost      (web/bench/ui-bench.mjs)
+#   hud        issue 16: the full-screen terminal view in tmux: key → screen latency with 1,000
+#              resources and 100,000 log lines, idle CPU and memory vs --stream         (hud-bench)
 #
 # Without a name (or with `all`) it runs the four in turn; options after it go to each of them, so only
 # common ones make sense there (--quick, --deadline N). It first installs what the chosen benchmarks
@@ -28,10 +32,10 @@ set -euo pipefail
 root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 target="${CARGO_TARGET_DIR:-$root/target/bench}"
 
-which_benches=(apiserver filewatch tiltfile memory)
+which_benches=(apiserver filewatch tiltfile memory web hud)
 case "${1:-}" in
   all) shift ;;
-  apiserver|filewatch|tiltfile|memory) which_benches=("$1"); shift ;;
+  apiserver|filewatch|tiltfile|memory|web|hud) which_benches=("$1"); shift ;;
   -h|--help)
     sed -n '2,/^set -euo/p' "${BASH_SOURCE[0]}" | sed '$d' | sed 's/^# \{0,1\}//'
     exit 0 ;;
@@ -45,6 +49,8 @@ packages=()
 if wants apiserver && ! command -v etcd >/dev/null 2>&1 && [ ! -x /usr/bin/etcd ]; then packages+=(etcd-server); fi
 if wants filewatch && ! command -v entr >/dev/null 2>&1; then packages+=(entr); fi
 if wants filewatch && ! command -v inotifywait >/dev/null 2>&1; then packages+=(inotify-tools); fi
+if wants web && ! command -v chromium >/dev/null 2>&1; then packages+=(chromium); fi
+if wants hud && ! command -v tmux >/dev/null 2>&1; then packages+=(tmux); fi
 if [ "${#packages[@]}" -gt 0 ]; then
   echo "bench: installing Debian packages: ${packages[*]}…" >&2
   if command -v apt-get >/dev/null 2>&1 \
@@ -83,7 +89,11 @@ fi
 
 # --- build -------------------------------------------------------------------------------------------
 crates=(tilt-bench)
-if wants filewatch || wants tiltfile || wants memory; then crates+=(tilt); fi
+if wants filewatch || wants tiltfile || wants memory || wants web || wants hud; then crates+=(tilt); fi
+if wants web && [ ! -d "$root/web/node_modules/playwright-core" ]; then
+  echo "bench: npm ci --prefix web (playwright-core; it never downloads a browser)…" >&2
+  npm ci --prefix "$root/web" --no-audit --no-fund >&2 || echo "bench: npm ci failed; the web benchmark will fail" >&2
+fi
 echo "bench: building ${crates[*]} (release) into $target…" >&2
 (cd "$root" && CARGO_TARGET_DIR="$target" cargo build --release "${crates[@]/#/--package=}" >&2)
 
@@ -93,7 +103,12 @@ for b in "${which_benches[@]}"; do
   args=("$@")
   if [ "$b" = filewatch ] && [ -x "$watchexec" ]; then args=(--watchexec "$watchexec" "${args[@]}"); fi
   echo "bench: running $b-bench ${args[*]}" >&2
-  if ! "$target/release/$b-bench" "${args[@]}"; then
+  if [ "$b" = web ]; then
+    run=(env TILT_BIN="$target/release/tilt" node "$root/web/bench/ui-bench.mjs" "${args[@]}")
+  else
+    run=("$target/release/$b-bench" "${args[@]}")
+  fi
+  if ! "${run[@]}"; then
     echo "bench: $b-bench could not measure tilt-rs (see above)" >&2
     status=1
   fi

@@ -393,7 +393,7 @@ async function benchServer(browser) {
   }
 }
 
-const which = process.argv.slice(2);
+const which = process.argv.slice(2).filter((a) => !a.startsWith('--'));
 const want = (k) => !which.length || which.includes(k);
 if (!fs.existsSync(TILT_BIN)) {
   console.error(`no tilt binary at ${TILT_BIN} (set TILT_BIN)`);

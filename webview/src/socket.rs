@@ -28,15 +28,56 @@ pub struct Feed {
     pub tilt_start_time: String,
 }
 
+/// A page's first view carries the log backlog in messages of about this much text each, so that no single
+/// message takes the page long to parse.
+const BACKLOG_CHUNK: usize = 256 * 1024;
+
+/// Everything now: the objects, the revision, every stored line and the checkpoint after them.
+type Now = ([Vec<std::sync::Arc<serde_json::Value>>; 4], u64, Vec<LogLine>, u64);
+
 impl Feed {
-    /// A complete view now, with the revision and log checkpoint it covers.
-    pub async fn complete(&self) -> (serde_json::Value, u64, u64) {
+    async fn now(&self) -> Now {
         wait_listed(&self.hub).await;
         let (objects, rev) = self.hub.all();
         let lines = self.logs.lines(&[], 0);
         let to = lines.last().map(|l| l.seq).unwrap_or_else(|| self.logs.last_seq());
+        (objects, rev, lines, to)
+    }
+
+    /// A complete view now (every stored line in it), with the revision and log checkpoint it covers.
+    pub async fn complete(&self) -> (serde_json::Value, u64, u64) {
+        let (objects, rev, lines, to) = self.now().await;
         let header = view::Header { tilt_start_time: &self.tilt_start_time };
         (view::complete(&header, objects, &lines, to), rev, to)
+    }
+
+    /// A complete view now as messages: the first complete (objects and the oldest lines), the rest log
+    /// deltas with the following lines, in [`BACKLOG_CHUNK`]s; with the revision and checkpoint covered.
+    async fn complete_messages(&self) -> (Vec<serde_json::Value>, u64, u64) {
+        let (objects, rev, lines, to) = self.now().await;
+        let header = view::Header { tilt_start_time: &self.tilt_start_time };
+        let mut chunks: Vec<&[LogLine]> = Vec::new();
+        let (mut start, mut bytes) = (0, 0);
+        for (i, l) in lines.iter().enumerate() {
+            bytes += l.text.len() + 64;
+            if bytes >= BACKLOG_CHUNK {
+                chunks.push(&lines[start..=i]);
+                (start, bytes) = (i + 1, 0);
+            }
+        }
+        if start < lines.len() || chunks.is_empty() {
+            chunks.push(&lines[start..]);
+        }
+        let end = |c: &[LogLine], last: bool| if last { to } else { c.last().map(|l| l.seq).unwrap_or(to) };
+        let n = chunks.len();
+        let mut messages = vec![view::complete(&header, objects, chunks[0], end(chunks[0], n == 1))];
+        let mut from = end(chunks[0], n == 1);
+        for (i, chunk) in chunks.iter().enumerate().skip(1) {
+            let upto = end(chunk, i == n - 1);
+            messages.extend(view::delta(&header, crate::hub::Delta::default(), chunk, from, upto));
+            from = upto;
+        }
+        (messages, rev, to)
     }
 }
 
@@ -58,10 +99,13 @@ pub async fn serve(mut socket: WebSocket, feed: Arc<Feed>) {
     // its sequence number, never lost.
     let mut lines_feed = feed.logs.subscribe();
     let mut changed = feed.hub.subscribe();
-    let (first, mut rev, mut checkpoint) = feed.complete().await;
-    if send(&mut socket, &first).await.is_err() {
-        return;
+    let (first, mut rev, mut checkpoint) = feed.complete_messages().await;
+    for message in &first {
+        if send(&mut socket, message).await.is_err() {
+            return;
+        }
     }
+    drop(first);
     changed.mark_unchanged();
     let header = view::Header { tilt_start_time: &feed.tilt_start_time };
     let mut pending: Vec<LogLine> = Vec::new();
@@ -112,10 +156,16 @@ pub async fn serve(mut socket: WebSocket, feed: Arc<Feed>) {
         changed.mark_unchanged();
         let delta = feed.hub.since(rev);
         let message = if delta.resync {
-            let (complete, r, c) = feed.complete().await;
+            let (mut messages, r, c) = feed.complete_messages().await;
             (rev, checkpoint) = (r, c);
             pending.clear();
-            Some(complete)
+            let last = messages.pop();
+            for m in &messages {
+                if send(&mut socket, m).await.is_err() {
+                    return;
+                }
+            }
+            last
         } else {
             rev = delta.rev;
             let from = checkpoint;

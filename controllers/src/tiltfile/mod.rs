@@ -204,6 +204,7 @@ async fn reconcile(
     }
     let api: Api<Tiltfile> = Api::all(ctx.client.clone());
     let started = Timestamp::now();
+    ctx.logs.append(&name, "tiltfile", &format!("Loading Tiltfile at: {}", tf.spec.path));
     write_status(
         &api,
         &name,
@@ -242,9 +243,15 @@ async fn reconcile(
         Some(e) => Some(e.clone()),
         None => reconcile_objects(&ctx.client, &result.objects).await.err().map(|e| e.to_string()),
     };
-    if let Some(e) = &error {
-        for line in e.lines() {
-            ctx.logs.append_level(&name, "tiltfile", LogLevel::Error, line);
+    match &error {
+        Some(e) => {
+            for line in e.lines() {
+                ctx.logs.append_level(&name, "tiltfile", LogLevel::Error, line);
+            }
+        }
+        None => {
+            let took = (Timestamp::now() - started).get_milliseconds();
+            ctx.logs.append(&name, "tiltfile", &format!("Successfully loaded Tiltfile ({took}ms)"));
         }
     }
     write_status(
