@@ -32,6 +32,8 @@ pub struct Build {
     pub finish: Option<Timestamp>,
     /// Why it failed; empty on success.
     pub error: String,
+    /// What it warned about.
+    pub warnings: Vec<String>,
 }
 
 /// What the view shows of one resource.
@@ -96,7 +98,12 @@ impl Row {
             .as_array()
             .into_iter()
             .flatten()
-            .map(|b| Build { start: time(&b["startTime"]), finish: time(&b["finishTime"]), error: text(&b["error"]) })
+            .map(|b| Build {
+                start: time(&b["startTime"]),
+                finish: time(&b["finishTime"]),
+                error: text(&b["error"]),
+                warnings: b["warnings"].as_array().into_iter().flatten().map(text).collect(),
+            })
             .collect();
         let mut groups: Vec<String> = r["metadata"]["labels"]
             .as_object()

@@ -126,8 +126,11 @@ fn resource_lines(app: &App, p: Palette, frame: u64, now: Timestamp) -> (Vec<Lin
             Line::from(vec![
                 Span::styled(format!("{} ", glyph(row, frame)), p.health(row.health)),
                 Span::raw(pad(&row.name, NAME_W)),
+                Span::styled("│ ", p.fg(Color::DarkGray)),
                 Span::styled(pad(&update_cell(row, now), UPDATE_W), p.health(row.health)),
+                Span::styled("│ ", p.fg(Color::DarkGray)),
                 Span::raw(pad(&runtime_cell(row), RUNTIME_W)),
+                Span::styled("│ ", p.fg(Color::DarkGray)),
                 Span::raw(ago(row.as_of, now)),
             ])
             .style(style),
@@ -160,6 +163,9 @@ fn details(row: &Row, p: Palette, now: Timestamp) -> Vec<Line<'static>> {
     for b in row.history.iter().take(3) {
         let result = if b.error.is_empty() { "OK".to_string() } else { "Error".to_string() };
         push("HISTORY", format!("{result} {} ({} ago)", seconds(b.start, b.finish), ago(b.finish, now)), dim);
+    }
+    for w in row.history.first().map(|b| b.warnings.as_slice()).unwrap_or_default() {
+        push("WARNING", w.clone(), p.fg(Color::Yellow));
     }
     if let Some(err) = row.error() {
         for (i, line) in err.lines().take(4).enumerate() {
@@ -270,7 +276,7 @@ pub fn draw(f: &mut Frame<'_>, app: &App, logs: &LogStore, p: Palette, frame: u6
     .areas(area);
 
     let head = format!(
-        "  {}{}{}AS OF",
+        "  {}│ {}│ {}│ AS OF",
         pad("RESOURCE NAME", NAME_W),
         pad("UPDATE STATUS", UPDATE_W),
         pad("RUNTIME", RUNTIME_W)

@@ -296,11 +296,9 @@ async fn the_socket_sends_a_complete_view_then_deltas() {
     std::fs::write(up.home.path().join("Tiltfile"), tiltfile.lines().next().unwrap()).unwrap();
     let stub = loop {
         let m = socket.next().await;
-        if let Some(r) = m["uiResources"].as_array().and_then(|rs| rs.iter().find(|r| r["metadata"]["name"] == "other"))
-        {
-            if r["metadata"].get("deletionTimestamp").is_some() {
-                break r.clone();
-            }
+        let other = m["uiResources"].as_array().and_then(|rs| rs.iter().find(|r| r["metadata"]["name"] == "other"));
+        if let Some(r) = other.filter(|r| r["metadata"].get("deletionTimestamp").is_some()) {
+            break r.clone();
         }
     };
     assert!(stub.get("status").is_none() && stub.get("spec").is_none(), "{stub}");

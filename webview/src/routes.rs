@@ -77,7 +77,7 @@ impl State {
         self.live.as_ref().map(|l| l.feed.hub.clone())
     }
 
-    fn live(&self) -> Result<&Live, Response> {
+    fn live(&self) -> Result<&Live, Reject> {
         self.live.as_ref().ok_or_else(|| {
             reject(StatusCode::NOT_FOUND, "this tilt serves a snapshot, not a live session (see /snapshot/local)")
         })
@@ -86,13 +86,25 @@ impl State {
 
 type S = AxumState<Arc<State>>;
 
-fn reject(status: StatusCode, message: impl Into<String>) -> Response {
-    let mut text = message.into();
-    text.push('\n');
-    (status, [(header::CONTENT_TYPE, "text/plain; charset=utf-8")], text).into_response()
+/// A refused request: its status and a one-line message for the page.
+pub struct Reject(StatusCode, String);
+
+impl IntoResponse for Reject {
+    fn into_response(self) -> Response {
+        let Reject(status, mut text) = self;
+        text.push('\n');
+        (status, [(header::CONTENT_TYPE, "text/plain; charset=utf-8")], text).into_response()
+    }
 }
 
-fn api_error(e: kube::Error) -> Response {
+fn reject(status: StatusCode, message: impl Into<String>) -> Reject {
+    Reject(status, message.into())
+}
+
+/// What a handler answers: a response, or why not.
+type Answer = Result<Response, Reject>;
+
+fn api_error(e: kube::Error) -> Reject {
     match e {
         kube::Error::Api(s) => {
             let status = StatusCode::from_u16(s.code).unwrap_or(StatusCode::BAD_GATEWAY);
@@ -133,13 +145,13 @@ fn cookie<'a>(headers: &'a HeaderMap, name: &str) -> Option<&'a str> {
 }
 
 /// The origin check on every route, and the token check on `/api` and `/proxy`.
-async fn guard(AxumState(state): S, request: Request, next: Next) -> Response {
+async fn guard(AxumState(state): S, request: Request, next: Next) -> Answer {
     let headers = request.headers();
     if let Some(origin) = headers.get(header::ORIGIN).and_then(|o| o.to_str().ok()).filter(|o| !o.is_empty()) {
         let host = headers.get(header::HOST).and_then(|h| h.to_str().ok()).unwrap_or_default();
         let origin_host = origin.split_once("://").map(|(_, h)| h).unwrap_or(origin);
         if origin_host != host {
-            return reject(StatusCode::FORBIDDEN, format!("origin {origin} does not match host {host}"));
+            return Err(reject(StatusCode::FORBIDDEN, format!("origin {origin} does not match host {host}")));
         }
     }
     let path = request.uri().path();
@@ -151,18 +163,18 @@ async fn guard(AxumState(state): S, request: Request, next: Next) -> Response {
             .filter(|t| !t.is_empty());
         match given {
             None => {
-                return reject(
+                return Err(reject(
                     StatusCode::UNAUTHORIZED,
                     format!("missing {TOKEN_COOKIE} cookie or {TOKEN_HEADER} header (load the page first)"),
-                );
+                ));
             }
             Some(t) if t != state.token => {
-                return reject(StatusCode::FORBIDDEN, format!("invalid {TOKEN_COOKIE}: reload the page"));
+                return Err(reject(StatusCode::FORBIDDEN, format!("invalid {TOKEN_COOKIE}: reload the page")));
             }
             Some(_) => {}
         }
     }
-    next.run(request).await
+    Ok(next.run(request).await)
 }
 
 /// The page (and its files), with the token cookie.
@@ -182,51 +194,42 @@ async fn websocket(
     AxumState(state): S,
     Query(query): Query<HashMap<String, String>>,
     upgrade: Result<WebSocketUpgrade, WebSocketUpgradeRejection>,
-) -> Response {
+) -> Answer {
     if query.get("csrf") != Some(&state.csrf) {
-        return reject(StatusCode::FORBIDDEN, "missing or invalid csrf token (GET /api/websocket_token first)");
+        return Err(reject(StatusCode::FORBIDDEN, "missing or invalid csrf token (GET /api/websocket_token first)"));
     }
-    let feed = match state.live() {
-        Ok(l) => l.feed.clone(),
-        Err(r) => return r,
-    };
+    let feed = state.live()?.feed.clone();
     let upgrade = match upgrade {
         Ok(u) => u,
-        Err(rejection) => return rejection.into_response(),
+        Err(rejection) => return Ok(rejection.into_response()),
     };
     let shutdown = state.shutdown.clone();
-    upgrade.on_upgrade(move |ws| async move {
+    Ok(upgrade.on_upgrade(move |ws| async move {
         tokio::select! {
             _ = socket::serve(ws, feed) => {}
             _ = shutdown.cancelled() => {}
         }
-    })
+    }))
 }
 
-async fn view(AxumState(state): S) -> Response {
+async fn view(AxumState(state): S) -> Answer {
     if let Some(s) = &state.snapshot {
-        return axum::Json(s["view"].clone()).into_response();
+        return Ok(axum::Json(s["view"].clone()).into_response());
     }
-    match state.live() {
-        Ok(l) => axum::Json(l.feed.complete().await.0).into_response(),
-        Err(r) => r,
-    }
+    Ok(axum::Json(state.live()?.feed.complete().await.0).into_response())
 }
 
-async fn snapshot(AxumState(state): S, Path(id): Path<String>) -> Response {
+async fn snapshot(AxumState(state): S, Path(id): Path<String>) -> Answer {
     match &state.snapshot {
-        Some(s) if id == "local" => axum::Json(s.clone()).into_response(),
-        Some(_) => reject(StatusCode::NOT_FOUND, format!("no snapshot {id:?}: this server has only \"local\"")),
-        None if id == "now" => match state.live() {
-            Ok(l) => axum::Json(view::snapshot(l.feed.complete().await.0)).into_response(),
-            Err(r) => r,
-        },
-        None => reject(StatusCode::NOT_FOUND, format!("no snapshot {id:?}: a live tilt serves only \"now\"")),
+        Some(s) if id == "local" => Ok(axum::Json(s.clone()).into_response()),
+        Some(_) => Err(reject(StatusCode::NOT_FOUND, format!("no snapshot {id:?}: this server has only \"local\""))),
+        None if id == "now" => Ok(axum::Json(view::snapshot(state.live()?.feed.complete().await.0)).into_response()),
+        None => Err(reject(StatusCode::NOT_FOUND, format!("no snapshot {id:?}: a live tilt serves only \"now\""))),
     }
 }
 
 /// A JSON body of type `T`, or a 400 naming what is wrong with it.
-fn parse<T: serde::de::DeserializeOwned>(body: &Bytes, what: &str) -> Result<T, Response> {
+fn parse<T: serde::de::DeserializeOwned>(body: &Bytes, what: &str) -> Result<T, Reject> {
     serde_json::from_slice(body).map_err(|e| reject(StatusCode::BAD_REQUEST, format!("invalid {what}: {e}")))
 }
 
@@ -238,7 +241,7 @@ struct TriggerPayload {
     build_reason: i64,
 }
 
-async fn resource(client: &Client, name: &str) -> Result<UIResource, Response> {
+async fn resource(client: &Client, name: &str) -> Result<UIResource, Reject> {
     match Api::<UIResource>::all(client.clone()).get_opt(name).await {
         Ok(Some(r)) => Ok(r),
         Ok(None) => Err(reject(StatusCode::NOT_FOUND, format!("no resource named {name:?}"))),
@@ -247,39 +250,30 @@ async fn resource(client: &Client, name: &str) -> Result<UIResource, Response> {
 }
 
 /// `POST /api/trigger`: clicks the resource's trigger button, as `tilt trigger` does.
-async fn trigger(AxumState(state): S, body: Bytes) -> Response {
-    let live = match state.live() {
-        Ok(l) => l,
-        Err(r) => return r,
-    };
-    let payload: TriggerPayload = match parse(&body, "trigger request") {
-        Ok(p) => p,
-        Err(r) => return r,
-    };
+async fn trigger(AxumState(state): S, body: Bytes) -> Answer {
+    let live = state.live()?;
+    let payload: TriggerPayload = parse(&body, "trigger request")?;
     let [name] = payload.manifest_names.as_slice() else {
-        return reject(
+        return Err(reject(
             StatusCode::BAD_REQUEST,
             format!("/api/trigger takes exactly one manifest name, got {}", payload.manifest_names.len()),
-        );
+        ));
     };
-    let r = match resource(&live.client, name).await {
-        Ok(r) => r,
-        Err(e) => return e,
-    };
+    let r = resource(&live.client, name).await?;
     if r.status.as_ref().is_some_and(|s| s.disable_status.state == "Disabled") {
-        return (StatusCode::OK, format!("resource {name:?} is disabled; enable it to trigger it\n")).into_response();
+        return Ok(
+            (StatusCode::OK, format!("resource {name:?} is disabled; enable it to trigger it\n")).into_response()
+        );
     }
     let button = format!("{name}:trigger");
     let click = json!({"status": {"lastClickedAt": MicroTime(jiff::Timestamp::now())}});
-    match Api::<UIButton>::all(live.client.clone())
-        .patch_status(&button, &PatchParams::default(), &Patch::Merge(&click))
-        .await
-    {
-        Ok(_) => StatusCode::OK.into_response(),
+    let buttons = Api::<UIButton>::all(live.client.clone());
+    match buttons.patch_status(&button, &PatchParams::default(), &Patch::Merge(&click)).await {
+        Ok(_) => Ok(StatusCode::OK.into_response()),
         Err(kube::Error::Api(e)) if e.code == 404 => {
-            reject(StatusCode::BAD_REQUEST, format!("resource {name:?} cannot be triggered (no button {button})"))
+            Err(reject(StatusCode::BAD_REQUEST, format!("resource {name:?} cannot be triggered (no button {button})")))
         }
-        Err(e) => api_error(e),
+        Err(e) => Err(api_error(e)),
     }
 }
 
@@ -297,35 +291,26 @@ fn is_auto(mode: i32) -> bool {
 
 /// `POST /api/override/trigger_mode`: switches resources between auto and manual: the objects that restart
 /// on file changes keep their FileWatches in auto mode only, and the UIResource records the mode.
-async fn override_trigger_mode(AxumState(state): S, body: Bytes) -> Response {
-    let live = match state.live() {
-        Ok(l) => l,
-        Err(r) => return r,
-    };
-    let payload: OverrideTriggerModePayload = match parse(&body, "trigger mode request") {
-        Ok(p) => p,
-        Err(r) => return r,
-    };
+async fn override_trigger_mode(AxumState(state): S, body: Bytes) -> Answer {
+    let live = state.live()?;
+    let payload: OverrideTriggerModePayload = parse(&body, "trigger mode request")?;
     if !(0..=3).contains(&payload.trigger_mode) {
-        return reject(StatusCode::BAD_REQUEST, format!("invalid trigger mode {}: want 0 to 3", payload.trigger_mode));
+        let message = format!("invalid trigger mode {}: want 0 to 3", payload.trigger_mode);
+        return Err(reject(StatusCode::BAD_REQUEST, message));
     }
     if payload.manifest_names.is_empty() {
-        return reject(StatusCode::BAD_REQUEST, "no manifest names given");
+        return Err(reject(StatusCode::BAD_REQUEST, "no manifest names given"));
     }
     for name in &payload.manifest_names {
         if name == TILTFILE {
-            return reject(StatusCode::BAD_REQUEST, "the Tiltfile's trigger mode cannot be changed");
+            return Err(reject(StatusCode::BAD_REQUEST, "the Tiltfile's trigger mode cannot be changed"));
         }
-        if let Err(r) = resource(&live.client, name).await {
-            return r;
-        }
+        resource(&live.client, name).await?;
     }
     for name in &payload.manifest_names {
-        if let Err(e) = set_trigger_mode(&live.client, name, payload.trigger_mode).await {
-            return api_error(e);
-        }
+        set_trigger_mode(&live.client, name, payload.trigger_mode).await.map_err(api_error)?;
     }
-    StatusCode::OK.into_response()
+    Ok(StatusCode::OK.into_response())
 }
 
 async fn set_trigger_mode(client: &Client, name: &str, mode: i32) -> Result<(), kube::Error> {
@@ -354,36 +339,22 @@ async fn set_trigger_mode(client: &Client, name: &str, mode: i32) -> Result<(), 
 }
 
 /// `POST /api/set_tiltfile_args`: the Tiltfile's new arguments (a JSON list of strings).
-async fn set_tiltfile_args(AxumState(state): S, body: Bytes) -> Response {
-    let live = match state.live() {
-        Ok(l) => l,
-        Err(r) => return r,
-    };
-    let args: Vec<String> = match parse(&body, "Tiltfile arguments (want a JSON list of strings)") {
-        Ok(a) => a,
-        Err(r) => return r,
-    };
+async fn set_tiltfile_args(AxumState(state): S, body: Bytes) -> Answer {
+    let live = state.live()?;
+    let args: Vec<String> = parse(&body, "Tiltfile arguments (want a JSON list of strings)")?;
     let patch = json!({"spec": {"args": args}});
-    match Api::<Tiltfile>::all(live.client.clone())
-        .patch(TILTFILE, &PatchParams::default(), &Patch::Merge(&patch))
-        .await
-    {
-        Ok(_) => StatusCode::OK.into_response(),
-        Err(e) => api_error(e),
-    }
+    let tiltfiles = Api::<Tiltfile>::all(live.client.clone());
+    tiltfiles.patch(TILTFILE, &PatchParams::default(), &Patch::Merge(&patch)).await.map_err(api_error)?;
+    Ok(StatusCode::OK.into_response())
 }
 
 /// `/proxy/<path>`: the same request to the API server's `/<path>`, answered with its response.
-async fn proxy(AxumState(state): S, Path(path): Path<String>, request: Request) -> Response {
-    let live = match state.live() {
-        Ok(l) => l,
-        Err(r) => return r,
-    };
+async fn proxy(AxumState(state): S, Path(path): Path<String>, request: Request) -> Answer {
+    let live = state.live()?;
     let (parts, body) = request.into_parts();
-    let body = match axum::body::to_bytes(body, BODY_LIMIT).await {
-        Ok(b) => b,
-        Err(_) => return reject(StatusCode::PAYLOAD_TOO_LARGE, format!("request body over {BODY_LIMIT} bytes")),
-    };
+    let body = axum::body::to_bytes(body, BODY_LIMIT)
+        .await
+        .map_err(|_| reject(StatusCode::PAYLOAD_TOO_LARGE, format!("request body over {BODY_LIMIT} bytes")))?;
     let mut uri = format!("/{path}");
     if let Some(q) = parts.uri.query() {
         uri.push('?');
@@ -395,20 +366,19 @@ async fn proxy(AxumState(state): S, Path(path): Path<String>, request: Request) 
             forward = forward.header(name, v);
         }
     }
-    let forward = match forward.body(kube::client::Body::from(body.to_vec())) {
-        Ok(r) => r,
-        Err(e) => return reject(StatusCode::BAD_REQUEST, format!("cannot forward {uri:?}: {e}")),
-    };
-    match live.client.send(forward).await {
-        Ok(response) => {
-            let (parts, body) = response.into_parts();
-            let mut out = Response::new(Body::new(body));
-            *out.status_mut() = parts.status;
-            if let Some(v) = parts.headers.get(header::CONTENT_TYPE) {
-                out.headers_mut().insert(header::CONTENT_TYPE, v.clone());
-            }
-            out
-        }
-        Err(e) => reject(StatusCode::BAD_GATEWAY, format!("the API server did not answer: {e}")),
+    let forward = forward
+        .body(kube::client::Body::from(body.to_vec()))
+        .map_err(|e| reject(StatusCode::BAD_REQUEST, format!("cannot forward {uri:?}: {e}")))?;
+    let response = live
+        .client
+        .send(forward)
+        .await
+        .map_err(|e| reject(StatusCode::BAD_GATEWAY, format!("the API server did not answer: {e}")))?;
+    let (parts, body) = response.into_parts();
+    let mut out = Response::new(Body::new(body));
+    *out.status_mut() = parts.status;
+    if let Some(v) = parts.headers.get(header::CONTENT_TYPE) {
+        out.headers_mut().insert(header::CONTENT_TYPE, v.clone());
     }
+    Ok(out)
 }
