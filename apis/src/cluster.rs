@@ -18,6 +18,8 @@ pub const CLUSTER_NAME_DEFAULT: &str = "default";
     kind = "Cluster",
     doc = "A connection to a Kubernetes cluster or Docker daemon.",
     plural = "clusters",
+    category = "tilt",
+    printcolumn(name = "Created At", type_ = "string", json_path = ".metadata.creationTimestamp"),
     singular = "cluster",
     status = "ClusterStatus",
     printcolumn(name = "Arch", type_ = "string", json_path = ".status.arch"),

@@ -15,6 +15,8 @@ use crate::{DisableSource, DisableStatus, Probe, RestartOnSpec, StartOnSpec};
     kind = "Cmd",
     doc = "A process on the host machine, run and supervised by tilt.",
     plural = "cmds",
+    category = "tilt",
+    printcolumn(name = "Created At", type_ = "string", json_path = ".metadata.creationTimestamp"),
     singular = "cmd",
     status = "CmdStatus",
     printcolumn(name = "Args", type_ = "string", json_path = ".spec.args", priority = 1)

@@ -15,6 +15,8 @@ use crate::ClusterImageNeeds;
     kind = "CmdImage",
     doc = "An image built by a custom command.",
     plural = "cmdimages",
+    category = "tilt",
+    printcolumn(name = "Created At", type_ = "string", json_path = ".metadata.creationTimestamp"),
     singular = "cmdimage",
     status = "CmdImageStatus",
     printcolumn(name = "Ref", type_ = "string", json_path = ".spec.ref"),

@@ -9,8 +9,8 @@ use std::borrow::Cow;
 use std::collections::BTreeMap;
 
 use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::{
-    CustomResourceDefinition, CustomResourceDefinitionNames, CustomResourceDefinitionSpec,
-    CustomResourceDefinitionVersion, CustomResourceValidation,
+    CustomResourceColumnDefinition, CustomResourceDefinition, CustomResourceDefinitionNames,
+    CustomResourceDefinitionSpec, CustomResourceDefinitionVersion, CustomResourceValidation,
 };
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 use kube::core::{ApiResource, ClusterResourceScope, CustomResourceExt, Resource};
@@ -116,6 +116,7 @@ impl CustomResourceExt for ConfigMap {
                     plural: Self::PLURAL.into(),
                     singular: Some(Self::SINGULAR.into()),
                     short_names: Some(Self::SHORT_NAMES.iter().map(|s| s.to_string()).collect()),
+                    categories: Some(vec!["tilt".into()]),
                     ..Default::default()
                 },
                 scope: "Cluster".into(),
@@ -124,6 +125,12 @@ impl CustomResourceExt for ConfigMap {
                     schema: Some(CustomResourceValidation { open_api_v3_schema: Some(schema) }),
                     served: true,
                     storage: true,
+                    additional_printer_columns: Some(vec![CustomResourceColumnDefinition {
+                        name: "Created At".into(),
+                        type_: "string".into(),
+                        json_path: ".metadata.creationTimestamp".into(),
+                        ..Default::default()
+                    }]),
                     ..Default::default()
                 }],
                 ..Default::default()

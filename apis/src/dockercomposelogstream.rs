@@ -15,6 +15,8 @@ use crate::DockerComposeProject;
     kind = "DockerComposeLogStream",
     doc = "A stream of one Docker Compose service's logs into tilt's log store.",
     plural = "dockercomposelogstreams",
+    category = "tilt",
+    printcolumn(name = "Created At", type_ = "string", json_path = ".metadata.creationTimestamp"),
     singular = "dockercomposelogstream",
     shortname = "dclog",
     shortname = "dcls",

@@ -15,6 +15,8 @@ use crate::{DisableSource, DisableStatus, DockerComposeProject, DockerContainerS
     kind = "DockerComposeService",
     doc = "One service of a Docker Compose project.",
     plural = "dockercomposeservices",
+    category = "tilt",
+    printcolumn(name = "Created At", type_ = "string", json_path = ".metadata.creationTimestamp"),
     singular = "dockercomposeservice",
     shortname = "dc",
     status = "DockerComposeServiceStatus",

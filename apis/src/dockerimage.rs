@@ -15,6 +15,8 @@ use crate::{ClusterImageNeeds, DisableSource, IgnoreDef, RestartOnSpec, StartOnS
     kind = "DockerImage",
     doc = "An image built with docker build.",
     plural = "dockerimages",
+    category = "tilt",
+    printcolumn(name = "Created At", type_ = "string", json_path = ".metadata.creationTimestamp"),
     singular = "dockerimage",
     status = "DockerImageStatus",
     printcolumn(name = "Ref", type_ = "string", json_path = ".spec.ref"),

@@ -12,6 +12,8 @@ use serde::{Deserialize, Serialize};
     kind = "Extension",
     doc = "A Tiltfile extension loaded from an ExtensionRepo.",
     plural = "extensions",
+    category = "tilt",
+    printcolumn(name = "Created At", type_ = "string", json_path = ".metadata.creationTimestamp"),
     singular = "extension",
     shortname = "ext",
     status = "ExtensionStatus",

@@ -13,6 +13,8 @@ use serde::{Deserialize, Serialize};
     kind = "ExtensionRepo",
     doc = "A repository of Tiltfile extensions.",
     plural = "extensionrepos",
+    category = "tilt",
+    printcolumn(name = "Created At", type_ = "string", json_path = ".metadata.creationTimestamp"),
     singular = "extensionrepo",
     shortname = "repo",
     shortname = "extrepo",

@@ -15,6 +15,8 @@ use crate::{DisableSource, DisableStatus};
     kind = "FileWatch",
     doc = "Paths on the host watched for file changes.",
     plural = "filewatches",
+    category = "tilt",
+    printcolumn(name = "Created At", type_ = "string", json_path = ".metadata.creationTimestamp"),
     singular = "filewatch",
     shortname = "fw",
     status = "FileWatchStatus",

@@ -13,6 +13,8 @@ use serde::{Deserialize, Serialize};
     kind = "ImageMap",
     doc = "A mapping from an image name in deployed config to the latest built image.",
     plural = "imagemaps",
+    category = "tilt",
+    printcolumn(name = "Created At", type_ = "string", json_path = ".metadata.creationTimestamp"),
     singular = "imagemap",
     shortname = "im",
     status = "ImageMapStatus",

@@ -22,6 +22,8 @@ pub const APPLY_CONDITION_JOB_COMPLETE: &str = "JobComplete";
     kind = "KubernetesApply",
     doc = "Kubernetes objects deployed to a cluster, with built images injected.",
     plural = "kubernetesapplys",
+    category = "tilt",
+    printcolumn(name = "Created At", type_ = "string", json_path = ".metadata.creationTimestamp"),
     singular = "kubernetesapply",
     shortname = "ka",
     shortname = "kapp",

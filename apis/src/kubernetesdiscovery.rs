@@ -15,6 +15,8 @@ use crate::Forward;
     kind = "KubernetesDiscovery",
     doc = "Discovery of the pods that belong to deployed Kubernetes objects.",
     plural = "kubernetesdiscoveries",
+    category = "tilt",
+    printcolumn(name = "Created At", type_ = "string", json_path = ".metadata.creationTimestamp"),
     singular = "kubernetesdiscovery",
     shortname = "kd",
     shortname = "kdisco",

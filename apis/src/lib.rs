@@ -110,6 +110,19 @@ pub const AUTO_FILE_WATCHES_ANNOTATION: &str = "tilt.dev/auto-file-watches";
 /// column rather than as a custom button). Absent on custom buttons.
 pub const UIBUTTON_TYPE_ANNOTATION: &str = "tilt.dev/uibutton-type";
 
+/// The CustomResourceDefinition of every kind in this crate, in [`for_each_kind!`] order: what a
+/// Kubernetes apiserver needs installed to serve them (`tilt crds`), and what the embedded one reports.
+pub fn crds() -> Vec<k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition> {
+    let mut crds = Vec::new();
+    macro_rules! push {
+        ($t:ty) => {
+            crds.push(<$t as kube::CustomResourceExt>::crd());
+        };
+    }
+    for_each_kind!(push);
+    crds
+}
+
 /// Calls `$m!(Type)` once for every kind in this crate, so registries (apiserver, CLI) stay in sync.
 ///
 /// Every kind implements `kube::Resource` (cluster scope) and `kube::CustomResourceExt`.

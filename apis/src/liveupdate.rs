@@ -14,6 +14,8 @@ use serde::{Deserialize, Serialize};
     kind = "LiveUpdate",
     doc = "File syncs and commands applied to running containers instead of a rebuild.",
     plural = "liveupdates",
+    category = "tilt",
+    printcolumn(name = "Created At", type_ = "string", json_path = ".metadata.creationTimestamp"),
     singular = "liveupdate",
     status = "LiveUpdateStatus"
 )]

@@ -13,6 +13,8 @@ use serde::{Deserialize, Serialize};
     kind = "PodLogStream",
     doc = "A stream of one pod's container logs into tilt's log store.",
     plural = "podlogstreams",
+    category = "tilt",
+    printcolumn(name = "Created At", type_ = "string", json_path = ".metadata.creationTimestamp"),
     singular = "podlogstream",
     shortname = "pls",
     status = "PodLogStreamStatus",

@@ -13,6 +13,8 @@ use serde::{Deserialize, Serialize};
     kind = "PortForward",
     doc = "Local ports forwarded to ports of one Kubernetes pod.",
     plural = "portforwards",
+    category = "tilt",
+    printcolumn(name = "Created At", type_ = "string", json_path = ".metadata.creationTimestamp"),
     singular = "portforward",
     shortname = "pf",
     status = "PortForwardStatus",

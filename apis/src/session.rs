@@ -15,6 +15,8 @@ use crate::Duration;
     kind = "Session",
     doc = "One run of tilt and the state of its targets.",
     plural = "sessions",
+    category = "tilt",
+    printcolumn(name = "Created At", type_ = "string", json_path = ".metadata.creationTimestamp"),
     singular = "session",
     status = "SessionStatus",
     printcolumn(name = "Exit Condition", type_ = "string", json_path = ".spec.exitCondition"),

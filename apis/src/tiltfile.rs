@@ -17,6 +17,8 @@ use crate::{RestartOnSpec, StopOnSpec};
     kind = "Tiltfile",
     doc = "A Tiltfile to execute.",
     plural = "tiltfiles",
+    category = "tilt",
+    printcolumn(name = "Created At", type_ = "string", json_path = ".metadata.creationTimestamp"),
     singular = "tiltfile",
     status = "TiltfileStatus",
     printcolumn(name = "Path", type_ = "string", json_path = ".spec.path")

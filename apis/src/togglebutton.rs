@@ -14,6 +14,8 @@ use crate::UIComponentLocation;
     kind = "ToggleButton",
     doc = "An on/off button in the web UI backed by a ConfigMap key.",
     plural = "togglebuttons",
+    category = "tilt",
+    printcolumn(name = "Created At", type_ = "string", json_path = ".metadata.creationTimestamp"),
     singular = "togglebutton",
     status = "ToggleButtonStatus"
 )]

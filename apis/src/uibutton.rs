@@ -15,6 +15,8 @@ use crate::UIComponentLocation;
     kind = "UIButton",
     doc = "A button in the web UI.",
     plural = "uibuttons",
+    category = "tilt",
+    printcolumn(name = "Created At", type_ = "string", json_path = ".metadata.creationTimestamp"),
     singular = "uibutton",
     status = "UIButtonStatus",
     printcolumn(name = "Text", type_ = "string", json_path = ".spec.text"),

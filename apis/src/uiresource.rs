@@ -21,6 +21,8 @@ pub const UI_RESOURCE_UP_TO_DATE: &str = "UpToDate";
     kind = "UIResource",
     doc = "The UI's summary of one Tiltfile resource.",
     plural = "uiresources",
+    category = "tilt",
+    printcolumn(name = "Created At", type_ = "string", json_path = ".metadata.creationTimestamp"),
     singular = "uiresource",
     status = "UIResourceStatus",
     printcolumn(name = "Update", type_ = "string", json_path = ".status.updateStatus"),

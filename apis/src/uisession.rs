@@ -14,6 +14,8 @@ use serde::{Deserialize, Serialize};
     kind = "UISession",
     doc = "Global state of this tilt for the web UI.",
     plural = "uisessions",
+    category = "tilt",
+    printcolumn(name = "Created At", type_ = "string", json_path = ".metadata.creationTimestamp"),
     singular = "uisession",
     status = "UISessionStatus"
 )]

@@ -166,6 +166,8 @@ mod derived {
         plural = "configmaps",
         singular = "configmap",
         shortname = "cm",
+        category = "tilt",
+        printcolumn = r#"{"name":"Created At","type":"string","jsonPath":".metadata.creationTimestamp"}"#,
         doc = "A named set of string values, cluster-scoped in the `tilt.dev` group.",
         no_spec
     )]

@@ -181,8 +181,9 @@ impl ResourceKind {
             has_status,
             namespaced,
             schema,
-            printer_columns: columns
-                .into_iter()
+            // As every tilt.dev kind's CRD has it first.
+            printer_columns: std::iter::once(("Created At", "string", ".metadata.creationTimestamp"))
+                .chain(columns)
                 .map(|(name, type_, path)| CustomResourceColumnDefinition {
                     name: name.to_string(),
                     type_: type_.to_string(),
@@ -317,11 +318,9 @@ impl Registry {
     /// since a CRD written here would not make a kind appear and no tilt.dev kind is namespaced.
     pub fn tilt() -> Self {
         let mut r = Registry::default();
-        let mut crds = Vec::new();
         macro_rules! add {
             ($t:ty) => {
                 r.add(ResourceKind::of::<$t>());
-                crds.push(<$t as CustomResourceExt>::crd());
             };
         }
         tilt_apis::for_each_kind!(add);
@@ -335,7 +334,7 @@ impl Registry {
         r.seed("", "namespaces", default_namespace);
         let now =
             jiff::Timestamp::now().round(jiff::Unit::Second).unwrap_or_else(|_| jiff::Timestamp::now()).to_string();
-        for crd in crds {
+        for crd in tilt_apis::crds() {
             r.seed("apiextensions.k8s.io", "customresourcedefinitions", established_crd(crd, &now));
         }
         r

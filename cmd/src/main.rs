@@ -3,6 +3,7 @@
 
 mod args;
 mod client;
+mod crds;
 mod doctor;
 mod down;
 mod dump;
@@ -50,6 +51,8 @@ enum Command {
     /// Web UI snapshots: `tilt snapshot view FILE` serves a downloaded snapshot.
     #[command(subcommand)]
     Snapshot(web::SnapshotCommand),
+    /// Print the CustomResourceDefinitions of the tilt.dev kinds: `tilt crds | kubectl apply -f -`.
+    Crds(crds::CrdsArgs),
     /// Print what tilt sees: version, kubeconfig and cluster, Docker, the running `tilt up`.
     Doctor(doctor::DoctorArgs),
     #[command(flatten)]
@@ -86,6 +89,7 @@ fn main() -> ExitCode {
         Command::Disable(args) => return resources::exit(enable::disable(args)),
         Command::Args(a) => return resources::exit(args::args(a)),
         Command::Dump(args) => return resources::exit(dump::dump(args)),
+        Command::Crds(args) => crds::crds(args),
         Command::Doctor(args) => return resources::exit(doctor::doctor(args)),
         Command::Resources(command) => return resources::run(command),
         Command::Ci(args) => match runtime().and_then(|rt| rt.block_on(up::ci(args))) {

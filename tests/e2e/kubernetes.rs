@@ -21,7 +21,7 @@ use tilt_fixtures::docker::FakeDocker;
 use crate::common::{TiltUp, kubeconfig_path, poll};
 
 /// Copies `examples/kubernetes` (the example the README points to) into `dir`.
-fn copy_example(dir: &Path) {
+pub fn copy_example(dir: &Path) {
     let example = Path::new(env!("CARGO_MANIFEST_DIR")).join("../examples/kubernetes");
     for entry in walk(&example) {
         let target = dir.join(entry.strip_prefix(&example).unwrap());
@@ -62,7 +62,7 @@ impl Fixtures {
     }
 }
 
-fn free_port() -> u16 {
+pub fn free_port() -> u16 {
     std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
 }
 

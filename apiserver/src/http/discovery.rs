@@ -38,7 +38,8 @@ fn verbs(k: &ResourceKind, subresource: bool) -> Value {
         (true, true) => json!(["get"]),
         (true, false) => json!(["get", "patch", "update"]),
         (false, true) => json!(["get", "list", "watch"]),
-        (false, false) => json!(["create", "delete", "deletecollection", "get", "list", "patch", "update", "watch"]),
+        // kube-apiserver's order for custom resources.
+        (false, false) => json!(["delete", "deletecollection", "get", "list", "patch", "create", "update", "watch"]),
     }
 }
 

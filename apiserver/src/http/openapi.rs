@@ -112,8 +112,9 @@ fn name_schema(max: u64) -> Value {
     json!({"type": "string", "minLength": 1, "maxLength": max, "pattern": "^[^/%]+$", "not": {"enum": [".", ".."]}})
 }
 
-/// The kind's definition: its schema, with `apiVersion` and `kind` held to the only values the server
-/// accepts, and `metadata` as the `ObjectMeta` it is, carrying a valid name (or `generateName`).
+/// The kind's definition as kube-apiserver documents a custom resource: its schema, plus `apiVersion`,
+/// `kind` and `metadata` (a reference to `ObjectMeta`, where [`shared_definitions`] puts what the server
+/// checks of names), so that `kubectl explain` prints the same for both.
 fn definition(k: &ResourceKind) -> Value {
     let mut schema = k.schema.clone();
     if let Some(m) = schema.as_object_mut() {
@@ -123,46 +124,21 @@ fn definition(k: &ResourceKind) -> Value {
         );
         let props = m.entry("properties").or_insert_with(|| json!({}));
         if let Some(props) = props.as_object_mut() {
-            props.insert(
-                "apiVersion".into(),
-                json!({"type": "string", "enum": [k.api_version()], "description": "APIVersion defines the versioned schema of this representation of an object."}),
-            );
-            props.insert(
-                "kind".into(),
-                json!({"type": "string", "enum": [k.kind], "description": "Kind is a string value representing the REST resource this object represents."}),
-            );
+            props.insert("apiVersion".into(), json!({"type": "string", "description": API_VERSION_DOC}));
+            props.insert("kind".into(), json!({"type": "string", "description": KIND_DOC}));
             props.insert(
                 "metadata".into(),
-                json!({
-                    "description": "Standard object's metadata.",
-                    "allOf": [
-                        reference(Spec::V3, OBJECT_META),
-                        {
-                            "type": "object",
-                            // An empty generateName is no generateName.
-                            "properties": {
-                                "name": name_schema(253),
-                                "generateName": {"type": "string", "maxLength": 248, "pattern": "^[^/%]*$", "not": {"enum": [".", ".."]}},
-                            },
-                            "anyOf": [
-                                {"required": ["name"]},
-                                {"required": ["generateName"], "properties": {"generateName": {"minLength": 1}}},
-                            ],
-                        },
-                    ],
-                }),
+                json!({"description": METADATA_DOC, "allOf": [reference(Spec::V3, OBJECT_META)]}),
             );
-        }
-        let required = m.entry("required").or_insert_with(|| json!([]));
-        if let Some(r) = required.as_array_mut()
-            && !r.iter().any(|v| v == "metadata")
-        {
-            r.push(json!("metadata"));
         }
     }
     bound_integers(&mut schema);
     schema
 }
+
+const API_VERSION_DOC: &str = "APIVersion defines the versioned schema of this representation of an object. Servers should convert recognized schemas to the latest internal value, and may reject unrecognized values. More info: https://git.k8s.io/community/contributors/devel/sig-architecture/api-conventions.md#resources";
+const KIND_DOC: &str = "Kind is a string value representing the REST resource this object represents. Servers may infer this from the endpoint the client submits requests to. Cannot be updated. In CamelCase. More info: https://git.k8s.io/community/contributors/devel/sig-architecture/api-conventions.md#types-kinds";
+const METADATA_DOC: &str = "Standard object's metadata. More info: https://git.k8s.io/community/contributors/devel/sig-architecture/api-conventions.md#metadata";
 
 /// `{Kind}List`, as kube-apiserver defines one for each kind.
 fn list_definition(k: &ResourceKind) -> Value {
@@ -195,6 +171,23 @@ fn shared_definitions() -> Map<String, Value> {
     generator.subschema_for::<DeleteOptions>();
     generator.subschema_for::<WatchEvent<Value>>();
     let mut defs: Map<String, Value> = generator.take_definitions(true).into_iter().collect();
+    // What the server checks of names: not empty, not `.` or `..`, no `/` or `%`; a name or a
+    // `generateName` (an empty one is none).
+    if let Some(meta) = defs.get_mut(OBJECT_META).and_then(Value::as_object_mut) {
+        if let Some(props) = meta.get_mut("properties").and_then(Value::as_object_mut) {
+            for (field, max, pattern) in [("name", 253, "^[^/%]+$"), ("generateName", 248, "^[^/%]*$")] {
+                if let Some(p) = props.get_mut(field).and_then(Value::as_object_mut) {
+                    p.insert("maxLength".into(), json!(max));
+                    p.insert("pattern".into(), json!(pattern));
+                    p.insert("not".into(), json!({"enum": [".", ".."]}));
+                }
+            }
+        }
+        meta.insert(
+            "anyOf".into(),
+            json!([{"required": ["name"]}, {"required": ["generateName"], "properties": {"generateName": {"minLength": 1}}}]),
+        );
+    }
     // What the server checks in a DeleteOptions body.
     if let Some(props) = defs.get_mut(DELETE_OPTIONS).and_then(|d| d["properties"].as_object_mut()) {
         props.insert("kind".into(), json!({"type": "string", "enum": ["DeleteOptions"]}));
@@ -732,6 +725,22 @@ mod tests {
         let put = item["put"]["parameters"].as_array().unwrap();
         assert_eq!(put.last().unwrap()["schema"]["$ref"], "#/definitions/dev.tilt.v1alpha1.Cmd");
         assert!(!doc.to_string().contains("#/components/schemas/"));
+    }
+
+    #[test]
+    fn kinds_are_documented_as_kube_apiserver_documents_custom_resources() {
+        let doc = v3_doc();
+        let cmd = &doc["components"]["schemas"]["dev.tilt.v1alpha1.Cmd"];
+        assert_eq!(cmd["properties"]["apiVersion"], json!({"type": "string", "description": API_VERSION_DOC}));
+        assert_eq!(
+            cmd["properties"]["metadata"]["allOf"],
+            json!([{"$ref": format!("#/components/schemas/{OBJECT_META}")}])
+        );
+        assert!(!cmd["required"].as_array().into_iter().flatten().any(|r| r == "metadata"), "{cmd}");
+        // What the server checks of names is on ObjectMeta.
+        let meta = &doc["components"]["schemas"][OBJECT_META];
+        assert_eq!(meta["properties"]["name"]["pattern"], "^[^/%]+$");
+        assert_eq!(meta["anyOf"][0], json!({"required": ["name"]}));
     }
 
     #[test]

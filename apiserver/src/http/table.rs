@@ -1,4 +1,5 @@
-//! `meta.k8s.io/v1 Table` output for `kubectl get`: NAME, CREATED AT, then the kind's printer columns.
+//! `meta.k8s.io/v1 Table` output for `kubectl get`: NAME, then the kind's printer columns (for every tilt.dev
+//! kind, `Created At` first), as kube-apiserver prints a custom resource with printer columns.
 
 use jsonpath_rust::JsonPath;
 use serde_json::{Value, json};
@@ -9,7 +10,6 @@ use crate::kind::ResourceKind;
 pub(crate) fn column_definitions(kind: &ResourceKind) -> Vec<Value> {
     let mut cols = vec![
         json!({"name": "Name", "type": "string", "format": "name", "description": "Name of the object", "priority": 0}),
-        json!({"name": "Created At", "type": "date", "format": "", "description": "When the object was created", "priority": 0}),
     ];
     for c in &kind.printer_columns {
         cols.push(json!({
@@ -40,7 +40,7 @@ fn cell(object: &Value, json_path: &str, type_: &str) -> Value {
 
 /// One table row.
 pub(crate) fn row(kind: &ResourceKind, object: &Value, include_object: &str) -> Value {
-    let mut cells = vec![object["metadata"]["name"].clone(), object["metadata"]["creationTimestamp"].clone()];
+    let mut cells = vec![object["metadata"]["name"].clone()];
     for c in &kind.printer_columns {
         cells.push(cell(object, &c.json_path, &c.type_));
     }

@@ -28,6 +28,8 @@ pub struct Kind {
     pub namespaced: bool,
     /// Verbs the server supports on it.
     pub verbs: Vec<String>,
+    /// Categories it belongs to (`tilt`, for `kubectl get tilt`).
+    pub categories: Vec<String>,
 }
 
 impl Kind {
@@ -140,6 +142,7 @@ async fn discover(client: &Client) -> Result<Vec<Kind>> {
                 short_names: r.short_names.unwrap_or_default(),
                 namespaced: r.namespaced,
                 verbs: r.verbs,
+                categories: r.categories.unwrap_or_default(),
             });
         }
     }
@@ -277,6 +280,7 @@ mod tests {
             short_names: vec!["fw".into()],
             namespaced: false,
             verbs: vec![],
+            categories: vec![],
         }
     }
 

@@ -61,7 +61,7 @@ pub async fn api_resources(args: ApiResourcesArgs) -> Result<()> {
                 k.resource.kind.clone(),
             ];
             if wide {
-                row.extend([k.verbs.join(","), String::new()]);
+                row.extend([k.verbs.join(","), k.categories.join(",")]);
             }
             row
         })
@@ -300,6 +300,7 @@ mod tests {
             short_names: vec![],
             namespaced: false,
             verbs: vec![],
+            categories: vec![],
         };
         let spec = json!({"description": "How to run.", "type": "object", "required": ["args"], "properties": {
             "args": {"description": "Arguments.", "type": "array", "items": {"type": "string"}},
