@@ -138,13 +138,17 @@ pub fn delete(
                 format!("ResourceVersion in precondition: {rv}, ResourceVersion in object meta: {}", current.rv),
             ));
         }
-        if opts.dry_run {
-            return Ok(Deleted::DryRun(cur));
-        }
         let finalizers = finalizers_of(&cur);
         let updated = propagation_finalizers(&finalizers, opts);
         let being_deleted = cur["metadata"].get("deletionTimestamp").is_some();
         let left = updated.as_ref().unwrap_or(&finalizers);
+        if opts.dry_run {
+            // What the delete would answer: the object marked, when finalizers would hold it.
+            if !left.is_empty() && !being_deleted {
+                mark_deleting(&mut cur);
+            }
+            return Ok(Deleted::DryRun(cur));
+        }
         let result = if left.is_empty() {
             objects.delete(namespace, name, Precondition::Version(current.rv)).map(Deleted::Gone)
         } else if being_deleted && updated.is_none() {
@@ -152,8 +156,7 @@ pub fn delete(
         } else {
             // Finalizers hold the object: mark it; it goes when the last finalizer is removed.
             if !being_deleted {
-                cur["metadata"]["deletionTimestamp"] = json!(now());
-                cur["metadata"]["deletionGracePeriodSeconds"] = json!(0);
+                mark_deleting(&mut cur);
             }
             cur["metadata"]["finalizers"] = json!(left);
             objects.put(namespace, name, Precondition::Version(current.rv), cur).map(Deleted::Pending)
@@ -172,6 +175,16 @@ pub fn delete(
         }
     }
     Err(refused(StoreError::Conflict))
+}
+
+/// Sets deletionTimestamp, and bumps a generation as kube-apiserver does when a deletion starts (the object's
+/// controllers must now behave differently).
+fn mark_deleting(object: &mut Value) {
+    object["metadata"]["deletionTimestamp"] = json!(now());
+    object["metadata"]["deletionGracePeriodSeconds"] = json!(0);
+    if let Some(g) = object["metadata"]["generation"].as_i64().filter(|g| *g > 0) {
+        object["metadata"]["generation"] = json!(g + 1);
+    }
 }
 
 /// Commits `object` as the new state of `name` under `pre`; an object whose deletionTimestamp is set and

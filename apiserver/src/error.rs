@@ -126,6 +126,14 @@ impl ApiError {
         .with_details(group, plural, name)
     }
 
+    /// 409 Conflict of a server-side apply with fields other managers own: as kube-apiserver, the details
+    /// carry only the causes (`FieldManagerConflict`, one per field), not the object.
+    pub fn apply_conflict(message: impl Into<String>, causes: Vec<Cause>) -> Self {
+        let mut err = Self::new(409, "Conflict", message);
+        err.details = Some(Box::new(Details { causes, ..Details::default() }));
+        err
+    }
+
     /// 409 Conflict because the object changed since the client read it.
     pub fn stale(group: &str, plural: &str, name: &str) -> Self {
         Self::conflict(
@@ -147,12 +155,14 @@ impl ApiError {
     }
 
     /// 415 UnsupportedMediaType.
-    pub fn unsupported_media_type(content_type: &str) -> Self {
+    /// 415 UnsupportedMediaType, naming the media types the request accepts (kube-apiserver's wording).
+    pub fn unsupported_media_type(accepted: &[&str]) -> Self {
         Self::new(
             415,
             "UnsupportedMediaType",
             format!(
-                "the body of the request was in an unknown format - accepted media types include: application/json, application/yaml, application/merge-patch+json, application/json-patch+json, application/apply-patch+yaml (got {content_type:?})"
+                "the body of the request was in an unknown format - accepted media types include: {}",
+                accepted.join(", ")
             ),
         )
     }

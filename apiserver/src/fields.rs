@@ -4,7 +4,8 @@
 //! scalars are atomic (the default for CRD schemas without `x-kubernetes-list-type`). An apply owns exactly
 //! the fields of its configuration; fields it owned before and no longer sends are removed, and fields
 //! another manager owns with a different value are conflicts unless `force` is set. An update takes
-//! ownership of the fields whose values it changed.
+//! ownership of the fields whose values it changed, and of the maps it created themselves (the `"."` entry of
+//! `fieldsV1`, a path ending in [`SELF`] here), as kube-apiserver's updates do.
 
 use std::collections::BTreeSet;
 
@@ -25,6 +26,17 @@ const SERVER_METADATA: [&str; 9] = [
     "deletionGracePeriodSeconds",
     "managedFields",
 ];
+
+/// The last element of a path that stands for the map at the rest of the path itself (`"."` in `fieldsV1`).
+pub const SELF: &str = ".";
+
+/// Whether the field at `path` exists in `object` (for a [`SELF`] path: whether the map does).
+fn present(object: &Value, path: &[String]) -> bool {
+    match path.split_last() {
+        Some((last, map)) if last == SELF => get(object, map).is_some_and(Value::is_object),
+        _ => get(object, path).is_some(),
+    }
+}
 
 /// The leaf paths of `object`, without `apiVersion`, `kind` and server-owned metadata.
 pub fn leaf_paths(object: &Value) -> BTreeSet<FieldPath> {
@@ -104,22 +116,27 @@ pub fn to_fields_v1(set: &BTreeSet<FieldPath>) -> Value {
     for path in set {
         let mut cur = &mut root;
         for k in path {
-            cur = cur
-                .entry(format!("f:{k}"))
-                .or_insert_with(|| Value::Object(Map::new()))
-                .as_object_mut()
-                .expect("built as objects");
+            let key = if k == SELF { SELF.to_string() } else { format!("f:{k}") };
+            cur =
+                cur.entry(key).or_insert_with(|| Value::Object(Map::new())).as_object_mut().expect("built as objects");
         }
     }
     Value::Object(root)
 }
 
-/// Decodes `fieldsV1`; keys other than `f:` fields (`.`, `k:`, `v:`) mark their parent as owned.
+/// Decodes `fieldsV1`: `.` is the map itself ([`SELF`]); other keys than `f:` fields (`k:`, `v:`) mark their
+/// parent as owned.
 pub fn from_fields_v1(v: &Value) -> BTreeSet<FieldPath> {
     fn walk(v: &Value, path: &mut FieldPath, out: &mut BTreeSet<FieldPath>) {
         let fields: Vec<(&String, &Value)> =
             v.as_object().map(|m| m.iter().filter(|(k, _)| k.starts_with("f:")).collect()).unwrap_or_default();
-        if fields.is_empty() {
+        let itself = v.as_object().is_some_and(|m| m.contains_key(SELF));
+        if itself && !path.is_empty() {
+            let mut p = path.clone();
+            p.push(SELF.into());
+            out.insert(p);
+        }
+        if fields.is_empty() && !itself {
             if !path.is_empty() {
                 out.insert(path.clone());
             }
@@ -173,11 +190,15 @@ pub fn managers(object: &Value) -> Vec<Manager> {
         .unwrap_or_default()
 }
 
-/// Writes `metadata.managedFields`, dropping managers that own nothing.
+/// Writes `metadata.managedFields`, dropping managers that own nothing, in kube-apiserver's order: by operation
+/// (`Apply` first), then time (to the second), then manager and subresource.
 pub fn set_managers(object: &mut Value, managers: &[Manager]) {
-    let entries: Vec<Value> = managers
-        .iter()
-        .filter(|m| !m.fields.is_empty())
+    let mut sorted: Vec<&Manager> = managers.iter().filter(|m| !m.fields.is_empty()).collect();
+    sorted.sort_by(|a, b| {
+        (&a.operation, &a.time, &a.manager, &a.subresource).cmp(&(&b.operation, &b.time, &b.manager, &b.subresource))
+    });
+    let entries: Vec<Value> = sorted
+        .into_iter()
         .map(|m| {
             let mut e = json!({
                 "manager": m.manager,
@@ -205,8 +226,15 @@ pub fn set_managers(object: &mut Value, managers: &[Manager]) {
     }
 }
 
+/// Whether writing one of the fields changes the other: one holds the other. A [`SELF`] path is held only by
+/// itself and by the fields that hold its map, not by the map's own fields.
 fn overlaps(a: &[String], b: &[String]) -> bool {
-    a.starts_with(b) || b.starts_with(a)
+    let (dot, other) = match (a.last(), b.last()) {
+        (Some(l), _) if l == SELF => (a, b),
+        (_, Some(l)) if l == SELF => (b, a),
+        _ => return a.starts_with(b) || b.starts_with(a),
+    };
+    dot == other || dot[..dot.len() - 1].starts_with(other)
 }
 
 /// Who wrote, how and when.
@@ -247,7 +275,7 @@ fn entry<'m>(managers: &'m mut Vec<Manager>, w: &Writer, operation: &str) -> &'m
 pub fn record_update(old: Option<&Value>, new: &mut Value, w: &Writer) {
     let mut ms = old.map(managers).unwrap_or_default();
     let new_paths = leaf_paths(new);
-    let changed: BTreeSet<FieldPath> = match old {
+    let mut changed: BTreeSet<FieldPath> = match old {
         None => new_paths.clone(),
         Some(old) => {
             let old_paths = leaf_paths(old);
@@ -259,16 +287,25 @@ pub fn record_update(old: Option<&Value>, new: &mut Value, w: &Writer) {
                 .collect()
         }
     };
+    // The maps the write created (not `metadata`, which every object has) are the writer's too.
+    let created: Vec<FieldPath> = changed
+        .iter()
+        .filter(|p| get(new, p).is_some())
+        .flat_map(|p| (1..p.len()).map(move |n| &p[..n]))
+        .filter(|map| *map != ["metadata"] && old.is_none_or(|o| !get(o, map).is_some_and(Value::is_object)))
+        .map(|map| [map, &[SELF.to_string()]].concat())
+        .collect();
+    changed.extend(created);
     for m in ms.iter_mut() {
         if !(m.manager == w.manager && m.operation == "Update" && m.subresource == w.subresource) {
             m.fields.retain(|f| !changed.iter().any(|c| overlaps(c, f)));
         }
     }
     let me = entry(&mut ms, w, "Update");
-    me.fields.extend(changed.into_iter().filter(|p| get(new, p).is_some()));
+    me.fields.extend(changed.into_iter().filter(|p| present(new, p)));
     // Fields that no longer exist are owned by nobody.
     for m in ms.iter_mut() {
-        m.fields.retain(|f| get(new, f).is_some());
+        m.fields.retain(|f| present(new, f));
     }
     set_managers(new, &ms);
 }
@@ -337,7 +374,7 @@ pub fn apply(current: Option<&Value>, config: &Value, w: &Writer, force: bool) -
     let me = entry(&mut ms, w, "Apply");
     me.fields = applied;
     for m in ms.iter_mut() {
-        m.fields.retain(|f| get(&result, f).is_some());
+        m.fields.retain(|f| present(&result, f));
     }
     set_managers(&mut result, &ms);
     Ok(result)
@@ -423,5 +460,34 @@ mod tests {
         let err =
             apply(Some(&b), &json!({"metadata": {"name": "a"}, "spec": {"args": ["x"], "dir": "f"}}), &w("one"), false);
         assert!(err.is_err());
+    }
+
+    #[test]
+    fn an_update_owns_the_maps_it_created_as_kube_apiserver_records_them() {
+        let mut created = json!({"metadata": {"name": "a", "labels": {"l": "1"}}, "spec": {"args": ["x"]}});
+        record_update(None, &mut created, &w("maker"));
+        assert_eq!(
+            created["metadata"]["managedFields"][0]["fieldsV1"],
+            json!({"f:metadata": {"f:labels": {".": {}, "f:l": {}}}, "f:spec": {".": {}, "f:args": {}}})
+        );
+        // A field added to an existing map: the map stays its creator's; the field is the editor's.
+        let mut edited = created.clone();
+        edited["spec"]["dir"] = json!("d");
+        edited["status"] = json!({"ready": true});
+        record_update(Some(&created), &mut edited, &w("editor"));
+        let ms = managers(&edited);
+        let of = |name: &str| ms.iter().find(|m| m.manager == name).unwrap().fields.clone();
+        assert_eq!(to_fields_v1(&of("maker")), created["metadata"]["managedFields"][0]["fieldsV1"]);
+        assert_eq!(to_fields_v1(&of("editor")), json!({"f:spec": {"f:dir": {}}, "f:status": {".": {}, "f:ready": {}}}));
+        // Round trip through fieldsV1, and an apply of a field inside a map another manager created is no conflict.
+        assert_eq!(from_fields_v1(&to_fields_v1(&of("editor"))), of("editor"));
+        assert!(apply(Some(&edited), &json!({"spec": {"args": ["y"]}}), &w("applier"), false).is_err());
+        assert!(apply(Some(&edited), &json!({"spec": {"env": ["E=1"]}}), &w("applier"), false).is_ok());
+        // Removing the map drops its "." too.
+        let mut emptied = edited.clone();
+        emptied.as_object_mut().unwrap().remove("status");
+        record_update(Some(&edited), &mut emptied, &w("remover"));
+        let editor = managers(&emptied).into_iter().find(|m| m.manager == "editor").unwrap();
+        assert_eq!(to_fields_v1(&editor.fields), json!({"f:spec": {"f:dir": {}}}));
     }
 }

@@ -230,7 +230,55 @@ impl ResourceKind {
     /// Checks an object against the kind's Rust type and returns it normalized.
     pub fn check(&self, object: Value) -> Result<Checked, Cause> {
         let default_spec = self.default_spec && self.schema["properties"].get("spec").is_some();
+        type_error(&self.schema, &object, &mut String::new()).map_or(Ok(()), Err)?;
         (self.check)(object, default_spec)
+    }
+}
+
+/// The first value of `v` whose JSON type is not the one `schema` declares, as kube-apiserver reports it for a
+/// custom resource: `spec.args: Invalid value: "string": spec.args in body must be of type array: "string"`.
+/// Nulls are left to the type check (kube-apiserver drops them), and so are fields the schema does not declare.
+fn type_error(schema: &Value, v: &Value, path: &mut String) -> Option<Cause> {
+    let actual = match v {
+        Value::Null => return None,
+        Value::Bool(_) => "boolean",
+        Value::Number(n) if n.is_f64() => "number",
+        Value::Number(_) => "integer",
+        Value::String(_) => "string",
+        Value::Array(_) => "array",
+        Value::Object(_) => "object",
+    };
+    let int_or_string = schema["x-kubernetes-int-or-string"] == true;
+    if let Some(want) = schema["type"].as_str().filter(|_| !path.is_empty() && !int_or_string)
+        && want != actual
+        && !(want == "number" && actual == "integer")
+    {
+        return Some(Cause {
+            reason: "FieldValueTypeInvalid",
+            message: format!("Invalid value: {actual:?}: {path} in body must be of type {want}: {actual:?}"),
+            field: path.clone(),
+        });
+    }
+    let mut child = |key: &str, sub: &Value, item: &Value| {
+        let len = path.len();
+        if !path.is_empty() && !key.starts_with('[') {
+            path.push('.');
+        }
+        path.push_str(key);
+        let found = type_error(sub, item, path);
+        path.truncate(len);
+        found
+    };
+    match v {
+        Value::Object(map) => map.iter().find_map(|(k, item)| {
+            let declared = schema["properties"].get(k);
+            child(k, declared.or_else(|| schema.get("additionalProperties").filter(|a| a.is_object()))?, item)
+        }),
+        Value::Array(items) => {
+            let sub = schema.get("items")?;
+            items.iter().enumerate().find_map(|(i, item)| child(&format!("[{i}]"), sub, item))
+        }
+        _ => None,
     }
 }
 
@@ -269,13 +317,17 @@ fn check_typed<K: DeserializeOwned + Serialize>(mut object: Value, has_spec: boo
     }
     .map_err(|err: serde_json::Error| {
         let path = track.path().to_string();
+        let path = if path == "." { String::new() } else { path };
         let message = err.to_string();
-        let (reason, message) = if message.starts_with("missing field") {
-            ("FieldValueRequired", message)
-        } else {
-            ("FieldValueInvalid", format!("Invalid value: {message}"))
-        };
-        Cause { reason, message, field: if path == "." { String::new() } else { path } }
+        // kube-apiserver names the missing field itself: `spec.selector: Required value`.
+        match message.strip_prefix("missing field `").and_then(|m| m.split('`').next()) {
+            Some(missing) => Cause {
+                reason: "FieldValueRequired",
+                message: "Required value".into(),
+                field: if path.is_empty() { missing.to_string() } else { format!("{path}.{missing}") },
+            },
+            None => Cause { reason: "FieldValueInvalid", message: format!("Invalid value: {message}"), field: path },
+        }
     })?;
     let object = serde_json::to_value(&typed).map_err(|err| Cause {
         reason: "FieldValueInvalid",

@@ -3,6 +3,7 @@
 mod browser;
 mod cli;
 mod common;
+mod conformance;
 mod crds;
 mod kopf;
 mod kube;

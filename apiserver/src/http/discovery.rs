@@ -64,13 +64,11 @@ fn aggregated_group(state: &State, group: &str, versions: &[String]) -> Value {
     let versions: Vec<Value> = versions
         .iter()
         .map(|v| {
-            let resources: Vec<Value> = state
-                .registry
-                .kinds()
-                .iter()
-                .filter(|k| k.group == group && &k.version == v)
-                .map(|k| aggregated_resource(k))
-                .collect();
+            // Sorted by resource name, as kube-apiserver lists them.
+            let mut kinds: Vec<_> =
+                state.registry.kinds().iter().filter(|k| k.group == group && &k.version == v).collect();
+            kinds.sort_by(|a, b| a.plural.cmp(&b.plural));
+            let resources: Vec<Value> = kinds.into_iter().map(|k| aggregated_resource(k)).collect();
             json!({"version": v, "resources": resources, "freshness": "Current"})
         })
         .collect();

@@ -6,17 +6,24 @@ use serde_json::{Value, json};
 
 use crate::kind::ResourceKind;
 
-/// The column definitions of a kind's tables.
+/// The Name column's description: ObjectMeta's documentation of `name`, as kube-apiserver gives it.
+const NAME_DOC: &str = "Name must be unique within a namespace. Is required when creating resources, although some \
+resources may allow a client to request the generation of an appropriate name automatically. Name is primarily \
+intended for creation idempotence and configuration definition. Cannot be updated. More info: \
+https://kubernetes.io/docs/concepts/overview/working-with-objects/names#names";
+
+/// The column definitions of a kind's tables; a column without a description gets kube-apiserver's.
 pub(crate) fn column_definitions(kind: &ResourceKind) -> Vec<Value> {
-    let mut cols = vec![
-        json!({"name": "Name", "type": "string", "format": "name", "description": "Name of the object", "priority": 0}),
-    ];
+    let mut cols =
+        vec![json!({"name": "Name", "type": "string", "format": "name", "description": NAME_DOC, "priority": 0})];
     for c in &kind.printer_columns {
         cols.push(json!({
             "name": c.name,
             "type": c.type_,
             "format": c.format.clone().unwrap_or_default(),
-            "description": c.description.clone().unwrap_or_default(),
+            "description": c.description.clone().unwrap_or_else(|| {
+                format!("Custom resource definition column (in JSONPath format): {}", c.json_path)
+            }),
             "priority": c.priority.unwrap_or(0),
         }));
     }

@@ -46,6 +46,7 @@ struct Watcher {
 const MAX_BATCH: usize = 64;
 
 pub(crate) async fn serve(call: Call<'_>, name: Option<String>) -> Result<Response<Body>, ApiError> {
+    call.query.validate_list_options()?;
     let from =
         match call.query.resource_version.as_deref() {
             None | Some("0") => None,
@@ -58,7 +59,7 @@ pub(crate) async fn serve(call: Call<'_>, name: Option<String>) -> Result<Respon
         fields = FieldSelector::parse(&format!("metadata.name={n}")).map_err(ApiError::bad_request)?;
     }
     let timeout = call.query.timeout_seconds.map(Duration::from_secs).unwrap_or(DEFAULT_TIMEOUT);
-    let send_initial = call.query.send_initial_events;
+    let send_initial = call.query.send_initial_events == Some(true);
     let mut w = Watcher {
         kind: call.kind.clone(),
         store: call.store.clone(),
@@ -85,7 +86,8 @@ pub(crate) async fn serve(call: Call<'_>, name: Option<String>) -> Result<Respon
                     w.push(EventType::Added.as_str(), obj);
                 }
             }
-            if send_initial {
+            // As kube-apiserver: the end of the initial events is marked only for a client that takes bookmarks.
+            if send_initial && call.query.allow_bookmarks {
                 w.push_bookmark(start.rv, true);
             }
             for ev in start.replay {

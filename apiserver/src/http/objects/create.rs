@@ -21,6 +21,13 @@ pub(super) fn valid_name(name: &str) -> Result<(), String> {
     Ok(())
 }
 
+fn truncate(s: &str, max: usize) -> &str {
+    match s.char_indices().nth(max) {
+        Some((i, _)) => &s[..i],
+        None => s,
+    }
+}
+
 fn random_suffix() -> String {
     use rand::Rng;
     const ALPHABET: &[u8] = b"bcdfghjklmnpqrstvwxz2456789";
@@ -30,6 +37,7 @@ fn random_suffix() -> String {
 
 impl Call<'_> {
     pub(super) fn create(&self, body: Bytes) -> Result<Response<Body>, Error> {
+        self.query.check_write_options("CreateOptions")?;
         let mut obj = self.parse_write_body(&body)?;
         if !obj["metadata"].is_object() {
             obj["metadata"] = json!({});
@@ -37,7 +45,8 @@ impl Call<'_> {
         let name = match obj["metadata"]["name"].as_str().filter(|n| !n.is_empty()) {
             Some(n) => n.to_string(),
             None => match obj["metadata"]["generateName"].as_str().filter(|n| !n.is_empty()) {
-                Some(prefix) => format!("{prefix}{}", random_suffix()),
+                // As kube-apiserver: the prefix cut to 58 characters, so that the name fits a DNS label.
+                Some(prefix) => format!("{}{}", truncate(prefix, 58), random_suffix()),
                 None => {
                     return Err(Error::from(self.invalid(
                         "",

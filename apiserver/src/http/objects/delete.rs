@@ -19,6 +19,7 @@ fn unsupported_policy() -> ApiError {
 impl Call<'_> {
     /// Parses DeleteOptions from the body, or from the query when there is no body (as kube-apiserver does).
     fn delete_options(&self, body: &[u8]) -> Result<DeleteOptions, Error> {
+        self.query.check_write_options("DeleteOptions")?;
         let policy = |p: &str| Propagation::parse(p).ok_or_else(unsupported_policy);
         let mut opts = DeleteOptions {
             dry_run: self.query.dry_run,
@@ -110,14 +111,29 @@ impl Call<'_> {
     pub(super) fn delete(&self, name: &str, body: Bytes) -> Result<Response<Body>, Error> {
         let opts = self.delete_options(&body)?;
         match self.delete_one(name, &opts)? {
-            Deleted::Gone(s) => self.object_response(StatusCode::OK, &s),
+            Deleted::Gone(s) => self.deleted(&s.value()),
             // kube-apiserver answers 202 for an object left in place only when asked not to orphan.
             Deleted::Pending(s) if opts.orphan_dependents == Some(false) => {
                 self.object_response(StatusCode::ACCEPTED, &s)
             }
             Deleted::Pending(s) => self.object_response(StatusCode::OK, &s),
+            Deleted::DryRun(v) if v["metadata"]["deletionTimestamp"].is_null() => self.deleted(&v),
             Deleted::DryRun(v) => self.value_response(StatusCode::OK, &v),
         }
+    }
+
+    /// What kube-apiserver answers when a custom resource is deleted at once: a `Status` naming it, not the
+    /// object.
+    fn deleted(&self, v: &Value) -> Result<Response<Body>, Error> {
+        let details = json!({
+            "name": v["metadata"]["name"],
+            "group": self.group(),
+            "kind": self.kind.plural,
+            "uid": v["metadata"]["uid"],
+        });
+        let status =
+            json!({"kind": "Status", "apiVersion": "v1", "metadata": {}, "status": "Success", "details": details});
+        Ok(super::super::json_response(StatusCode::OK, &status))
     }
 
     pub(super) fn delete_collection(&self, body: Bytes) -> Result<Response<Body>, Error> {

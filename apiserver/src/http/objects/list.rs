@@ -12,6 +12,7 @@ use crate::store::{ListPage, StoredObject};
 
 impl Call<'_> {
     pub(super) fn list(&self) -> Result<Response<Body>, Error> {
+        self.query.validate_list_options()?;
         let (start, token_rv) = match &self.query.continue_token {
             Some(token) => {
                 let (rv, start) = decode_continue(token)?;

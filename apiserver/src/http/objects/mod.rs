@@ -179,7 +179,7 @@ impl<'a> Call<'a> {
         match self.media_type().as_str() {
             "" | "application/json" | "*/*" => self.parse_object(body, false),
             "application/yaml" | "application/x-yaml" | "text/yaml" => self.parse_object(body, true),
-            other => Err(ApiError::unsupported_media_type(other)),
+            _ => Err(ApiError::unsupported_media_type(&["application/json", "application/yaml"])),
         }
     }
 
@@ -196,11 +196,18 @@ impl<'a> Call<'a> {
         if let Some(k) = object.get("kind").filter(|v| !v.is_null())
             && k.as_str() != Some(self.kind.kind.as_str())
         {
-            return Err(ApiError::bad_request(format!(
-                "the kind in the data ({}) does not match the expected kind ({})",
-                k.as_str().unwrap_or("?"),
-                self.kind.kind
-            )));
+            // kube-apiserver: 422 about the kind the data names.
+            let Some(named) = k.as_str() else { return Err(ApiError::bad_request("kind must be a string")) };
+            return Err(ApiError::invalid(
+                self.group(),
+                named,
+                object["metadata"]["name"].as_str().unwrap_or_default(),
+                vec![Cause {
+                    reason: "FieldValueInvalid",
+                    message: format!("Invalid value: {named:?}: must be {}", self.kind.kind),
+                    field: "kind".into(),
+                }],
+            ));
         }
         Ok(())
     }
@@ -214,7 +221,12 @@ impl<'a> Call<'a> {
             FieldValidation::Strict => {
                 let list: Vec<String> =
                     checked.unknown_fields.iter().map(|f| format!("unknown field \"{f}\"")).collect();
-                return Err(ApiError::bad_request(format!("strict decoding error: {}", list.join(", "))));
+                let kind = &self.kind.kind;
+                return Err(ApiError::bad_request(format!(
+                    "{kind} in version {:?} cannot be handled as a {kind}: strict decoding error: {}",
+                    self.kind.version,
+                    list.join(", ")
+                )));
             }
             FieldValidation::Warn => checked.unknown_fields.iter().map(|f| format!("unknown field \"{f}\"")).collect(),
         };

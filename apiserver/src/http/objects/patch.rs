@@ -11,6 +11,7 @@ use crate::store::{Precondition, StoreError};
 
 impl Call<'_> {
     pub(super) fn patch(&self, name: &str, target: Target, body: Bytes) -> Result<Response<Body>, Error> {
+        self.query.check_write_options("PatchOptions")?;
         enum Kind {
             Merge(Value),
             Json(json_patch::Patch),
@@ -24,11 +25,24 @@ impl Call<'_> {
             "application/apply-patch+yaml" | "application/apply-patch+json" => {
                 Kind::Apply(self.parse_object(&body, true)?)
             }
-            other => return Err(Error::from(ApiError::unsupported_media_type(other))),
+            _ => {
+                return Err(Error::from(ApiError::unsupported_media_type(&[
+                    "application/json-patch+json",
+                    "application/merge-patch+json",
+                    "application/apply-patch+yaml",
+                ])));
+            }
         };
         if matches!(patch, Kind::Apply(_)) && self.query.field_manager.is_none() {
-            return Err(Error::from(ApiError::bad_request(
-                "PatchOptions.meta.k8s.io \"\" is invalid: fieldManager: Required value: is required for apply patch",
+            return Err(Error::from(ApiError::invalid(
+                "meta.k8s.io",
+                "PatchOptions",
+                "",
+                vec![Cause {
+                    reason: "FieldValueRequired",
+                    message: "Required value: is required for apply patch".into(),
+                    field: "fieldManager".into(),
+                }],
             )));
         }
         let mut warnings = Vec::new();
@@ -120,34 +134,21 @@ impl Call<'_> {
         fields::apply(current, &config, &writer, self.query.force).map_err(|conflicts| {
             let list: Vec<String> =
                 conflicts.iter().map(|c| format!("conflict with \"{}\": {}", c.manager, c.field)).collect();
-            let mut err = ApiError::conflict(
-                self.group(),
-                &self.kind.plural,
-                name,
-                &format!(
-                    "Apply failed with {} conflict{}: {}",
-                    list.len(),
-                    if list.len() == 1 { "" } else { "s" },
-                    list.join(", ")
-                ),
-            );
-            err.message = format!(
+            let message = format!(
                 "Apply failed with {} conflict{}: {}",
                 list.len(),
                 if list.len() == 1 { "" } else { "s" },
                 list.join("\n")
             );
-            if let Some(d) = err.details.as_mut() {
-                d.causes = conflicts
-                    .iter()
-                    .map(|c| Cause {
-                        reason: "FieldManagerConflict",
-                        message: format!("conflict with \"{}\"", c.manager),
-                        field: c.field.clone(),
-                    })
-                    .collect();
-            }
-            err
+            let causes = conflicts
+                .iter()
+                .map(|c| Cause {
+                    reason: "FieldManagerConflict",
+                    message: format!("conflict with \"{}\"", c.manager),
+                    field: c.field.clone(),
+                })
+                .collect();
+            ApiError::apply_conflict(message, causes)
         })
     }
 }

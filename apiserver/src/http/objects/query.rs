@@ -1,7 +1,7 @@
 //! The query parameters of object and collection requests (`watch`, selectors, paging, `dryRun`,
 //! `fieldManager`, `fieldValidation`, …).
 
-use crate::error::ApiError;
+use crate::error::{ApiError, Cause};
 use crate::selector::{FieldSelector, LabelSelector};
 
 /// `fieldValidation`: what to do with fields the schema does not declare.
@@ -21,12 +21,18 @@ pub(crate) struct Query {
     pub resource_version: Option<String>,
     pub timeout_seconds: Option<u64>,
     pub allow_bookmarks: bool,
-    pub send_initial_events: bool,
+    /// `sendInitialEvents`, when given (kube-apiserver checks whether it is set, not only its value).
+    pub send_initial_events: Option<bool>,
+    pub resource_version_match: Option<String>,
     pub labels: LabelSelector,
     pub fields: FieldSelector,
     pub limit: usize,
     pub continue_token: Option<String>,
     pub dry_run: bool,
+    /// A `dryRun` value other than `All`, refused by the writes ([`Query::check_write_options`]).
+    pub bad_dry_run: Option<String>,
+    /// A `fieldValidation` value it does not know, refused likewise.
+    pub bad_field_validation: Option<String>,
     pub field_manager: Option<String>,
     pub force: bool,
     pub field_validation: FieldValidation,
@@ -53,12 +59,15 @@ impl Query {
             resource_version: None,
             timeout_seconds: None,
             allow_bookmarks: false,
-            send_initial_events: false,
+            send_initial_events: None,
+            resource_version_match: None,
             labels: LabelSelector::default(),
             fields: FieldSelector::default(),
             limit: 0,
             continue_token: None,
             dry_run: false,
+            bad_dry_run: None,
+            bad_field_validation: None,
             field_manager: None,
             force: false,
             field_validation: FieldValidation::Warn,
@@ -76,7 +85,8 @@ impl Query {
                     })?)
                 }
                 "allowWatchBookmarks" => q.allow_bookmarks = parse_bool(&k, &v)?,
-                "sendInitialEvents" => q.send_initial_events = parse_bool(&k, &v)?,
+                "sendInitialEvents" => q.send_initial_events = Some(parse_bool(&k, &v)?),
+                "resourceVersionMatch" if !v.is_empty() => q.resource_version_match = Some(v.into_owned()),
                 "labelSelector" => {
                     q.labels = LabelSelector::parse(&v)
                         .map_err(|e| ApiError::bad_request(format!("unable to parse requirement: {e}")))?
@@ -92,11 +102,7 @@ impl Query {
                 "dryRun" => match v.as_ref() {
                     "All" => q.dry_run = true,
                     "" => {}
-                    other => {
-                        return Err(ApiError::bad_request(format!(
-                            "Unsupported value: {other:?}: supported values: \"All\""
-                        )));
-                    }
+                    other => q.bad_dry_run = Some(other.to_string()),
                 },
                 "fieldManager" if !v.is_empty() => {
                     if v.len() > 128 {
@@ -111,9 +117,8 @@ impl Query {
                         "Warn" | "" => FieldValidation::Warn,
                         "Ignore" => FieldValidation::Ignore,
                         other => {
-                            return Err(ApiError::bad_request(format!(
-                                "fieldValidation: Unsupported value: {other:?}: supported values: \"Ignore\", \"Strict\", \"Warn\""
-                            )));
+                            q.bad_field_validation = Some(other.to_string());
+                            FieldValidation::Warn
                         }
                     }
                 }
@@ -124,6 +129,84 @@ impl Query {
             }
         }
         Ok(q)
+    }
+
+    /// A write's `dryRun` must be `All` and its `fieldValidation` one it knows: else 422 naming the write's
+    /// options kind (`CreateOptions`, …), as kube-apiserver answers.
+    pub fn check_write_options(&self, options: &str) -> Result<(), ApiError> {
+        let mut causes = Vec::new();
+        if let Some(v) = &self.bad_dry_run {
+            causes.push(Cause {
+                reason: "FieldValueNotSupported",
+                message: format!("Unsupported value: [{v:?}]: supported values: \"All\""),
+                field: "dryRun".into(),
+            });
+        }
+        if let Some(v) = &self.bad_field_validation {
+            causes.push(Cause {
+                reason: "FieldValueNotSupported",
+                message: format!("Unsupported value: {v:?}: supported values: \"\", \"Ignore\", \"Strict\", \"Warn\""),
+                field: "fieldValidation".into(),
+            });
+        }
+        if causes.is_empty() { Ok(()) } else { Err(ApiError::invalid("meta.k8s.io", options, "", causes)) }
+    }
+
+    /// kube-apiserver's checks of a list's or watch's options: `resourceVersionMatch` and `sendInitialEvents`.
+    pub fn validate_list_options(&self) -> Result<(), ApiError> {
+        let forbidden = |field: &str, message: String| Cause {
+            reason: "FieldValueForbidden",
+            message: format!("Forbidden: {message}"),
+            field: field.into(),
+        };
+        let not_supported = |v: &str, supported: &str| Cause {
+            reason: "FieldValueNotSupported",
+            message: format!("Unsupported value: {v:?}: supported values: {supported}"),
+            field: "resourceVersionMatch".into(),
+        };
+        let mut causes = Vec::new();
+        let rv_match = self.resource_version_match.as_deref();
+        if self.watch {
+            if self.send_initial_events.is_some() && rv_match != Some("NotOlderThan") {
+                causes.push(forbidden(
+                    "resourceVersionMatch",
+                    "sendInitialEvents requires setting resourceVersionMatch to NotOlderThan".into(),
+                ));
+            }
+            if let Some(m) = rv_match {
+                if self.send_initial_events.is_none() {
+                    causes.push(forbidden(
+                        "resourceVersionMatch",
+                        "resourceVersionMatch is forbidden for watch unless sendInitialEvents is provided".into(),
+                    ));
+                }
+                if m != "NotOlderThan" {
+                    causes.push(not_supported(m, "\"NotOlderThan\""));
+                }
+            }
+        } else {
+            if let Some(m) = rv_match {
+                if self.resource_version.is_none() {
+                    causes.push(forbidden(
+                        "resourceVersionMatch",
+                        "resourceVersionMatch is forbidden unless resourceVersion is provided".into(),
+                    ));
+                }
+                if self.continue_token.is_some() {
+                    causes.push(forbidden(
+                        "resourceVersionMatch",
+                        "resourceVersionMatch is forbidden when continue is provided".into(),
+                    ));
+                }
+                if m != "Exact" && m != "NotOlderThan" {
+                    causes.push(not_supported(m, "\"Exact\", \"NotOlderThan\", \"\""));
+                }
+            }
+            if self.send_initial_events.is_some() {
+                causes.push(forbidden("sendInitialEvents", "sendInitialEvents is forbidden for list".into()));
+            }
+        }
+        if causes.is_empty() { Ok(()) } else { Err(ApiError::invalid("meta.k8s.io", "ListOptions", "", causes)) }
     }
 }
 
@@ -138,6 +221,9 @@ mod tests {
         assert_eq!(q.resource_version.as_deref(), Some("5"));
         assert!(Query::parse(Some("limit=x")).is_err());
         assert!(Query::parse(Some("labelSelector=a%20in%20x")).is_err());
-        assert!(Query::parse(Some("dryRun=Some")).is_err());
+        let bad = Query::parse(Some("dryRun=Some&fieldValidation=Loose")).unwrap();
+        let err = bad.check_write_options("CreateOptions").unwrap_err().to_status();
+        assert_eq!((err["code"].as_u64(), err["details"]["causes"].as_array().map(Vec::len)), (Some(422), Some(2)));
+        assert!(Query::parse(Some("dryRun=All")).unwrap().check_write_options("PatchOptions").is_ok());
     }
 }

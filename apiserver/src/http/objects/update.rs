@@ -10,6 +10,7 @@ use crate::store::{Precondition, StoreError};
 
 impl Call<'_> {
     pub(super) fn update(&self, name: &str, target: Target, body: Bytes) -> Result<Response<Body>, Error> {
+        self.query.check_write_options("UpdateOptions")?;
         let obj = self.parse_write_body(&body)?;
         if let Some(body_name) = obj["metadata"]["name"].as_str()
             && body_name != name
@@ -29,14 +30,17 @@ impl Call<'_> {
                     },
                 )
             })?,
+            // kube-apiserver names the resource (not the kind) in this one.
             _ => {
-                return Err(Error::from(self.invalid(
+                return Err(Error::from(ApiError::invalid(
+                    self.group(),
+                    &self.kind.plural,
                     name,
-                    Cause {
+                    vec![Cause {
                         reason: "FieldValueInvalid",
-                        message: "Invalid value: 0x0: must be specified for an update".into(),
+                        message: "Invalid value: 0: must be specified for an update".into(),
                         field: "metadata.resourceVersion".into(),
-                    },
+                    }],
                 )));
             }
         };

@@ -30,6 +30,31 @@ fn without_managed_fields(v: &Value) -> Value {
 }
 
 /// kube-apiserver's metadata validation: an object cannot ask to orphan its dependents and to delete them.
+/// An object being deleted takes no new finalizers (kube-apiserver's rule: its deletion must be able to end).
+fn check_no_new_finalizers(current: &Value, new: &Value) -> Result<(), Cause> {
+    let list = |o: &Value| -> Vec<String> {
+        o["metadata"]["finalizers"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .filter_map(|f| f.as_str().map(String::from))
+            .collect()
+    };
+    let old = list(current);
+    let added: Vec<String> = list(new).into_iter().filter(|f| !old.contains(f)).map(|f| format!("{f:?}")).collect();
+    if added.is_empty() {
+        return Ok(());
+    }
+    Err(Cause {
+        reason: "FieldValueForbidden",
+        message: format!(
+            "Forbidden: no new finalizers can be added if the object is being deleted, found new finalizers []string{{{}}}",
+            added.join(", ")
+        ),
+        field: "metadata.finalizers".into(),
+    })
+}
+
 fn check_gc_finalizers(object: &Value) -> Result<(), Cause> {
     let finalizers = object["metadata"]["finalizers"].as_array().map(Vec::as_slice).unwrap_or_default();
     let has = |f: &str| finalizers.iter().any(|x| x == f);
@@ -217,6 +242,9 @@ impl Call<'_> {
             return Ok(Written::Stored(stored.clone()));
         }
         check_gc_finalizers(&result).map_err(|cause| self.invalid(name, cause))?;
+        if let Some(cur) = current_value.as_ref().filter(|c| c["metadata"].get("deletionTimestamp").is_some()) {
+            check_no_new_finalizers(cur, &result).map_err(|cause| self.invalid(name, cause))?;
+        }
         if self.query.dry_run {
             if current.is_none() && pre == Precondition::Absent && self.store.get(self.ns(), name).is_some() {
                 return Err(self.store_error(name, StoreError::AlreadyExists));
