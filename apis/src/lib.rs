@@ -35,6 +35,7 @@ pub mod kubernetesapply;
 pub mod kubernetesdiscovery;
 pub mod liveupdate;
 pub mod objectselector;
+pub mod pathname;
 pub mod podlogstream;
 pub mod portforward;
 pub mod probe;
@@ -69,6 +70,7 @@ pub use kubernetesapply::*;
 pub use kubernetesdiscovery::*;
 pub use liveupdate::*;
 pub use objectselector::*;
+pub use pathname::path_name;
 pub use podlogstream::*;
 pub use portforward::*;
 pub use probe::*;
@@ -95,6 +97,13 @@ pub const API_VERSION: &str = "tilt.dev/v1alpha1";
 pub const RESOURCE_LABEL: &str = "tilt.dev/resource";
 /// The annotation naming the resource (manifest) an object belongs to, as in Go Tilt.
 pub const RESOURCE_ANNOTATION: &str = "tilt.dev/resource";
+
+/// The resource an object belongs to: its [`RESOURCE_ANNOTATION`] (the exact name), else its [`RESOURCE_LABEL`]
+/// (the name made label-safe, which differs for names such as `bootstrap (secrets)`).
+pub fn resource_name_of(meta: &k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta) -> Option<&str> {
+    let annotation = meta.annotations.as_ref().and_then(|a| a.get(RESOURCE_ANNOTATION));
+    annotation.or_else(|| meta.labels.as_ref().and_then(|l| l.get(RESOURCE_LABEL))).map(String::as_str)
+}
 /// UIResource annotation: the resource's links, as a JSON list of `{url, name}`.
 pub const LINKS_ANNOTATION: &str = "tilt.dev/links";
 /// UIResource annotation: a Kubernetes resource's port forwards, as a JSON list of `Forward`s.

@@ -137,11 +137,13 @@ fn disable_sources(resource: &UIResource) -> Vec<ConfigMapDisableSource> {
 /// Creates or updates the source's ConfigMap so its key says `disabled`.
 async fn set_flag(config_maps: &Api<ConfigMap>, source: &ConfigMapDisableSource, disabled: bool) -> Result<()> {
     let value = disabled.to_string();
-    match config_maps.get_opt(&source.name).await? {
+    match config_maps.get_opt(&tilt_apis::path_name(&source.name)).await? {
         Some(cm) if cm.data.get(&source.key) == Some(&value) => {}
         Some(_) => {
             let patch = json!({"data": {&source.key: value}});
-            config_maps.patch(&source.name, &PatchParams::default(), &Patch::Merge(&patch)).await?;
+            config_maps
+                .patch(&tilt_apis::path_name(&source.name), &PatchParams::default(), &Patch::Merge(&patch))
+                .await?;
         }
         None => {
             let cm = ConfigMap::new(&source.name, BTreeMap::from([(source.key.clone(), value)]));

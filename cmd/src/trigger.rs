@@ -20,16 +20,16 @@ pub struct TriggerArgs {
 /// Runs `tilt trigger`.
 pub async fn trigger(args: TriggerArgs) -> Result<()> {
     let client = client::connect(&args.target).await?;
-    if Api::<UIResource>::all(client.clone()).get_opt(&args.resource).await?.is_none() {
+    if Api::<UIResource>::all(client.clone()).get_opt(&tilt_apis::path_name(&args.resource)).await?.is_none() {
         bail!("no resource named {:?} (see `tilt get uiresources`)", args.resource);
     }
     let button = format!("{}:trigger", args.resource);
     let buttons: Api<UIButton> = Api::all(client);
-    if buttons.get_opt(&button).await?.is_none() {
+    if buttons.get_opt(&tilt_apis::path_name(&button)).await?.is_none() {
         bail!("resource {:?} has no trigger button ({button})", args.resource);
     }
     let click = json!({"status": {"lastClickedAt": MicroTime(jiff::Timestamp::now())}});
-    buttons.patch_status(&button, &PatchParams::default(), &Patch::Merge(&click)).await?;
+    buttons.patch_status(&tilt_apis::path_name(&button), &PatchParams::default(), &Patch::Merge(&click)).await?;
     view::say(&format!("Triggered {}", args.resource));
     Ok(())
 }

@@ -77,7 +77,11 @@ pub async fn declare(client: &kube::Client, tiltfile: &Path, started: jiff::Time
     sessions.patch_status("Tiltfile", &PatchParams::default(), &Patch::Merge(&status)).await?;
     let name = MAIN_TILTFILE;
     Api::<UIResource>::all(client.clone())
-        .patch(name, &apply, &Patch::Apply(object("UIResource", json!({"name": name}), json!({}))))
+        .patch(
+            &tilt_apis::path_name(name),
+            &apply,
+            &Patch::Apply(object("UIResource", json!({"name": name}), json!({}))),
+        )
         .await
         .context("declaring the Tiltfile's UIResource")?;
     let button = object(
@@ -86,7 +90,7 @@ pub async fn declare(client: &kube::Client, tiltfile: &Path, started: jiff::Time
         json!({"location": {"componentID": name, "componentType": "Resource"}, "text": "Reload Tiltfile"}),
     );
     Api::<UIButton>::all(client.clone())
-        .patch(&tiltfile_trigger(), &apply, &Patch::Apply(button))
+        .patch(&tilt_apis::path_name(tiltfile_trigger()), &apply, &Patch::Apply(button))
         .await
         .context("declaring the Tiltfile's trigger button")?;
     Ok(())

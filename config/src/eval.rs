@@ -7,7 +7,11 @@ use starlark::environment::{FrozenModule, Module};
 use starlark::eval::{Evaluator, FileLoader};
 use starlark::syntax::{AstModule, Dialect, DialectTypes};
 
-use crate::state::{TiltfileState, abs_path_in};
+use std::sync::{Arc, Mutex};
+
+use crate::builtins::k8s::WORKLOAD_FUNCTION_VAR;
+use crate::state::{HostEnv, SharedEnv, TiltfileState, abs_path_in};
+use crate::values::K8sObjectId;
 use crate::{LoadError, LoadOptions, Loaded, assemble, builtins};
 
 /// Standard Starlark plus what Go Tilt's dialect allows (top-level `if`/`for`), f-strings and keyword-only
@@ -35,7 +39,9 @@ pub(crate) fn load(opts: &LoadOptions) -> Result<Loaded, LoadError> {
         let cwd = std::env::current_dir().unwrap_or_else(|_| PathBuf::from("/"));
         abs_path_in(&cwd, &opts.path.to_string_lossy())
     };
-    let state = TiltfileState::new(main_path.clone(), opts.args.clone(), builtins::globals(&main_path));
+    let env: SharedEnv = Arc::new(Mutex::new(HostEnv::from_process()));
+    let globals = builtins::globals(&main_path, &env);
+    let state = TiltfileState::new(main_path.clone(), opts.args.clone(), globals, env);
     let result = eval_file(&state, &main_path);
     // Drop the frozen modules before assembling: nothing Starlark is needed any more.
     let recorded = state.take();
@@ -71,6 +77,9 @@ fn eval_file(state: &TiltfileState, path: &Path) -> starlark::Result<FrozenModul
             eval.set_loader(&loader);
             eval.set_print_handler(state);
             eval.eval_module(ast, &state.globals)?;
+            if is_main {
+                name_workloads(state, &module, &mut eval)?;
+            }
         }
         Ok(module.freeze()?)
     });
@@ -123,4 +132,63 @@ fn other_error(message: String) -> starlark::Error {
 /// Runs another Tiltfile for its side effects (`include()`), as `load()` does but without importing names.
 pub(crate) fn include(state: &TiltfileState, path: &str) -> starlark::Result<FrozenModule> {
     Loader { state }.load(path)
+}
+
+/// Calls the `workload_to_resource_function()` function (if the Tiltfile set one) for every workload, recording
+/// the resource names it returns. Runs once the main Tiltfile has finished, when every `k8s_yaml()` and
+/// `k8s_kind()` is known, as Go Tilt does when it assembles resources.
+fn name_workloads<'v>(
+    state: &TiltfileState,
+    module: &Module<'v>,
+    eval: &mut Evaluator<'v, '_, '_>,
+) -> starlark::Result<()> {
+    let Some((file, position)) = state.rec().k8s.workload_function.clone() else {
+        return Ok(());
+    };
+    let func = if file == state.main_path {
+        module.get(WORKLOAD_FUNCTION_VAR)
+    } else {
+        let owned = state.rec().modules.get(&file).and_then(|m| m.get(WORKLOAD_FUNCTION_VAR).ok());
+        // SAFETY: the main module's frozen heap keeps the loaded module's heap alive for this evaluation.
+        owned.map(|f| unsafe { f.owned_frozen_value(eval.frozen_heap()) }.to_value())
+    };
+    let Some(func) = func else {
+        return Ok(());
+    };
+    let workloads: Vec<(usize, K8sObjectId)> = {
+        let rec = state.rec();
+        rec.k8s
+            .entities
+            .iter()
+            .enumerate()
+            .filter(|(_, e)| assemble::is_workload(e, &rec.k8s.kinds))
+            .map(|(i, e)| {
+                let id = K8sObjectId {
+                    name: e.name().to_owned(),
+                    kind: e.kind().to_owned(),
+                    namespace: e.namespace().to_owned(),
+                    group: e.group().to_owned(),
+                };
+                (i, id)
+            })
+            .collect()
+    };
+    let mut names = std::collections::HashMap::new();
+    for (index, id) in workloads {
+        let arg = eval.heap().alloc(id);
+        let result = eval
+            .eval_function(func, &[arg], &[])
+            .map_err(|e| other_error(format!("{position}: workload_to_resource_function: {}", format_error(&e))))?;
+        let name = result.unpack_str().ok_or_else(|| {
+            other_error(format!(
+                "{position}: workload_to_resource_function: invalid return value. wanted: string. got: {}",
+                result.get_type()
+            ))
+        })?;
+        builtins::validate_resource_name(name)
+            .map_err(|e| other_error(format!("{position}: workload_to_resource_function: {e}")))?;
+        names.insert(index, name.to_owned());
+    }
+    state.rec().k8s.workload_names = names;
+    Ok(())
 }

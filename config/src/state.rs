@@ -5,8 +5,9 @@
 //! a `RefCell`; borrows are kept short and never held across a nested evaluation (`load()`).
 
 use std::cell::{RefCell, RefMut};
-use std::collections::{HashMap, HashSet};
+use std::collections::{BTreeMap, HashMap, HashSet};
 use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex, MutexGuard};
 
 use starlark::any::ProvidesStaticType;
 use starlark::environment::{FrozenModule, Globals};
@@ -27,7 +28,47 @@ pub(crate) struct TiltfileState {
     pub args: Vec<String>,
     /// The built-ins every file of this evaluation sees.
     pub globals: Globals,
+    /// The environment as `os.putenv()`/`os.unsetenv()` left it (shared with `os.environ`).
+    pub env: SharedEnv,
     inner: RefCell<Recorded>,
+}
+
+/// The host environment a Tiltfile sees and changes. Go Tilt's `os.putenv()` changes its own process
+/// environment; tilt-rs is multi-threaded and must not, so the changes live here and are applied to `local()`
+/// and to the Cmds the Tiltfile declares.
+#[derive(Debug, Default)]
+pub(crate) struct HostEnv {
+    /// The variables, starting from tilt's environment.
+    pub vars: BTreeMap<String, String>,
+    /// What the Tiltfile changed: `Some(value)` set, `None` unset.
+    pub changes: BTreeMap<String, Option<String>>,
+}
+
+impl HostEnv {
+    /// Tilt's own environment, unchanged.
+    pub fn from_process() -> HostEnv {
+        HostEnv { vars: std::env::vars().collect(), changes: BTreeMap::new() }
+    }
+
+    /// Sets `key` (`os.putenv`).
+    pub fn set(&mut self, key: &str, value: &str) {
+        self.vars.insert(key.to_owned(), value.to_owned());
+        self.changes.insert(key.to_owned(), Some(value.to_owned()));
+    }
+
+    /// Unsets `key` (`os.unsetenv`), returning its old value.
+    pub fn unset(&mut self, key: &str) -> Option<String> {
+        self.changes.insert(key.to_owned(), None);
+        self.vars.remove(key)
+    }
+}
+
+/// A [`HostEnv`] shared by the evaluation state and the `os.environ` value.
+pub(crate) type SharedEnv = Arc<Mutex<HostEnv>>;
+
+/// Locks a [`SharedEnv`], ignoring poisoning (the data is plain maps).
+pub(crate) fn lock_env(env: &SharedEnv) -> MutexGuard<'_, HostEnv> {
+    env.lock().unwrap_or_else(|e| e.into_inner())
 }
 
 /// Everything recorded while the Tiltfile runs.
@@ -54,6 +95,8 @@ pub(crate) struct Recorded {
     pub config: ConfigState,
     /// `k8s_yaml`, `k8s_resource` and `docker_build` declarations.
     pub k8s: K8sState,
+    /// `docker_prune_settings()`, if called.
+    pub docker_prune: Option<crate::builtins::misc::DockerPruneSettings>,
 }
 
 /// A resource's trigger mode: whether file changes start an update by themselves.
@@ -115,9 +158,14 @@ pub(crate) struct LocalResource {
 
 impl TiltfileState {
     /// Creates the state for evaluating the Tiltfile at `main_path` (absolute) with `args`.
-    pub fn new(main_path: PathBuf, args: Vec<String>, globals: Globals) -> Self {
+    pub fn new(main_path: PathBuf, args: Vec<String>, globals: Globals, env: SharedEnv) -> Self {
         let main_dir = main_path.parent().map(Path::to_path_buf).unwrap_or_else(|| PathBuf::from("/"));
-        TiltfileState { main_path, main_dir, args, globals, inner: RefCell::new(Recorded::default()) }
+        TiltfileState { main_path, main_dir, args, globals, env, inner: RefCell::new(Recorded::default()) }
+    }
+
+    /// The environment as the Tiltfile has changed it so far.
+    pub fn env(&self) -> MutexGuard<'_, HostEnv> {
+        lock_env(&self.env)
     }
 
     /// The state of the evaluation `eval` belongs to.

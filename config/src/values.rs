@@ -293,3 +293,42 @@ impl fmt::Display for LiveUpdateStepValue {
 
 #[starlark_value(type = "live_update_step")]
 impl<'v> StarlarkValue<'v> for LiveUpdateStepValue {}
+
+/// What `workload_to_resource_function()`'s function receives: a workload's `name`, `kind`, `namespace` and
+/// API `group`.
+#[derive(Debug, Clone, PartialEq, Eq, ProvidesStaticType, NoSerialize, Allocative)]
+pub(crate) struct K8sObjectId {
+    /// `metadata.name`.
+    pub name: String,
+    /// `kind`.
+    pub kind: String,
+    /// Namespace (`default` when unset).
+    pub namespace: String,
+    /// API group (`core` for the core group).
+    pub group: String,
+}
+starlark_simple_value!(K8sObjectId);
+
+impl fmt::Display for K8sObjectId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}", format!("{}:{}:{}:{}", self.name, self.kind, self.namespace, self.group).to_lowercase())
+    }
+}
+
+#[starlark_value(type = "K8sObjectID")]
+impl<'v> StarlarkValue<'v> for K8sObjectId {
+    fn get_attr(&self, attribute: &str, heap: Heap<'v>) -> Option<Value<'v>> {
+        let value = match attribute {
+            "name" => &self.name,
+            "kind" => &self.kind,
+            "namespace" => &self.namespace,
+            "group" => &self.group,
+            _ => return None,
+        };
+        Some(heap.alloc(value.as_str()))
+    }
+
+    fn dir_attr(&self) -> Vec<String> {
+        ["name", "kind", "namespace", "group"].map(String::from).to_vec()
+    }
+}

@@ -36,7 +36,10 @@ where
     K: Resource<DynamicType = ()> + Clone + serde::de::DeserializeOwned + std::fmt::Debug,
 {
     let patch = json!({"apiVersion": K::api_version(&()), "kind": K::kind(&()), "status": status});
-    match api.patch_status(name, &PatchParams::apply(manager).force(), &Patch::Apply(&patch)).await {
+    match api
+        .patch_status(&tilt_apis::path_name(name), &PatchParams::apply(manager).force(), &Patch::Apply(&patch))
+        .await
+    {
         Ok(_) => Ok(()),
         Err(err) if is_not_found(&err) => Ok(()),
         Err(err) => Err(err),

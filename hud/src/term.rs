@@ -161,7 +161,7 @@ async fn click(client: &kube::Client, name: &str, action: Option<&str>) -> Resul
         status["inputs"] = json!([{"name": "action", "hidden": {"value": a}}]);
     }
     Api::<UIButton>::all(client.clone())
-        .patch_status(name, &PatchParams::default(), &Patch::Merge(&json!({"status": status})))
+        .patch_status(&tilt_apis::path_name(name), &PatchParams::default(), &Patch::Merge(&json!({"status": status})))
         .await
         .map(drop)
 }

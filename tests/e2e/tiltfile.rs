@@ -255,3 +255,36 @@ async fn a_burst_of_writes_restarts_the_server_once_with_the_final_content() {
     tokio::time::sleep(Duration::from_millis(1500)).await;
     assert_eq!(logs(), ["srv │ started 0", "srv │ started 1000"], "exactly one restart, with the final content");
 }
+
+/// Names with spaces and parentheses (`bootstrap (secrets)`) go through every API call percent-encoded: the
+/// Tiltfile controller creates the objects, the controllers update their status by name, `tilt ci` finishes,
+/// and `tilt get`/`trigger`, kubectl and the kube client find them by name.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn names_with_spaces_and_parentheses_round_trip() {
+    let dir = tempfile::tempdir().unwrap();
+    let tiltfile = "local_resource(name='bootstrap (secrets)', cmd='echo boot')\n\
+                    local_resource(name='srv (x)', serve_cmd='sleep 300', resource_deps=['bootstrap (secrets)'])\n";
+    let (ok, out) = tilt_ci(dir.path(), tiltfile, "60s");
+    assert!(ok && out.contains("SUCCESS"), "{out}");
+
+    let up = TiltUp::with_tiltfile(tiltfile);
+    let name = "bootstrap (secrets)";
+    let client = up.client().await;
+    let resources: Api<UIResource> = Api::all(client);
+    poll("srv (x) ready", || {
+        let resources = resources.clone();
+        async move {
+            let r = resources.get_opt(&tilt_apis::path_name("srv (x)")).await.ok().flatten()?;
+            let conditions = r.status?.conditions;
+            conditions.iter().any(|c| c.type_ == "Ready" && c.status == "True").then_some(())
+        }
+    })
+    .await;
+    let get = up.tilt_command(&["get", "uiresource", name]).output().unwrap();
+    let text = String::from_utf8_lossy(&get.stdout);
+    assert!(get.status.success() && text.contains(name), "{text}{}", String::from_utf8_lossy(&get.stderr));
+    let trigger = up.tilt_command(&["trigger", name]).output().unwrap();
+    assert!(trigger.status.success(), "{}", String::from_utf8_lossy(&trigger.stderr));
+    let by_kubectl = up.kubectl_ok(&["get", "cmd", "srv (x):serve", "-o", "jsonpath={.status.ready}"]);
+    assert_eq!(by_kubectl, "true");
+}

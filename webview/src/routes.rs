@@ -20,8 +20,7 @@ use kube::{Client, ResourceExt};
 use serde::Deserialize;
 use serde_json::{Value, json};
 use tilt_apis::{
-    AUTO_FILE_WATCHES_ANNOTATION, Cmd, DockerImage, RESOURCE_LABEL, TRIGGER_MODE_ANNOTATION, Tiltfile, UIButton,
-    UIResource,
+    AUTO_FILE_WATCHES_ANNOTATION, Cmd, DockerImage, TRIGGER_MODE_ANNOTATION, Tiltfile, UIButton, UIResource,
 };
 use tokio_util::sync::CancellationToken;
 
@@ -242,7 +241,7 @@ struct TriggerPayload {
 }
 
 async fn resource(client: &Client, name: &str) -> Result<UIResource, Reject> {
-    match Api::<UIResource>::all(client.clone()).get_opt(name).await {
+    match Api::<UIResource>::all(client.clone()).get_opt(&tilt_apis::path_name(name)).await {
         Ok(Some(r)) => Ok(r),
         Ok(None) => Err(reject(StatusCode::NOT_FOUND, format!("no resource named {name:?}"))),
         Err(e) => Err(api_error(e)),
@@ -268,7 +267,7 @@ async fn trigger(AxumState(state): S, body: Bytes) -> Answer {
     let button = format!("{name}:trigger");
     let click = json!({"status": {"lastClickedAt": MicroTime(jiff::Timestamp::now())}});
     let buttons = Api::<UIButton>::all(live.client.clone());
-    match buttons.patch_status(&button, &PatchParams::default(), &Patch::Merge(&click)).await {
+    match buttons.patch_status(&tilt_apis::path_name(&button), &PatchParams::default(), &Patch::Merge(&click)).await {
         Ok(_) => Ok(StatusCode::OK.into_response()),
         Err(kube::Error::Api(e)) if e.code == 404 => {
             Err(reject(StatusCode::BAD_REQUEST, format!("resource {name:?} cannot be triggered (no button {button})")))
@@ -314,27 +313,31 @@ async fn override_trigger_mode(AxumState(state): S, body: Bytes) -> Answer {
 }
 
 async fn set_trigger_mode(client: &Client, name: &str, mode: i32) -> Result<(), kube::Error> {
-    let labelled = ListParams::default().labels(&format!("{RESOURCE_LABEL}={name}"));
+    // The label holds the name made label-safe; the annotation the exact name.
+    let labelled = ListParams::default();
+    let of_resource = |meta: &kube::api::ObjectMeta| tilt_apis::resource_name_of(meta) == Some(name);
     let watches = |annotations: &BTreeMap<String, String>| -> Option<Vec<String>> {
         let auto: Vec<String> = serde_json::from_str(annotations.get(AUTO_FILE_WATCHES_ANNOTATION)?).ok()?;
         Some(if is_auto(mode) { auto } else { Vec::new() })
     };
     let cmds: Api<Cmd> = Api::all(client.clone());
-    for c in cmds.list(&labelled).await? {
+    for c in cmds.list(&labelled).await?.into_iter().filter(|c| of_resource(kube::Resource::meta(c))) {
         if let Some(fws) = watches(c.annotations()) {
             let patch = json!({"spec": {"restartOn": {"fileWatches": fws}}});
-            cmds.patch(&c.name_any(), &PatchParams::default(), &Patch::Merge(&patch)).await?;
+            cmds.patch(&tilt_apis::path_name(c.name_any()), &PatchParams::default(), &Patch::Merge(&patch)).await?;
         }
     }
     let images: Api<DockerImage> = Api::all(client.clone());
-    for i in images.list(&labelled).await? {
+    for i in images.list(&labelled).await?.into_iter().filter(|i| of_resource(kube::Resource::meta(i))) {
         if let Some(fws) = watches(i.annotations()) {
             let patch = json!({"spec": {"restartOn": {"fileWatches": fws}}});
-            images.patch(&i.name_any(), &PatchParams::default(), &Patch::Merge(&patch)).await?;
+            images.patch(&tilt_apis::path_name(i.name_any()), &PatchParams::default(), &Patch::Merge(&patch)).await?;
         }
     }
     let patch = json!({"metadata": {"annotations": {TRIGGER_MODE_ANNOTATION: mode.to_string()}}});
-    Api::<UIResource>::all(client.clone()).patch(name, &PatchParams::default(), &Patch::Merge(&patch)).await?;
+    Api::<UIResource>::all(client.clone())
+        .patch(&tilt_apis::path_name(name), &PatchParams::default(), &Patch::Merge(&patch))
+        .await?;
     Ok(())
 }
 

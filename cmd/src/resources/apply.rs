@@ -55,14 +55,14 @@ pub async fn apply(args: ApplyArgs) -> Result<()> {
             .context("an object to apply has no metadata.name")?
             .to_string();
         let api = cluster.api(kind);
-        let current = api.get_opt(&name).await?.map(|o| to_value(kind, o)).transpose()?;
+        let current = api.get_opt(&tilt_apis::path_name(&name)).await?.map(|o| to_value(kind, o)).transpose()?;
         let (object, verb) = if args.server_side {
             let params = PatchParams {
                 field_manager: Some(args.field_manager.clone()),
                 force: args.force_conflicts,
                 ..Default::default()
             };
-            let object = api.patch(&name, &params, &Patch::Apply(&manifest)).await?;
+            let object = api.patch(&tilt_apis::path_name(&name), &params, &Patch::Apply(&manifest)).await?;
             (object, "serverside-applied")
         } else {
             let modified = with_last_applied(&manifest)?;
@@ -78,7 +78,12 @@ pub async fn apply(args: ApplyArgs) -> Result<()> {
                         (serde_json::from_value(current.clone())?, "unchanged")
                     } else {
                         (
-                            api.patch(&name, &PatchParams::default(), &Patch::Merge(Value::Object(patch))).await?,
+                            api.patch(
+                                &tilt_apis::path_name(&name),
+                                &PatchParams::default(),
+                                &Patch::Merge(Value::Object(patch)),
+                            )
+                            .await?,
                             "configured",
                         )
                     }

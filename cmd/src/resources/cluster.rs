@@ -236,7 +236,7 @@ impl Cluster {
         } else {
             let mut objects = Vec::new();
             for name in &selection.names {
-                objects.push(api.get(name).await?);
+                objects.push(api.get(&tilt_apis::path_name(name)).await?);
             }
             let rv = objects
                 .iter()

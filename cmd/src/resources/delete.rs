@@ -68,7 +68,7 @@ pub async fn delete(args: DeleteArgs) -> Result<()> {
     let deadline = tokio::time::Instant::now() + args.timeout;
     for (kind, name) in targets {
         let api = cluster.api(kind);
-        let uid = match api.delete(&name, &DeleteParams::default()).await {
+        let uid = match api.delete(&tilt_apis::path_name(&name), &DeleteParams::default()).await {
             Ok(either) => either.left().and_then(|o| o.metadata.uid),
             Err(kube::Error::Api(status)) if status.code == 404 && args.ignore_not_found => continue,
             Err(e) => return Err(e.into()),

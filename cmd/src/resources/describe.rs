@@ -62,7 +62,7 @@ async fn matching(cluster: &Cluster, selection: &Selection<'_>, filter: &Filter)
     let api = cluster.api(selection.kind);
     let mut out = Vec::new();
     for name in &selection.names {
-        match api.get(name).await {
+        match api.get(&tilt_apis::path_name(name)).await {
             Ok(object) => out.push((to_value(selection.kind, object)?, false)),
             Err(kube::Error::Api(status)) if status.code == 404 => {
                 let prefixed: Vec<_> = api

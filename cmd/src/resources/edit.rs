@@ -59,7 +59,7 @@ pub async fn edit(args: EditArgs) -> Result<()> {
             let name = original["metadata"]["name"].as_str().unwrap_or_default();
             let object = cluster
                 .api(selection.kind)
-                .patch(name, &PatchParams::default(), &Patch::Merge(Value::Object(patch)))
+                .patch(&tilt_apis::path_name(name), &PatchParams::default(), &Patch::Merge(Value::Object(patch)))
                 .await?;
             emit(&format!("{} edited\n", qualified_name(&to_value(selection.kind, object)?)));
         }

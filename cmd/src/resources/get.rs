@@ -139,7 +139,7 @@ async fn fetch_table(cluster: &Cluster, selection: &Selection<'_>, filter: &Filt
     }
     let mut merged: Option<ServerTable> = None;
     for name in &selection.names {
-        let t = table(cluster, request.get(name, &GetParams::default())?).await?;
+        let t = table(cluster, request.get(&tilt_apis::path_name(name), &GetParams::default())?).await?;
         match &mut merged {
             Some(m) => m.rows.extend(t.rows),
             None => merged = Some(t),

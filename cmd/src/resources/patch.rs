@@ -64,11 +64,11 @@ pub async fn patch(args: PatchArgs) -> Result<()> {
         bail!("patch takes exactly one object name (TYPE NAME or TYPE/NAME)")
     };
     let api = cluster.api(selection.kind);
-    let before = api.get(name).await?;
+    let before = api.get(&tilt_apis::path_name(name)).await?;
     let params = PatchParams::default();
     let after = match args.subresource.as_deref() {
-        Some("status") => api.patch_status(name, &params, &patch).await?,
-        _ => api.patch(name, &params, &patch).await?,
+        Some("status") => api.patch_status(&tilt_apis::path_name(name), &params, &patch).await?,
+        _ => api.patch(&tilt_apis::path_name(name), &params, &patch).await?,
     };
     let unchanged = before.metadata.resource_version == after.metadata.resource_version;
     let after = to_value(selection.kind, after)?;

@@ -124,11 +124,11 @@ pub async fn wait(args: WaitArgs) -> Result<()> {
             selection.names.clone()
         };
         for name in names {
-            let object = match api.get_opt(&name).await? {
+            let object = match api.get_opt(&tilt_apis::path_name(&name)).await? {
                 Some(o) => Some(to_value(selection.kind, o)?),
                 None if matches!(args.for_, WaitFor::Condition { .. } | WaitFor::JsonPath { .. }) => {
                     // Like kubectl: waiting on a named object that does not exist is the server's NotFound.
-                    api.get(&name).await?;
+                    api.get(&tilt_apis::path_name(&name)).await?;
                     None
                 }
                 None => None,

@@ -17,8 +17,8 @@ use k8s_openapi::apimachinery::pkg::apis::meta::v1::LabelSelector;
 use serde_json::Value;
 use tilt_apis::{
     DockerImageSpec, FileWatchSpec, Forward, IgnoreDef, ImageMapOverrideArgs, ImageMapOverrideCommand, ImageMapSpec,
-    KubernetesApplySpec, KubernetesDiscoveryStrategy, KubernetesDiscoveryTemplateSpec, PodLogStreamTemplateSpec,
-    PortForwardTemplateSpec, RestartOnSpec, StartOnSpec,
+    KubernetesApplySpec, KubernetesDiscoveryStrategy, KubernetesDiscoveryTemplateSpec, KubernetesImageLocator,
+    PodLogStreamTemplateSpec, PortForwardTemplateSpec, RestartOnSpec, StartOnSpec,
 };
 
 use super::{
@@ -26,7 +26,7 @@ use super::{
     UNCATEGORIZED, merge_ignores, object, path_string, resource_head_objects, sanitize_name, trigger_button_name,
     trigger_mode_number,
 };
-use crate::builtins::k8s::{Entity, ImageDecl, ImageRef, K8sState};
+use crate::builtins::k8s::{Entity, ImageDecl, ImageRef, K8sState, KindDecl, values_at};
 use crate::state::TriggerMode;
 use crate::yaml;
 
@@ -43,6 +43,8 @@ pub(crate) struct K8sPlan {
     pub images: Vec<PlannedImage>,
     /// Messages for the output.
     pub warnings: Vec<String>,
+    /// `k8s_kind()` declarations.
+    kinds: Vec<KindDecl>,
 }
 
 /// A `docker_build()` image with its API names.
@@ -91,11 +93,22 @@ pub(crate) fn plan(state: &K8sState, local_names: &HashSet<String>) -> anyhow::R
         Ok(())
     };
 
-    // Workloads: objects that run containers with images.
-    let (workloads, rest): (Vec<Entity>, Vec<Entity>) =
-        unresourced.into_iter().partition(|e| !container_images(e).is_empty());
-    unresourced = rest;
-    for (workload, name) in workloads.iter().zip(unique_names(&workloads)) {
+    // Workloads: objects that run containers with images, objects with images at `k8s_kind()` paths and
+    // objects of `k8s_kind()` kinds.
+    type Indexed = Vec<(usize, Entity)>;
+    let (workloads, rest): (Indexed, Indexed) =
+        unresourced.into_iter().enumerate().partition(|(_, e)| is_workload(e, &state.kinds));
+    unresourced = rest.into_iter().map(|(_, e)| e).collect();
+    let names = if state.workload_function.is_some() {
+        workloads
+            .iter()
+            .map(|(i, e)| state.workload_names.get(i).cloned().unwrap_or_else(|| e.name().to_owned()))
+            .collect()
+    } else {
+        unique_names(&workloads.iter().map(|(_, e)| e.clone()).collect::<Vec<_>>())
+    };
+    let workloads: Vec<Entity> = workloads.into_iter().map(|(_, e)| e).collect();
+    for (workload, name) in workloads.iter().zip(names) {
         taken(&resources, &name)?;
         let mut r = K8sResource::new(&name);
         r.entities.push(workload.clone());
@@ -194,7 +207,7 @@ pub(crate) fn plan(state: &K8sState, local_names: &HashSet<String>) -> anyhow::R
         r.entities = unresourced;
         r
     });
-    link_images(resources.iter_mut().chain(uncategorized.iter_mut()), &mut images);
+    link_images(resources.iter_mut().chain(uncategorized.iter_mut()), &mut images, &state.kinds);
     let warnings = images
         .iter()
         .filter(|image| image.owner.is_none())
@@ -205,17 +218,22 @@ pub(crate) fn plan(state: &K8sState, local_names: &HashSet<String>) -> anyhow::R
             )
         })
         .collect();
-    Ok(K8sPlan { resources, uncategorized, images, warnings })
+    Ok(K8sPlan { resources, uncategorized, images, warnings, kinds: state.kinds.clone() })
 }
 
 /// Records which images each resource uses (and each image's first user).
-fn link_images<'a>(resources: impl Iterator<Item = &'a mut K8sResource>, images: &mut [PlannedImage]) {
+fn link_images<'a>(
+    resources: impl Iterator<Item = &'a mut K8sResource>,
+    images: &mut [PlannedImage],
+    kinds: &[KindDecl],
+) {
     for r in resources {
         let uses: Vec<(String, bool)> = r
             .entities
             .iter()
             .flat_map(|e| {
-                let images = container_images(e).into_iter().map(|i| (i, false));
+                let located = kinds.iter().filter(|k| k.selector.matches(e)).flat_map(|k| located_images(e, k));
+                let images = container_images(e).into_iter().chain(located).map(|i| (i, false));
                 images.chain(env_var_values(e).into_iter().map(|v| (v, true)))
             })
             .collect();
@@ -241,6 +259,25 @@ fn push_image_use(r: &mut K8sResource, images: &mut [PlannedImage], reference: &
             image.owner.get_or_insert_with(|| r.name.clone());
         }
     }
+}
+
+/// Whether `e` is a workload: it has images in its pod templates or at a `k8s_kind()` JSON path, or its kind
+/// was declared with `k8s_kind()` without paths.
+pub(crate) fn is_workload(e: &Entity, kinds: &[KindDecl]) -> bool {
+    !container_images(e).is_empty()
+        || kinds
+            .iter()
+            .any(|k| k.selector.matches(e) && (k.image_json_paths.is_empty() || !located_images(e, k).is_empty()))
+}
+
+/// The image references at `kind`'s JSON paths in `e`.
+fn located_images(e: &Entity, kind: &KindDecl) -> Vec<String> {
+    kind.image_json_paths
+        .iter()
+        .flat_map(|(_, steps)| values_at(&e.obj, steps))
+        .filter_map(Value::as_str)
+        .map(str::to_owned)
+        .collect()
 }
 
 /// Go Tilt's `UniqueNames(workloads, 1)`: the shortest candidate name no other workload wants.
@@ -434,6 +471,18 @@ pub(crate) fn objects(ctx: &Assembly<'_>, plan: &K8sPlan, r: &K8sResource, out: 
     let spec = KubernetesApplySpec {
         yaml: yaml::to_yaml_stream(&docs)?,
         image_maps,
+        image_locators: plan
+            .kinds
+            .iter()
+            .filter(|k| r.entities.iter().any(|e| k.selector.matches(e)))
+            .flat_map(|k| {
+                k.image_json_paths.iter().map(|(path, _)| KubernetesImageLocator {
+                    object_selector: k.selector.spec.clone(),
+                    path: path.clone(),
+                    object: None,
+                })
+            })
+            .collect(),
         kubernetes_discovery_template_spec: (!extra_selectors.is_empty())
             .then_some(KubernetesDiscoveryTemplateSpec { extra_selectors }),
         port_forward_template_spec: (!r.port_forwards.is_empty())

@@ -64,7 +64,7 @@ pub(crate) fn objects(ctx: &Assembly<'_>, r: &LocalResource, out: &mut Vec<Value
         let spec = CmdSpec {
             args: r.update.argv.clone(),
             dir: path_string(&r.update.dir),
-            env: r.update.env.clone(),
+            env: cmd_env(ctx, &r.update.env),
             restart_on: Some(RestartOnSpec {
                 file_watches: if watch_restarts { vec![file_watch_name(name)] } else { Vec::new() },
                 ui_buttons: vec![button.clone()],
@@ -82,7 +82,7 @@ pub(crate) fn objects(ctx: &Assembly<'_>, r: &LocalResource, out: &mut Vec<Value
         let spec = CmdSpec {
             args: r.serve.argv.clone(),
             dir: path_string(&r.serve.dir),
-            env: r.serve.env.clone(),
+            env: cmd_env(ctx, &r.serve.env),
             readiness_probe: r.readiness_probe.clone(),
             restart_on: Some(RestartOnSpec {
                 file_watches: if watch_restarts && !has_update { vec![file_watch_name(name)] } else { Vec::new() },
@@ -105,4 +105,20 @@ fn start_on(cmds: Vec<String>, ui_resources: Vec<String>, ui_buttons: Vec<String
         return None;
     }
     Some(StartOnSpec { start_after: None, ui_buttons, cmds, ui_resources })
+}
+
+/// A Cmd's environment: what `os.putenv()`/`os.unsetenv()` changed (Go Tilt changes its own environment, which
+/// its processes inherit; an unset variable becomes empty here, since a Cmd can only add variables), then the
+/// resource's own `env`, which wins. `KEY=VALUE`, sorted by key.
+fn cmd_env(ctx: &Assembly<'_>, own: &[String]) -> Vec<String> {
+    let own_keys: Vec<&str> = own.iter().map(|kv| kv.split_once('=').map_or(kv.as_str(), |(k, _)| k)).collect();
+    let mut env: Vec<String> = ctx
+        .env_changes
+        .iter()
+        .filter(|(k, _)| !own_keys.contains(&k.as_str()))
+        .map(|(k, v)| format!("{k}={}", v.as_deref().unwrap_or_default()))
+        .chain(own.iter().cloned())
+        .collect();
+    env.sort_by(|a, b| a.split_once('=').map(|p| p.0).cmp(&b.split_once('=').map(|p| p.0)));
+    env
 }

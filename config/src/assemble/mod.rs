@@ -12,6 +12,8 @@
 mod k8s;
 mod local;
 
+pub(crate) use k8s::is_workload;
+
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::path::{Path, PathBuf};
 
@@ -83,7 +85,14 @@ fn assemble_objects(state: &TiltfileState, rec: &mut Recorded) -> anyhow::Result
 
     let mut objects = Vec::new();
     let mut names = Vec::new();
-    let ctx = Assembly { global_ignores: &global_ignores, default_trigger, deps: &deps, enabled: &enabled };
+    let env_changes = state.env().changes.clone();
+    let ctx = Assembly {
+        global_ignores: &global_ignores,
+        default_trigger,
+        deps: &deps,
+        enabled: &enabled,
+        env_changes: &env_changes,
+    };
     for resource in &k8s_plan.resources {
         names.push(resource.name.clone());
         k8s::objects(&ctx, &k8s_plan, resource, &mut objects)?;
@@ -112,6 +121,8 @@ pub(crate) struct Assembly<'a> {
     pub deps: &'a HashMap<String, Vec<String>>,
     /// Resources enabled by `config.set_enabled_resources()`; `None` when it was not called (all are).
     pub enabled: &'a Option<HashSet<String>>,
+    /// `os.putenv()`/`os.unsetenv()` changes (`None`: unset), applied to every Cmd.
+    pub env_changes: &'a BTreeMap<String, Option<String>>,
 }
 
 impl Assembly<'_> {

@@ -1,6 +1,7 @@
 //! Host files and commands: `local()`, `read_file()`, `watch_file()`, `listdir()`, `blob()`,
 //! `watch_settings()` and `include()`.
 
+use std::collections::BTreeMap;
 use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
@@ -185,8 +186,9 @@ pub(crate) fn exec_local(
     if echo.command {
         state.print(format!("local: {shown}"));
     }
-    let out =
-        run_command(argv, dir, env, stdin).map_err(|e| anyhow::anyhow!("command {shown:?} failed.\nerror: {e}"))?;
+    let changes = state.env().changes.clone();
+    let out = run_command(argv, dir, &changes, env, stdin)
+        .map_err(|e| anyhow::anyhow!("command {shown:?} failed.\nerror: {e}"))?;
     if echo.output {
         for line in out.stdout.lines().chain(out.stderr.lines()) {
             state.print(format!("{LOCAL_OUTPUT_PREFIX}{line}"));
@@ -210,14 +212,22 @@ struct CommandOutput {
     failure: Option<String>,
 }
 
-/// Runs `argv` in `dir` with `env` over the current environment, feeding `stdin`, and collects its output.
+/// Runs `argv` in `dir` with `env` over the current environment as `os.putenv()`/`os.unsetenv()` changed it
+/// (`changes`), feeding `stdin`, and collects its output.
 fn run_command(
     argv: &[String],
     dir: &Path,
+    changes: &BTreeMap<String, Option<String>>,
     env: &[(String, String)],
     stdin: Option<&str>,
 ) -> std::io::Result<CommandOutput> {
     let mut command = Command::new(&argv[0]);
+    for (key, value) in changes {
+        match value {
+            Some(value) => command.env(key, value),
+            None => command.env_remove(key),
+        };
+    }
     command
         .args(&argv[1..])
         .current_dir(dir)

@@ -29,6 +29,119 @@ pub(crate) struct K8sState {
     pub resource_options: Vec<K8sResourceOptions>,
     /// `docker_build()` calls, in order.
     pub images: Vec<ImageDecl>,
+    /// `k8s_kind()` calls, in order.
+    pub kinds: Vec<KindDecl>,
+    /// The file whose module holds the `workload_to_resource_function()` function, and where it was called.
+    pub workload_function: Option<(PathBuf, String)>,
+    /// Resource names the `workload_to_resource_function()` function gave, by index in `entities`.
+    pub workload_names: std::collections::HashMap<usize, String>,
+}
+
+/// Module variable holding the `workload_to_resource_function()` function until the Tiltfile has run.
+pub(crate) const WORKLOAD_FUNCTION_VAR: &str = "__tilt_workload_to_resource_function";
+
+/// One `k8s_kind()` call: objects of this kind are workloads, with images at these JSON paths.
+#[derive(Clone, Debug)]
+pub(crate) struct KindDecl {
+    /// Which objects.
+    pub selector: ObjectSelector,
+    /// JSON paths (`{.spec.image}`) of their images, as field paths; empty: the kind is a workload without
+    /// image paths of its own.
+    pub image_json_paths: Vec<(String, Vec<PathStep>)>,
+}
+
+/// A step of a JSON path.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub(crate) enum PathStep {
+    /// `.field`
+    Field(String),
+    /// `[N]`
+    Index(usize),
+    /// `[*]`
+    All,
+}
+
+/// Parses a kubectl-style JSON path (`{.spec.template.spec.containers[*].image}`, braces optional) made of
+/// fields, indexes and `[*]`.
+pub(crate) fn parse_json_path(path: &str) -> anyhow::Result<Vec<PathStep>> {
+    let inner = path.trim();
+    let inner = inner.strip_prefix('{').and_then(|p| p.strip_suffix('}')).unwrap_or(inner);
+    let mut steps = Vec::new();
+    let mut rest = inner;
+    let bad = || anyhow::anyhow!("error parsing json paths {path:?}: supported are .field, [N] and [*]");
+    while !rest.is_empty() {
+        if let Some(after) = rest.strip_prefix('.') {
+            let end = after.find(['.', '[']).unwrap_or(after.len());
+            if end == 0 {
+                return Err(bad());
+            }
+            steps.push(PathStep::Field(after[..end].to_owned()));
+            rest = &after[end..];
+        } else if let Some(after) = rest.strip_prefix('[') {
+            let end = after.find(']').ok_or_else(bad)?;
+            let index = &after[..end];
+            steps.push(if index == "*" { PathStep::All } else { PathStep::Index(index.parse().map_err(|_| bad())?) });
+            rest = &after[end + 1..];
+        } else {
+            return Err(bad());
+        }
+    }
+    if steps.is_empty() {
+        return Err(bad());
+    }
+    Ok(steps)
+}
+
+/// The values at `steps` in `value`.
+pub(crate) fn values_at<'a>(value: &'a serde_json::Value, steps: &[PathStep]) -> Vec<&'a serde_json::Value> {
+    let Some((first, rest)) = steps.split_first() else {
+        return vec![value];
+    };
+    let next: Vec<&serde_json::Value> = match first {
+        PathStep::Field(f) => value.get(f).into_iter().collect(),
+        PathStep::Index(i) => value.get(*i).into_iter().collect(),
+        PathStep::All => value.as_array().map(|a| a.iter().collect()).unwrap_or_default(),
+    };
+    next.into_iter().flat_map(|v| values_at(v, rest)).collect()
+}
+
+/// Go Tilt's object selector for `k8s_kind()` and `filter_yaml()`: case-insensitive regular expressions on
+/// `apiVersion`, `kind`, name and namespace that match anywhere in the field; an empty one matches anything.
+#[derive(Clone, Debug)]
+pub(crate) struct ObjectSelector {
+    regexes: [regex::Regex; 4],
+    /// The expressions as given (for the API's `ObjectSelector`).
+    pub spec: tilt_apis::ObjectSelector,
+}
+
+impl ObjectSelector {
+    /// Compiles the four expressions.
+    pub fn new(api_version: &str, kind: &str, name: &str, namespace: &str) -> anyhow::Result<ObjectSelector> {
+        let compile = |what: &str, re: &str| {
+            let re = if re.is_empty() { String::new() } else { format!("(?i){re}") };
+            regex::Regex::new(&re).map_err(|e| anyhow::anyhow!("error parsing {what} regexp: {e}"))
+        };
+        let regexes = [
+            compile("apiVersion", api_version)?,
+            compile("kind", kind)?,
+            compile("name", name)?,
+            compile("namespace", namespace)?,
+        ];
+        let insensitive = |re: &str| if re.is_empty() { String::new() } else { format!("(?i){re}") };
+        let spec = tilt_apis::ObjectSelector {
+            api_version_regexp: insensitive(api_version),
+            kind_regexp: insensitive(kind),
+            name_regexp: insensitive(name),
+            namespace_regexp: insensitive(namespace),
+        };
+        Ok(ObjectSelector { regexes, spec })
+    }
+
+    /// Whether `e` matches every expression.
+    pub fn matches(&self, e: &Entity) -> bool {
+        let fields = [e.str_at("/apiVersion"), e.kind(), e.name(), e.namespace()];
+        self.regexes.iter().zip(fields).all(|(re, field)| re.is_match(field))
+    }
 }
 
 /// One Kubernetes object from `k8s_yaml()`.
@@ -39,7 +152,7 @@ pub(crate) struct Entity {
 }
 
 impl Entity {
-    fn str_at(&self, pointer: &str) -> &str {
+    pub(crate) fn str_at(&self, pointer: &str) -> &str {
         self.obj.pointer(pointer).and_then(|v| v.as_str()).unwrap_or("")
     }
 
@@ -269,6 +382,50 @@ fn k8s_builtins(builder: &mut GlobalsBuilder) {
             position: eval.call_stack_top_location().map(|l| l.to_string()).unwrap_or_default(),
         };
         state.rec().k8s.resource_options.push(options);
+        Ok(NoneType)
+    }
+
+    /// Tells Tilt that objects of `kind` are workloads (each gets its own resource), with images at
+    /// `image_json_path` (kubectl JSON paths such as `{.spec.image}`).
+    fn k8s_kind<'v>(
+        #[starlark(require = pos)] kind: &str,
+        #[starlark(require = named)] image_json_path: Option<Value<'v>>,
+        #[starlark(require = named, default = "")] api_version: &str,
+        #[starlark(require = named)] pod_readiness: Option<&str>,
+        eval: &mut Evaluator<'v, '_, '_>,
+    ) -> anyhow::Result<NoneType> {
+        let state = TiltfileState::from_eval(eval)?;
+        if kind.is_empty() {
+            anyhow::bail!("k8s_kind: kind must not be empty");
+        }
+        if let Some(mode) = pod_readiness
+            && !matches!(mode, "" | "wait" | "ignore")
+        {
+            anyhow::bail!("pod_readiness must be 'wait' or 'ignore', got {mode:?}");
+        }
+        let selector = ObjectSelector::new(api_version, kind, "", "")?;
+        let image_json_paths = string_list(image_json_path, "image_json_path")?
+            .into_iter()
+            .map(|p| parse_json_path(&p).map(|steps| (p, steps)))
+            .collect::<anyhow::Result<Vec<_>>>()?;
+        let decl = KindDecl { selector, image_json_paths };
+        state.rec().k8s.kinds.push(decl);
+        Ok(NoneType)
+    }
+
+    /// Names workload resources with `func(id)`, where `id` has `.name`, `.kind`, `.namespace` and `.group`,
+    /// instead of the shortest unique `name[:kind[:namespace[:group]]]`.
+    fn workload_to_resource_function<'v>(
+        #[starlark(require = pos)] func: Value<'v>,
+        eval: &mut Evaluator<'v, '_, '_>,
+    ) -> anyhow::Result<NoneType> {
+        let state = TiltfileState::from_eval(eval)?;
+        if func.get_type() != "function" {
+            anyhow::bail!("workload_to_resource_function: func must be a function, got {}", func.get_type());
+        }
+        let position = eval.call_stack_top_location().map(|l| l.to_string()).unwrap_or_default();
+        eval.module().set(WORKLOAD_FUNCTION_VAR, func);
+        state.rec().k8s.workload_function = Some((state.current_file(), position));
         Ok(NoneType)
     }
 

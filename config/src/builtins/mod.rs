@@ -9,9 +9,11 @@ pub(crate) mod encoding;
 pub(crate) mod files;
 pub(crate) mod k8s;
 pub(crate) mod local_resource;
+pub(crate) mod misc;
 pub(crate) mod os;
 pub(crate) mod probe;
 pub(crate) mod settings;
+pub(crate) mod shlex;
 pub(crate) mod templates;
 
 use std::path::Path;
@@ -22,11 +24,11 @@ use starlark::values::list::ListRef;
 use starlark::values::tuple::TupleRef;
 use starlark::values::{Value, ValueLike};
 
-use crate::state::TiltfileState;
+use crate::state::{SharedEnv, TiltfileState};
 use crate::values::{Blob, text_of};
 
 /// The global environment of a Tiltfile whose main file is `main_path`.
-pub(crate) fn globals(main_path: &Path) -> Globals {
+pub(crate) fn globals(main_path: &Path, env: &SharedEnv) -> Globals {
     let main_path = main_path.to_path_buf();
     let mut builder = GlobalsBuilder::extended_by(&[
         LibraryExtension::StructType,
@@ -42,7 +44,9 @@ pub(crate) fn globals(main_path: &Path) -> Globals {
     settings::register(&mut builder);
     templates::register(&mut builder);
     config::register(&mut builder, &main_path);
-    os::register(&mut builder);
+    os::register(&mut builder, env);
+    shlex::register(&mut builder);
+    misc::register(&mut builder);
     builder.build()
 }
 

@@ -1,22 +1,27 @@
-//! The `os` and `sys` modules: `os.getenv()`, `os.environ`, `os.getcwd()`, `os.name`, `os.path.*`,
-//! `sys.argv`, `sys.executable`. Relative paths resolve against the running Tiltfile's directory.
+//! The `os` and `sys` modules: `os.getenv()`, `os.putenv()`, `os.unsetenv()`, `os.environ`, `os.getcwd()`,
+//! `os.name`, `os.path.*`, `sys.argv`, `sys.executable`. Relative paths resolve against the running Tiltfile's
+//! directory. The environment is the evaluation's [`HostEnv`]: tilt's own, changed by `os.putenv()`.
 
+use std::fmt;
 use std::path::{Component, Path, PathBuf};
 
-use starlark::environment::GlobalsBuilder;
+use allocative::Allocative;
+use starlark::any::ProvidesStaticType;
+use starlark::environment::{GlobalsBuilder, Methods, MethodsBuilder};
 use starlark::eval::Evaluator;
 use starlark::starlark_module;
-use starlark::values::Value;
+use starlark::starlark_simple_value;
+use starlark::values::none::NoneType;
 use starlark::values::tuple::UnpackTuple;
+use starlark::values::{Heap, NoSerialize, StarlarkValue, Value, ValueLike, starlark_value};
 
 use super::string_arg;
-use crate::state::{TiltfileState, clean_path};
+use crate::state::{HostEnv, SharedEnv, TiltfileState, clean_path, lock_env};
 use crate::values::text_of;
 
 /// Registers the `os` and `sys` namespaces.
-pub(crate) fn register(builder: &mut GlobalsBuilder) {
-    let environ: serde_json::Map<String, serde_json::Value> =
-        std::env::vars().map(|(k, v)| (k, serde_json::Value::String(v))).collect();
+pub(crate) fn register(builder: &mut GlobalsBuilder, env: &SharedEnv) {
+    let environ = Environ { env: env.clone() };
     builder.namespace("os", |b| {
         os_members(b);
         b.set("environ", environ);
@@ -40,10 +45,29 @@ fn os_members(builder: &mut GlobalsBuilder) {
         eval: &mut Evaluator<'v, '_, '_>,
     ) -> anyhow::Result<Value<'v>> {
         let key = string_arg(key, "key")?;
-        Ok(match std::env::var(&key) {
-            Ok(v) => eval.heap().alloc(v),
-            Err(_) => default.unwrap_or_else(Value::new_none),
+        let value = TiltfileState::from_eval(eval)?.env().vars.get(&key).cloned();
+        Ok(match value {
+            Some(v) => eval.heap().alloc(v),
+            None => default.unwrap_or_else(Value::new_none),
         })
+    }
+
+    /// Sets the environment variable `key` for the rest of the Tiltfile, its `local()` commands and the
+    /// commands of its resources.
+    fn putenv<'v>(key: Value<'v>, value: Value<'v>, eval: &mut Evaluator<'v, '_, '_>) -> anyhow::Result<NoneType> {
+        let key = env_key(key, "putenv")?;
+        let value = text_of(value)
+            .ok_or_else(|| anyhow::anyhow!("putenv() value must be a string, not {}", value.get_type()))?;
+        TiltfileState::from_eval(eval)?.env().set(&key, value);
+        Ok(NoneType)
+    }
+
+    /// Unsets the environment variable `key` for the rest of the Tiltfile, its `local()` commands and the
+    /// commands of its resources.
+    fn unsetenv<'v>(key: Value<'v>, eval: &mut Evaluator<'v, '_, '_>) -> anyhow::Result<NoneType> {
+        let key = env_key(key, "unsetenv")?;
+        TiltfileState::from_eval(eval)?.env().unset(&key);
+        Ok(NoneType)
     }
 
     /// The directory of the running Tiltfile.
@@ -101,6 +125,138 @@ fn os_path_members(builder: &mut GlobalsBuilder) {
         let real = std::fs::canonicalize(&abs).map_err(|e| anyhow::anyhow!("realpath {}: {e}", abs.display()))?;
         Ok(real.to_string_lossy().into_owned())
     }
+}
+
+/// A variable name for `putenv()`/`unsetenv()`: a non-empty string without `=` or NUL.
+fn env_key(key: Value<'_>, function: &str) -> anyhow::Result<String> {
+    let key =
+        text_of(key).ok_or_else(|| anyhow::anyhow!("{function}() key must be a string, not {}", key.get_type()))?;
+    if key.is_empty() || key.contains(['=', '\0']) {
+        anyhow::bail!("{function}() key {key:?} is not a valid environment variable name");
+    }
+    Ok(key.to_owned())
+}
+
+/// `os.environ`: a live, dict-like view of the evaluation's environment. `os.environ[k] = v` is `putenv`.
+#[derive(ProvidesStaticType, NoSerialize, Allocative)]
+struct Environ {
+    #[allocative(skip)]
+    env: SharedEnv,
+}
+starlark_simple_value!(Environ);
+
+impl fmt::Debug for Environ {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("environ")
+    }
+}
+
+impl fmt::Display for Environ {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let env = lock_env(&self.env);
+        let items: Vec<String> = env.vars.iter().map(|(k, v)| format!("{k:?}: {v:?}")).collect();
+        write!(f, "{{{}}}", items.join(", "))
+    }
+}
+
+impl Environ {
+    fn lock(&self) -> std::sync::MutexGuard<'_, HostEnv> {
+        lock_env(&self.env)
+    }
+}
+
+starlark::methods_static!(ENVIRON_METHODS = environ_methods);
+
+#[starlark_value(type = "environ")]
+impl<'v> StarlarkValue<'v> for Environ {
+    fn get_methods() -> Option<&'static Methods> {
+        Some(ENVIRON_METHODS.methods())
+    }
+
+    fn to_bool(&self) -> bool {
+        !self.lock().vars.is_empty()
+    }
+
+    fn length(&self) -> starlark::Result<i32> {
+        Ok(self.lock().vars.len() as i32)
+    }
+
+    fn is_in(&self, other: Value<'v>) -> starlark::Result<bool> {
+        Ok(text_of(other).is_some_and(|k| self.lock().vars.contains_key(k)))
+    }
+
+    fn at(&self, index: Value<'v>, heap: Heap<'v>) -> starlark::Result<Value<'v>> {
+        let value = text_of(index).and_then(|k| self.lock().vars.get(k).cloned());
+        match value {
+            Some(v) => Ok(heap.alloc(v)),
+            None => Err(starlark::Error::new_other(anyhow::anyhow!("key {index} not found in os.environ"))),
+        }
+    }
+
+    fn set_at(&self, index: Value<'v>, new_value: Value<'v>) -> starlark::Result<()> {
+        let key = env_key(index, "putenv").map_err(starlark::Error::new_other)?;
+        let value = text_of(new_value).ok_or_else(|| {
+            starlark::Error::new_other(anyhow::anyhow!("putenv() value must be a string, not {}", new_value.get_type()))
+        })?;
+        self.lock().set(&key, value);
+        Ok(())
+    }
+
+    fn iterate_collect(&self, heap: Heap<'v>) -> starlark::Result<Vec<Value<'v>>> {
+        Ok(self.lock().vars.keys().map(|k| heap.alloc(k.as_str())).collect())
+    }
+}
+
+#[starlark_module]
+fn environ_methods(builder: &mut MethodsBuilder) {
+    /// The variable `key`, or `default` when it is unset.
+    fn get<'v>(
+        this: Value<'v>,
+        #[starlark(require = pos)] key: Value<'v>,
+        #[starlark(require = pos)] default: Option<Value<'v>>,
+        heap: Heap<'v>,
+    ) -> anyhow::Result<Value<'v>> {
+        let value = environ_of(this)?.lock().vars.get(text_of(key).unwrap_or_default()).cloned();
+        Ok(match value {
+            Some(v) => heap.alloc(v),
+            None => default.unwrap_or_else(Value::new_none),
+        })
+    }
+
+    /// The variable names, sorted.
+    fn keys<'v>(this: Value<'v>) -> anyhow::Result<Vec<String>> {
+        Ok(environ_of(this)?.lock().vars.keys().cloned().collect())
+    }
+
+    /// The values, in key order.
+    fn values<'v>(this: Value<'v>) -> anyhow::Result<Vec<String>> {
+        Ok(environ_of(this)?.lock().vars.values().cloned().collect())
+    }
+
+    /// `(name, value)` pairs, sorted by name.
+    fn items<'v>(this: Value<'v>) -> anyhow::Result<Vec<(String, String)>> {
+        Ok(environ_of(this)?.lock().vars.iter().map(|(k, v)| (k.clone(), v.clone())).collect())
+    }
+
+    /// Unsets `key` and returns its value (or `default`; an error without one when it is unset).
+    fn pop<'v>(
+        this: Value<'v>,
+        #[starlark(require = pos)] key: Value<'v>,
+        #[starlark(require = pos)] default: Option<Value<'v>>,
+        heap: Heap<'v>,
+    ) -> anyhow::Result<Value<'v>> {
+        let key = env_key(key, "unsetenv")?;
+        let old = environ_of(this)?.lock().unset(&key);
+        match (old, default) {
+            (Some(v), _) => Ok(heap.alloc(v)),
+            (None, Some(d)) => Ok(d),
+            (None, None) => anyhow::bail!("key {key:?} not found in os.environ"),
+        }
+    }
+}
+
+fn environ_of(value: Value<'_>) -> anyhow::Result<&Environ> {
+    value.downcast_ref::<Environ>().ok_or_else(|| anyhow::anyhow!("expected os.environ, got {}", value.get_type()))
 }
 
 /// Go's `filepath.Join`: non-empty elements joined with `/` and cleaned.

@@ -194,7 +194,13 @@ impl OwnedStatus {
         // stops applying to /status (the embedded one did).
         owned["error"] = json!(status.error);
         let patch = json!({"apiVersion": tilt_apis::API_VERSION, "kind": "FileWatch", "status": owned});
-        self.api.patch_status(&self.name, &PatchParams::apply(MANAGER).force(), &Patch::Apply(&patch)).await?;
+        self.api
+            .patch_status(
+                &tilt_apis::path_name(&self.name),
+                &PatchParams::apply(MANAGER).force(),
+                &Patch::Apply(&patch),
+            )
+            .await?;
         Ok(())
     }
 }

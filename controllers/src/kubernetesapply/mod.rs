@@ -476,7 +476,7 @@ async fn cleanup(ka: &KubernetesApply, ctx: &Ctx, state: &mut Applies) -> Result
 async fn delete_discovery(ctx: &Ctx, name: &str, state: &mut Applies) -> Result<(), Error> {
     state.discovery = None;
     let api: Api<KubernetesDiscovery> = Api::all(ctx.client.clone());
-    match api.delete(name, &DeleteParams::default()).await {
+    match api.delete(&tilt_apis::path_name(name), &DeleteParams::default()).await {
         Ok(_) => Ok(()),
         Err(e) if is_not_found(&e) => Ok(()),
         Err(e) => Err(e.into()),
@@ -523,7 +523,7 @@ async fn declare_discovery(
     kd.meta_mut().annotations = Some([(RESOURCE_ANNOTATION.to_string(), resource_of(ka))].into());
     kd.meta_mut().labels = Some([(RESOURCE_LABEL.to_string(), resource_of(ka))].into());
     let api: Api<KubernetesDiscovery> = Api::all(ctx.client.clone());
-    api.patch(&name, &PatchParams::apply(MANAGER).force(), &Patch::Apply(&kd)).await?;
+    api.patch(&tilt_apis::path_name(&name), &PatchParams::apply(MANAGER).force(), &Patch::Apply(&kd)).await?;
     state.discovery = Some(spec);
     Ok(())
 }

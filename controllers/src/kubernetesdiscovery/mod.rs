@@ -290,7 +290,7 @@ impl PodMonitor {
             Ok(list) => self.declared.log_streams.extend(list.items.into_iter().map(|o| (o.name_any(), o.spec))),
             Err(err) => tracing::warn!(kd = %self.name, %err, "listing PodLogStreams"),
         }
-        match Api::<PortForward>::all(self.client.clone()).get_opt(&self.name).await {
+        match Api::<PortForward>::all(self.client.clone()).get_opt(&tilt_apis::path_name(&self.name)).await {
             Ok(pf) => {
                 self.declared.port_forward = pf.filter(|pf| pf.labels().contains_key(DISCOVERY_LABEL)).map(|pf| pf.spec)
             }
@@ -325,7 +325,10 @@ impl PodMonitor {
             }
             let mut pls = PodLogStream::new(&name, spec.clone());
             self.child_meta(&mut pls);
-            match api.patch(&name, &PatchParams::apply(MANAGER).force(), &Patch::Apply(&pls)).await {
+            match api
+                .patch(&tilt_apis::path_name(&name), &PatchParams::apply(MANAGER).force(), &Patch::Apply(&pls))
+                .await
+            {
                 Ok(_) => {
                     self.declared.log_streams.insert(name, spec);
                 }
@@ -334,7 +337,7 @@ impl PodMonitor {
         }
         let gone: Vec<String> = self.declared.log_streams.keys().filter(|n| !wanted.contains(*n)).cloned().collect();
         for name in gone {
-            match api.delete(&name, &DeleteParams::default()).await {
+            match api.delete(&tilt_apis::path_name(&name), &DeleteParams::default()).await {
                 Err(err) if !is_not_found(&err) => tracing::warn!(kd = %self.name, %err, "deleting a PodLogStream"),
                 _ => {
                     self.declared.log_streams.remove(&name);
@@ -347,7 +350,10 @@ impl PodMonitor {
         let Some(template) = self.spec.port_forward_template_spec.clone().filter(|t| !t.forwards.is_empty()) else {
             // No forwards (any more): the one an earlier spec declared goes.
             if self.declared.port_forward.is_some() {
-                match Api::<PortForward>::all(self.client.clone()).delete(&self.name, &DeleteParams::default()).await {
+                match Api::<PortForward>::all(self.client.clone())
+                    .delete(&tilt_apis::path_name(&self.name), &DeleteParams::default())
+                    .await
+                {
                     Ok(_) => self.declared.port_forward = None,
                     Err(err) if is_not_found(&err) => self.declared.port_forward = None,
                     Err(err) => tracing::warn!(kd = %self.name, %err, "deleting the PortForward"),
@@ -390,7 +396,10 @@ impl PodMonitor {
         let mut pf = PortForward::new(&self.name, spec.clone());
         self.child_meta(&mut pf);
         let api: Api<PortForward> = Api::all(self.client.clone());
-        match api.patch(&self.name, &PatchParams::apply(MANAGER).force(), &Patch::Apply(&pf)).await {
+        match api
+            .patch(&tilt_apis::path_name(&self.name), &PatchParams::apply(MANAGER).force(), &Patch::Apply(&pf))
+            .await
+        {
             Ok(_) => self.declared.port_forward = Some(spec),
             Err(err) => tracing::warn!(kd = %self.name, %err, "declaring the PortForward"),
         }

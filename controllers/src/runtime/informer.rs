@@ -138,7 +138,7 @@ impl Informers {
         if stored.meta().resource_version.is_some() {
             return Some(stored);
         }
-        match Api::<K>::all(self.client.clone()).get_opt(name).await {
+        match Api::<K>::all(self.client.clone()).get_opt(&tilt_apis::path_name(name)).await {
             Ok(found) => found.map(Arc::new),
             Err(err) => {
                 tracing::warn!(kind = %K::kind(&()), %name, %err, "reading an object the informer keeps as a stub");

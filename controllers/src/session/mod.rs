@@ -14,7 +14,7 @@ use kube::runtime::controller::Action;
 use kube::runtime::reflector::{ObjectRef, Store};
 use kube::{Client, Resource, ResourceExt};
 use tilt_apis::{
-    CMD_STOPPED_REASON, Cmd, ExitCondition, RESOURCE_LABEL, RuntimeStatus, Session, SessionStatus, Target, TargetState,
+    CMD_STOPPED_REASON, Cmd, ExitCondition, RuntimeStatus, Session, SessionStatus, Target, TargetState,
     TargetStateActive, TargetStateDisabled, TargetStateTerminated, TargetStateWaiting, TargetType, Tiltfile,
     UIResource, UpdateStatus,
 };
@@ -63,7 +63,7 @@ impl Ctx {
 
 fn target(cmd: &Cmd) -> Option<Target> {
     let name = cmd.name_any();
-    let resource = cmd.labels().get(RESOURCE_LABEL)?.clone();
+    let resource = tilt_apis::resource_name_of(cmd.meta())?.to_owned();
     let server = name.ends_with(":serve");
     let s = cmd.status.clone().unwrap_or_default();
     let state = if s.disable_status.as_ref().is_some_and(|d| d.disabled) {

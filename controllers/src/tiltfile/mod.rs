@@ -120,7 +120,9 @@ async fn reconcile_objects(client: &Client, objects: &[Value]) -> Result<(), Err
         let api: Api<DynamicObject> = Api::all_with(client.clone(), &ar);
         let name = name.to_string();
         applies.push(async move {
-            api.patch(&name, &PatchParams::apply(MANAGER).force(), &Patch::Apply(&obj)).await.map(drop)
+            api.patch(&tilt_apis::path_name(&name), &PatchParams::apply(MANAGER).force(), &Patch::Apply(&obj))
+                .await
+                .map(drop)
         });
     }
     futures::stream::iter(applies).buffer_unordered(APPLY_CONCURRENCY).try_collect::<Vec<()>>().await?;
@@ -130,7 +132,7 @@ async fn reconcile_objects(client: &Client, objects: &[Value]) -> Result<(), Err
         for obj in api.list(&owned).await? {
             let name = obj.name_any();
             if !declared.contains(&(ar.kind.clone(), name.clone())) {
-                match api.delete(&name, &DeleteParams::default()).await {
+                match api.delete(&tilt_apis::path_name(&name), &DeleteParams::default()).await {
                     Ok(_) => {}
                     Err(kube::Error::Api(e)) if e.code == 404 => {}
                     Err(e) => return Err(e.into()),
@@ -148,7 +150,7 @@ pub async fn delete_declared(client: &Client) -> Result<usize, kube::Error> {
     for ar in declarable() {
         let api: Api<DynamicObject> = Api::all_with(client.clone(), &ar);
         for obj in api.list(&owned).await? {
-            match api.delete(&obj.name_any(), &DeleteParams::default()).await {
+            match api.delete(&tilt_apis::path_name(obj.name_any()), &DeleteParams::default()).await {
                 Ok(_) => n += 1,
                 Err(kube::Error::Api(e)) if e.code == 404 => {}
                 Err(e) => return Err(e),
@@ -237,7 +239,8 @@ async fn reconcile(
     let watch = FileWatch::new(&configs_name(&name), FileWatchSpec { watched_paths: files, ..Default::default() });
     let mut watch = serde_json::to_value(&watch).map_err(|e| Error::Object(e.to_string()))?;
     watch["metadata"]["labels"] = json!({"tilt.dev/tiltfile": "configs"});
-    fws.patch(&configs_name(&name), &PatchParams::apply(MANAGER).force(), &Patch::Apply(&watch)).await?;
+    fws.patch(&tilt_apis::path_name(configs_name(&name)), &PatchParams::apply(MANAGER).force(), &Patch::Apply(&watch))
+        .await?;
 
     let error = match &result.error {
         Some(e) => Some(e.clone()),

@@ -141,7 +141,7 @@ impl Reconciler for Ctx {
             },
         });
         Api::<UIButton>::all(client.clone())
-            .patch(&name, &PatchParams::apply(MANAGER).force(), &Patch::Apply(&ui_button))
+            .patch(&tilt_apis::path_name(&name), &PatchParams::apply(MANAGER).force(), &Patch::Apply(&ui_button))
             .await?;
         if tb.status.as_ref().map(|s| s.error.as_str()).unwrap_or_default() != error {
             write_error(&client, &tb, &error).await?;
@@ -153,7 +153,7 @@ impl Reconciler for Ctx {
 /// Writes `value` under the source's key, creating the ConfigMap when it does not exist.
 async fn set_key(maps: &Api<ConfigMap>, source: &ConfigMapStateSource, value: &str) -> Result<(), kube::Error> {
     let patch = json!({"data": {source.key.clone(): value}});
-    match maps.patch(&source.name, &PatchParams::default(), &Patch::Merge(&patch)).await {
+    match maps.patch(&tilt_apis::path_name(&source.name), &PatchParams::default(), &Patch::Merge(&patch)).await {
         Ok(_) => Ok(()),
         Err(e) if is_not_found(&e) => {
             let cm: ConfigMap = serde_json::from_value(json!({

@@ -18,8 +18,8 @@ use kube::runtime::reflector::{ObjectRef, Store};
 use kube::{Client, Resource, ResourceExt};
 use tilt_apis::{
     CMD_STOPPED_REASON, Cmd, CmdStatus, DisableResourceStatus, DisableSource, DockerImage, KubernetesApply,
-    KubernetesDiscovery, RESOURCE_LABEL, RuntimeStatus, Tiltfile, UIResource, UIResourceCondition,
-    UIResourceStateWaiting, UIResourceStateWaitingOnRef, UIResourceStatus, UpdateStatus,
+    KubernetesDiscovery, RuntimeStatus, Tiltfile, UIResource, UIResourceCondition, UIResourceStateWaiting,
+    UIResourceStateWaitingOnRef, UIResourceStatus, UpdateStatus,
 };
 use tokio_util::sync::CancellationToken;
 
@@ -322,7 +322,7 @@ pub struct Stores {
 }
 
 fn of_resource<K: Resource<DynamicType = ()> + Clone>(store: &Store<K>, name: &str) -> Vec<Arc<K>> {
-    store.state().into_iter().filter(|o| o.labels().get(RESOURCE_LABEL).is_some_and(|r| r == name)).collect()
+    store.state().into_iter().filter(|o| tilt_apis::resource_name_of(o.meta()) == Some(name)).collect()
 }
 
 impl Reconciler for Ctx {
@@ -377,7 +377,7 @@ async fn reconcile(res: Arc<UIResource>, ctx: &Ctx) -> Result<Action, Error> {
 }
 
 fn owner_resource<K: Resource>(o: &K) -> Option<ObjectRef<UIResource>> {
-    o.labels().get(RESOURCE_LABEL).map(|r| ObjectRef::<UIResource>::new(r))
+    tilt_apis::resource_name_of(o.meta()).map(ObjectRef::<UIResource>::new)
 }
 
 /// Runs the controller until `shutdown` is cancelled.
