@@ -1,14 +1,17 @@
 //! A kopf operator (the Python operator framework) against `tilt up`: it finds the tilt.dev kinds through
 //! discovery, waits for the CRD and Namespace resources every kube-apiserver serves, handles a create with a
-//! merge patch and a delete behind its finalizer.
+//! merge patch and a delete behind its finalizer. The same operator and steps run against the real
+//! kube-apiserver serving `tilt crds`.
 
 use std::path::Path;
-use std::process::{Command, Stdio};
+use std::process::{Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
 use serde_json::Value;
 
 use crate::common::{GroupChild, TiltUp, python_module};
+use crate::crds::install_crds;
+use crate::kube_cluster::real_cluster;
 
 const OPERATOR: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../tests/python/kopf_operator.py");
 const FINALIZER: &str = "kopf.zalando.org/KopfFinalizerMarker";
@@ -39,37 +42,58 @@ fn kopf_operator_handles_create_and_delete() {
     // kopf logs in through the current context: give it a kubeconfig whose current context is tilt's.
     let kubeconfig = dir.path().join("kubeconfig");
     std::fs::write(&kubeconfig, tilt.kubectl_ok(&["config", "view", "--raw", "--minify", "--flatten"])).unwrap();
-    let log = dir.path().join("kopf.log");
+    run_operator(dir.path(), &kubeconfig, tilt.home.path(), "kopf-demo", |args| tilt.kubectl(args));
+}
+
+#[test]
+fn kopf_operator_handles_create_and_delete_on_kube_apiserver() {
+    let Some(cluster) = real_cluster() else { return };
+    if !python_module("kopf") {
+        return;
+    }
+    install_crds(cluster);
+    let dir = tempfile::tempdir().unwrap();
+    let name = format!("kopf-demo-{}", std::process::id());
+    run_operator(dir.path(), &cluster.kubeconfig, dir.path(), &name, |args| cluster.kubectl(args));
+}
+
+/// Starts the operator with this kubeconfig (its current context), creates a tilt.dev ConfigMap `name` with
+/// kubectl, and checks the create handler's patch, kopf's finalizer and the delete handler.
+fn run_operator(dir: &Path, kubeconfig: &Path, home: &Path, name: &str, kubectl: impl Fn(&[&str]) -> Output) {
+    let log = dir.join("kopf.log");
     let _operator = GroupChild::spawn(
         Command::new("python3")
             .args(["-m", "kopf", "run", "--standalone", "--all-namespaces", "--verbose", OPERATOR])
-            .env("KUBECONFIG", &kubeconfig)
-            .env("HOME", tilt.home.path())
-            .env("KOPF_TEST_OUT", dir.path())
+            .env("KUBECONFIG", kubeconfig)
+            .env("HOME", home)
+            .env("KOPF_TEST_OUT", dir)
             .stdin(Stdio::null())
             .stdout(std::fs::File::create(&log).unwrap())
-            .stderr(std::fs::File::create(dir.path().join("kopf.stderr")).unwrap()),
+            .stderr(std::fs::File::create(dir.join("kopf.stderr")).unwrap()),
     );
     // The create must arrive through the watch, not kopf's initial listing.
     wait_for("kopf to watch tilt.dev configmaps", 60, &log, || {
         let text = std::fs::read_to_string(&log).unwrap_or_default()
-            + &std::fs::read_to_string(dir.path().join("kopf.stderr")).unwrap_or_default();
+            + &std::fs::read_to_string(dir.join("kopf.stderr")).unwrap_or_default();
         text.contains("Starting the watch-stream for configmaps.v1alpha1.tilt.dev").then_some(())
     });
-    let manifest = dir.path().join("cm.yaml");
+    let manifest = dir.join("cm.yaml");
     std::fs::write(
         &manifest,
-        "apiVersion: tilt.dev/v1alpha1\nkind: ConfigMap\nmetadata:\n  name: kopf-demo\ndata:\n  greeting: hello\n",
+        format!(
+            "apiVersion: tilt.dev/v1alpha1\nkind: ConfigMap\nmetadata:\n  name: {name}\ndata:\n  greeting: hello\n"
+        ),
     )
     .unwrap();
-    tilt.kubectl_ok(&["create", "-f", manifest.to_str().unwrap()]);
+    let created = kubectl(&["create", "-f", manifest.to_str().unwrap()]);
+    assert!(created.status.success(), "kubectl create: {}", String::from_utf8_lossy(&created.stderr));
 
     let get = || -> Option<Value> {
-        let out = tilt.kubectl(&["get", "configmaps.tilt.dev", "kopf-demo", "-o", "json"]);
+        let out = kubectl(&["get", "configmaps.tilt.dev", name, "-o", "json"]);
         out.status.success().then(|| serde_json::from_slice(&out.stdout).unwrap())
     };
     let handled = wait_for("the create handler's annotation", 30, &log, || {
-        get().filter(|cm| cm["metadata"]["annotations"]["kopf-test/created"] == "kopf-demo")
+        get().filter(|cm| cm["metadata"]["annotations"]["kopf-test/created"] == name)
     });
     assert!(
         handled["metadata"]["finalizers"].as_array().is_some_and(|f| f.iter().any(|v| v == FINALIZER)),
@@ -78,7 +102,7 @@ fn kopf_operator_handles_create_and_delete() {
     assert_eq!(handled["data"]["greeting"], "hello", "the patch lost data: {handled}");
 
     // kubectl waits until the object is gone, which takes kopf's delete handler removing its finalizer.
-    let out = tilt.kubectl(&["delete", "configmaps.tilt.dev", "kopf-demo", "--timeout=60s"]);
+    let out = kubectl(&["delete", "configmaps.tilt.dev", name, "--timeout=60s"]);
     assert!(
         out.status.success(),
         "kubectl delete: {}{}\nkopf's log:\n{}",
@@ -86,7 +110,7 @@ fn kopf_operator_handles_create_and_delete() {
         String::from_utf8_lossy(&out.stderr),
         std::fs::read_to_string(&log).unwrap_or_default()
     );
-    assert_eq!(std::fs::read_to_string(dir.path().join("deleted-kopf-demo")).ok().as_deref(), Some("kopf-demo"));
-    let gone = tilt.kubectl(&["get", "configmaps.tilt.dev", "kopf-demo"]);
+    assert_eq!(std::fs::read_to_string(dir.join(format!("deleted-{name}"))).ok().as_deref(), Some(name));
+    let gone = kubectl(&["get", "configmaps.tilt.dev", name]);
     assert!(!gone.status.success() && String::from_utf8_lossy(&gone.stderr).contains("NotFound"));
 }

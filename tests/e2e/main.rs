@@ -5,6 +5,7 @@ mod cli;
 mod common;
 mod conformance;
 mod crds;
+mod js;
 mod kopf;
 mod kube;
 mod kube_cluster;
