@@ -15,10 +15,18 @@ pub struct Target {
     /// The kubeconfig context of the `tilt up` to talk to (`tilt`, `tilt-<port>`).
     #[arg(long, global = true)]
     pub context: Option<String>,
+    #[command(flatten)]
+    pub shared: crate::shared::SharedArgs,
 }
 
 /// A client for the `tilt up` that `target` names, checked to be alive.
 pub async fn connect(target: &Target) -> Result<kube::Client> {
+    if let Some(context) = &target.shared.api_context {
+        // A session on a shared apiserver: the one named, or the one `tilt up` derives for ./Tiltfile.
+        let tiltfile = std::path::absolute("Tiltfile").context("resolving ./Tiltfile")?;
+        let session = crate::shared::session_name(target.shared.session.as_deref(), &tiltfile)?;
+        return crate::shared::client(context, &crate::shared::namespace(&session)).await;
+    }
     let (kubeconfig, context, what) = match (&target.context, target.port) {
         (Some(ctx), _) => {
             let path = kubeconfig::user_kubeconfig_path();

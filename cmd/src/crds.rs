@@ -14,11 +14,16 @@ pub struct CrdsArgs {
     /// Output format: `yaml` (a stream of documents) or `json` (a `v1` List).
     #[arg(short, long, default_value = "yaml", value_parser = ["yaml", "json"])]
     output: String,
+    /// The namespaced CRDs a shared apiserver needs for `tilt up --api-context` (a namespace per session),
+    /// annotated with the schema they come from.
+    #[arg(long)]
+    namespaced: bool,
 }
 
 /// Runs `tilt crds`.
 pub fn crds(args: CrdsArgs) -> Result<()> {
-    let crds: Vec<Value> = tilt_apis::crds().iter().map(serde_json::to_value).collect::<Result<_, _>>()?;
+    let crds = if args.namespaced { crate::shared::namespaced_crds() } else { tilt_apis::crds() };
+    let crds: Vec<Value> = crds.iter().map(serde_json::to_value).collect::<Result<_, _>>()?;
     let out = if args.output == "json" {
         let list = serde_json::json!({"apiVersion": "v1", "kind": "List", "metadata": {}, "items": crds});
         to_json(&list) + "\n"

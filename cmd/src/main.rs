@@ -12,6 +12,7 @@ mod kubeconfig;
 mod loader;
 mod logs;
 mod resources;
+mod shared;
 mod trigger;
 mod up;
 mod view;

@@ -57,6 +57,8 @@ pub struct RunArgs {
     /// Arguments for the Tiltfile (after `--`).
     #[arg(last = true)]
     args: Vec<String>,
+    #[command(flatten)]
+    shared: crate::shared::SharedArgs,
 }
 
 /// Flags of `tilt up`.
@@ -203,31 +205,24 @@ async fn run(
     mode: view::Mode,
     filter: LogFilter,
 ) -> Result<Outcome> {
-    let config = Config { addr: SocketAddr::from(([127, 0, 0, 1], args.api_port)), ..Config::default() };
-    let logs = Arc::new(LogStore::default());
-    let endpoints = vec![(crate::logs::LOGS_PATH.to_string(), crate::logs::endpoint(logs.clone()))];
-    let server = ApiServer::start_with(Registry::tilt(), config, endpoints).await?;
-    let context = kubeconfig::context_name(&server.url(), server.addr().port())?;
-    let tilt_config = server.kubeconfig(&context);
-    // Writing the kubeconfigs waits (up to 5 s) for another writer's lock: not on the async threads.
-    let (own, user) = {
-        let tilt_config = tilt_config.clone();
-        tokio::task::spawn_blocking(move || kubeconfig::install(&tilt_config))
-            .await
-            .context("writing the kubeconfig")??
-    };
-    view::say(&format!(
-        "tilt-rs API server on {} (kubectl --context {context}; kubeconfig {}, merged into {})",
-        server.url(),
-        own.display(),
-        user.display()
-    ));
-
-    let kubeconfig: Kubeconfig = serde_json::from_value(tilt_config).context("building the client kubeconfig")?;
-    let client_config = kube::Config::from_custom_kubeconfig(kubeconfig, &KubeConfigOptions::default()).await?;
-    let client = kube::Client::try_from(client_config)?;
-
     let path = std::path::absolute(&args.file).with_context(|| format!("resolving {}", args.file.display()))?;
+    let logs = Arc::new(LogStore::default());
+    let (client, server, hold) = match &args.shared.api_context {
+        None => {
+            let (client, server) = embedded_apiserver(args.api_port, &logs).await?;
+            (client, Some(server), None)
+        }
+        Some(context) => {
+            let (client, hold, session) =
+                crate::shared::connect_session(context, args.shared.session.as_deref(), &path).await?;
+            let ns = crate::shared::namespace(&session);
+            view::say(&format!(
+                "tilt-rs session {session} in kubeconfig context {context} (kubectl --context {context} -n {ns} get \
+                 uiresources; tilt get --api-context {context} --session {session} uiresources)"
+            ));
+            (client, None, Some(hold))
+        }
+    };
     let web_listener = web::bind(&args.host, args.port).await?;
     let started = jiff::Timestamp::now();
     web::declare(&client, &path, started).await?;
@@ -252,6 +247,11 @@ async fn run(
         .patch(SESSION_NAME, &PatchParams::apply("tilt").force(), &Patch::Apply(&session))
         .await
         .context("declaring the Session")?;
+    // A Session kept by a shared apiserver from an earlier run has that run's outcome: not this one's.
+    Api::<Session>::all(client.clone())
+        .patch_status(SESSION_NAME, &PatchParams::default(), &Patch::Merge(serde_json::json!({"status": null})))
+        .await
+        .context("resetting the Session's status")?;
 
     let web = WebServer::start(
         web_listener,
@@ -318,8 +318,41 @@ async fn run(
     reaper.close().await;
     web.shutdown().await;
     terminal.abort();
-    server.shutdown().await;
+    if let Some(server) = server {
+        server.shutdown().await;
+    }
+    if let Some(hold) = hold {
+        hold.release().await;
+    }
     Ok(outcome)
+}
+
+/// Starts the embedded apiserver (with the log store's endpoint) and writes its kubeconfig context.
+async fn embedded_apiserver(api_port: u16, logs: &Arc<LogStore>) -> Result<(kube::Client, ApiServer)> {
+    let config = Config { addr: SocketAddr::from(([127, 0, 0, 1], api_port)), ..Config::default() };
+    let endpoints = vec![(crate::logs::LOGS_PATH.to_string(), crate::logs::endpoint(logs.clone()))];
+    let server = ApiServer::start_with(Registry::tilt(), config, endpoints).await?;
+    let context = kubeconfig::context_name(&server.url(), server.addr().port())?;
+    let tilt_config = server.kubeconfig(&context);
+    // Writing the kubeconfigs waits (up to 5 s) for another writer's lock: not on the async threads.
+    let (own, user) = {
+        let tilt_config = tilt_config.clone();
+        tokio::task::spawn_blocking(move || kubeconfig::install(&tilt_config))
+            .await
+            .context("writing the kubeconfig")??
+    };
+    view::say(&format!(
+        "tilt-rs API server on {} (kubectl --context {context}; kubeconfig {}, merged into {})",
+        server.url(),
+        own.display(),
+        user.display()
+    ));
+
+    let kubeconfig: Kubeconfig = serde_json::from_value(tilt_config).context("building the client kubeconfig")?;
+    let client_config = kube::Config::from_custom_kubeconfig(kubeconfig, &KubeConfigOptions::default()).await?;
+    let client = kube::Client::try_from(client_config)?;
+
+    Ok((client, server))
 }
 
 /// Follows the Session until it is done (ci) or deleted.

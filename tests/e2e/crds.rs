@@ -11,12 +11,21 @@ use crate::kube_cluster::{RealCluster, real_cluster};
 
 /// `tilt crds | kubectl apply --server-side -f -` (safe to repeat, and to race with another test doing it).
 pub fn install_crds(cluster: &RealCluster) -> Vec<String> {
-    let out = std::process::Command::new(env!("CARGO_BIN_EXE_tilt")).args(["crds", "-o", "json"]).output().unwrap();
+    install(cluster, &[])
+}
+
+/// `tilt crds FLAGS… | kubectl apply --server-side -f -`, waiting until every CRD is Established; their names.
+pub fn install(cluster: &RealCluster, flags: &[&str]) -> Vec<String> {
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_tilt"))
+        .args(["crds", "-o", "json"])
+        .args(flags)
+        .output()
+        .unwrap();
     assert!(out.status.success(), "tilt crds: {}", String::from_utf8_lossy(&out.stderr));
     let list: Value = serde_json::from_slice(&out.stdout).unwrap();
     let names: Vec<String> =
         list["items"].as_array().unwrap().iter().map(|c| c["metadata"]["name"].as_str().unwrap().to_string()).collect();
-    let yaml = std::process::Command::new(env!("CARGO_BIN_EXE_tilt")).arg("crds").output().unwrap();
+    let yaml = std::process::Command::new(env!("CARGO_BIN_EXE_tilt")).arg("crds").args(flags).output().unwrap();
     assert!(yaml.status.success());
     let mut apply = cluster
         .kubectl_command(&["apply", "--server-side", "--force-conflicts", "--field-manager", "tilt", "-f", "-"])

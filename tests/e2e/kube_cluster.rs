@@ -28,10 +28,17 @@ fn kube_dir() -> PathBuf {
 /// The shared cluster, or `None` (after a note) when its binaries are not built and this is not CI.
 pub fn real_cluster() -> Option<&'static RealCluster> {
     static CLUSTER: OnceLock<Option<RealCluster>> = OnceLock::new();
-    CLUSTER.get_or_init(start_or_join).as_ref()
+    CLUSTER.get_or_init(|| start_or_join("kube-real")).as_ref()
 }
 
-fn start_or_join() -> Option<RealCluster> {
+/// A second control plane, for the tests of `tilt up --api-context`: they install the namespaced tilt.dev CRDs
+/// (`tilt crds --namespaced`), which cannot live beside the cluster-scoped ones of `real_cluster`.
+pub fn scaleout_cluster() -> Option<&'static RealCluster> {
+    static CLUSTER: OnceLock<Option<RealCluster>> = OnceLock::new();
+    CLUSTER.get_or_init(|| start_or_join("kube-scaleout")).as_ref()
+}
+
+fn start_or_join(flavor: &str) -> Option<RealCluster> {
     let ci = std::env::var("CI").is_ok();
     let built = Command::new(kube_dir().join("build.sh")).arg("--dir").stdout(Stdio::null()).status();
     if !built.is_ok_and(|s| s.success()) {
@@ -49,7 +56,7 @@ fn start_or_join() -> Option<RealCluster> {
         Ok(run) => (format!("run-{run}"), std::os::unix::process::parent_id()),
         Err(_) => (format!("pid-{}", std::process::id()), std::process::id()),
     };
-    let dir = Path::new(env!("CARGO_TARGET_TMPDIR")).join("kube-real").join(key);
+    let dir = Path::new(env!("CARGO_TARGET_TMPDIR")).join(flavor).join(key);
     std::fs::create_dir_all(&dir).unwrap();
     let lock = std::fs::File::create(dir.join(".start.lock")).unwrap();
     lock.lock().unwrap();

@@ -13,6 +13,7 @@ mod kubectl;
 mod kubernetes;
 mod python;
 mod resources;
+mod shared;
 mod terminal;
 mod tiltfile;
 mod up;
