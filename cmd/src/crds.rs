@@ -18,12 +18,20 @@ pub struct CrdsArgs {
     /// annotated with the schema they come from.
     #[arg(long)]
     namespaced: bool,
+    /// Instead of CRDs, the RBAC objects of sessions on a shared apiserver: the ClusterRole `tilt-session` (bind
+    /// it in a session's namespace) and the ClusterRole `tilt-user` every user needs.
+    #[arg(long, conflicts_with = "namespaced")]
+    rbac: bool,
 }
 
 /// Runs `tilt crds`.
 pub fn crds(args: CrdsArgs) -> Result<()> {
-    let crds = if args.namespaced { crate::shared::namespaced_crds() } else { tilt_apis::crds() };
-    let crds: Vec<Value> = crds.iter().map(serde_json::to_value).collect::<Result<_, _>>()?;
+    let crds: Vec<Value> = if args.rbac {
+        crate::shared::rbac()
+    } else {
+        let crds = if args.namespaced { crate::shared::namespaced_crds() } else { tilt_apis::crds() };
+        crds.iter().map(serde_json::to_value).collect::<Result<_, _>>()?
+    };
     let out = if args.output == "json" {
         let list = serde_json::json!({"apiVersion": "v1", "kind": "List", "metadata": {}, "items": crds});
         to_json(&list) + "\n"

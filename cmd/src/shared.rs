@@ -361,16 +361,66 @@ pub async fn check_crds(client: &kube::Client, context: &str) -> Result<()> {
     Ok(())
 }
 
-/// Creates the session's namespace unless it exists.
+/// Creates the session's namespace unless it exists; a user who may not (RBAC) learns what to ask for.
 pub async fn ensure_namespace(client: &kube::Client, namespace: &str) -> Result<()> {
     let api: Api<Namespace> = Api::all(client.clone());
+    if api.get_opt(namespace).await.with_context(|| format!("reading namespace {namespace}"))?.is_some() {
+        return Ok(());
+    }
     let ns =
         Namespace { metadata: ObjectMeta { name: Some(namespace.into()), ..Default::default() }, ..Default::default() };
     match api.create(&PostParams::default(), &ns).await {
         Ok(_) => Ok(()),
         Err(kube::Error::Api(s)) if s.code == 409 => Ok(()),
+        Err(kube::Error::Api(s)) if s.code == 403 => bail!(
+            "namespace {namespace} does not exist and you may not create it ({}): ask a cluster admin for \
+             `kubectl create namespace {namespace} && kubectl -n {namespace} create rolebinding tilt-session \
+             --clusterrole {SESSION_ROLE} --user YOU` (the roles: `tilt crds --rbac`)",
+            s.message
+        ),
         Err(e) => Err(e).with_context(|| format!("creating namespace {namespace}")),
     }
+}
+
+/// The ClusterRole a RoleBinding in a session's namespace grants: everything `tilt` does in a session.
+pub const SESSION_ROLE: &str = "tilt-session";
+/// The ClusterRole every user needs to start a session: reading the tilt.dev CRDs and namespaces.
+const USER_ROLE: &str = "tilt-user";
+
+/// What `tilt crds --rbac` prints: the ClusterRole `tilt-session` (all of tilt.dev and the session's Lease, for
+/// a RoleBinding in a session's namespace), the ClusterRole `tilt-user` (reading the tilt.dev CRDs and
+/// namespaces, which `tilt up` checks) and its binding to every authenticated user.
+pub fn rbac() -> Vec<serde_json::Value> {
+    let crd_names: Vec<String> = tilt_apis::crds().into_iter().filter_map(|c| c.metadata.name).collect();
+    let all = ["get", "list", "watch", "create", "update", "patch", "delete", "deletecollection"];
+    vec![
+        serde_json::json!({
+            "apiVersion": "rbac.authorization.k8s.io/v1",
+            "kind": "ClusterRole",
+            "metadata": {"name": SESSION_ROLE},
+            "rules": [
+                {"apiGroups": ["tilt.dev"], "resources": ["*"], "verbs": all},
+                {"apiGroups": ["coordination.k8s.io"], "resources": ["leases"], "verbs": all},
+            ],
+        }),
+        serde_json::json!({
+            "apiVersion": "rbac.authorization.k8s.io/v1",
+            "kind": "ClusterRole",
+            "metadata": {"name": USER_ROLE},
+            "rules": [
+                {"apiGroups": ["apiextensions.k8s.io"], "resources": ["customresourcedefinitions"],
+                 "resourceNames": crd_names, "verbs": ["get"]},
+                {"apiGroups": [""], "resources": ["namespaces"], "verbs": ["get"]},
+            ],
+        }),
+        serde_json::json!({
+            "apiVersion": "rbac.authorization.k8s.io/v1",
+            "kind": "ClusterRoleBinding",
+            "metadata": {"name": USER_ROLE},
+            "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "ClusterRole", "name": USER_ROLE},
+            "subjects": [{"apiGroup": "rbac.authorization.k8s.io", "kind": "Group", "name": "system:authenticated"}],
+        }),
+    ]
 }
 
 fn now() -> MicroTime {

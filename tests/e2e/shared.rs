@@ -119,3 +119,44 @@ fn an_apiserver_without_the_namespaced_crds_is_a_clear_error() {
     assert!(!ok, "{out}");
     assert!(out.contains("cluster-scoped") && out.contains("tilt crds --namespaced | kubectl --context real"), "{out}");
 }
+
+#[test]
+fn rbac_keeps_a_user_to_the_sessions_granted_to_her() {
+    let Some(cluster) = scaleout_cluster() else { return };
+    crate::crds::install(cluster, &["--namespaced"]);
+    let rbac = Command::new(env!("CARGO_BIN_EXE_tilt")).args(["crds", "--rbac"]).output().unwrap();
+    assert!(rbac.status.success(), "{}", String::from_utf8_lossy(&rbac.stderr));
+    cluster.apply("default", &String::from_utf8(rbac.stdout).unwrap());
+    let (home, dir) = project(cluster);
+    let (h, d) = (home.path(), dir.as_path());
+    let id = std::process::id();
+    let (alice, bob, carol) = (format!("alice-{id}"), format!("bob-{id}"), format!("carol-{id}"));
+
+    // The admin gives alice her session, and runs bob's.
+    cluster.kubectl_ok(&["create", "namespace", &format!("tilt-{alice}")]);
+    cluster.kubectl_ok(&[
+        "-n",
+        &format!("tilt-{alice}"),
+        "create",
+        "rolebinding",
+        "tilt-session",
+        "--clusterrole",
+        "tilt-session",
+        "--user",
+        "alice",
+    ]);
+    let (ok, out) = output(tilt(h, d, &["ci", "--api-context", "real", "--session", &bob, "--timeout", "60s"]));
+    assert!(ok, "{out}");
+
+    // Alice runs her session, and may not read bob's or start one nobody gave her.
+    let (ok, out) = output(tilt(h, d, &["ci", "--api-context", "alice", "--session", &alice, "--timeout", "60s"]));
+    assert!(ok && out.contains("SUCCESS"), "{out}");
+    let (ok, out) = output(tilt(h, d, &["get", "--api-context", "alice", "--session", &bob, "uiresources"]));
+    assert!(!ok, "{out}");
+    assert!(
+        out.contains("forbidden") && out.contains("User \"alice\"") && out.contains(&format!("tilt-{bob}")),
+        "{out}"
+    );
+    let (ok, out) = output(tilt(h, d, &["ci", "--api-context", "alice", "--session", &carol]));
+    assert!(!ok && out.contains(&format!("namespace tilt-{carol} does not exist and you may not create it")), "{out}");
+}

@@ -4,7 +4,8 @@
 #
 #   tests/kube/cluster.sh start DIR [--watch-pid PID]
 #       Starts everything with its state, certificates and logs under DIR, waits until the Node is
-#       Ready, writes DIR/kubeconfig (context `real`, bearer token, CA-verified TLS) and DIR/cluster.env.
+#       Ready, writes DIR/kubeconfig (context `real`, bearer token, CA-verified TLS; context `alice`, a user
+#       RBAC grants nothing to) and DIR/cluster.env.
 #       With --watch-pid, a watcher stops the cluster when process PID exits.
 #   tests/kube/cluster.sh stop DIR
 #       Stops every process that start started (each runs in its own process group), and checks
@@ -217,10 +218,12 @@ start() {
 	read -r etcd_port peer_port api_port kwok_port <<<"$ports"
 
 	make_pki
-	local token
+	local token alice_token
 	token=$(openssl rand -hex 24)
-	# token,user,uid,"groups": the admin is in system:masters (matters once RBAC is on)
-	printf '%s,admin,admin,"system:masters"\n' "$token" >"$DIR/pki/tokens.csv"
+	alice_token=$(openssl rand -hex 24)
+	# token,user,uid,"groups": the admin is in system:masters, so RBAC lets it do anything; alice (context
+	# `alice`) is a user with no rights but those RBAC objects give her.
+	printf '%s,admin,admin,"system:masters"\n%s,alice,alice\n' "$token" "$alice_token" >"$DIR/pki/tokens.csv"
 	chmod 600 "$DIR/pki/tokens.csv"
 
 	local ca_data
@@ -237,11 +240,18 @@ users:
 - name: real
   user:
     token: $token
+- name: alice
+  user:
+    token: $alice_token
 contexts:
 - name: real
   context:
     cluster: real
     user: real
+- name: alice
+  context:
+    cluster: real
+    user: alice
 current-context: real
 EOF
 	chmod 600 "$DIR/kubeconfig.tmp"
@@ -287,7 +297,7 @@ EOF
 		--tls-private-key-file="$DIR/pki/apiserver.key" \
 		--client-ca-file="$DIR/pki/ca.crt" \
 		--token-auth-file="$DIR/pki/tokens.csv" \
-		--authorization-mode=AlwaysAllow \
+		--authorization-mode=RBAC \
 		--service-account-issuer="https://127.0.0.1:$api_port/" \
 		--service-account-key-file="$DIR/pki/sa.pub" \
 		--service-account-signing-key-file="$DIR/pki/sa.key" \
