@@ -111,6 +111,7 @@ pub(crate) async fn run(
         () = cancel.cancelled() => group.terminate(GRACE).await,
     };
     reaper.unregister(group.pid);
+    group.flushed(Duration::from_secs(1)).await;
     if cancel.is_cancelled() {
         return Err("cancelled".to_owned());
     }

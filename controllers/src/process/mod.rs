@@ -26,6 +26,8 @@ pub struct ProcessGroup {
     /// The leader's pid, which is also the group id.
     pub pid: i32,
     exit: Exit,
+    /// The tasks copying stdout and stderr into the log.
+    copies: Vec<tokio::task::JoinHandle<()>>,
 }
 
 /// Why a process could not be started.
@@ -45,7 +47,12 @@ pub enum SpawnError {
 }
 
 /// Streams `reader` into `logs` line by line (lossy UTF-8, so binary output cannot stop the copy).
-fn copy_lines(reader: impl AsyncRead + Unpin + Send + 'static, logs: Arc<LogStore>, resource: String, source: String) {
+fn copy_lines(
+    reader: impl AsyncRead + Unpin + Send + 'static,
+    logs: Arc<LogStore>,
+    resource: String,
+    source: String,
+) -> tokio::task::JoinHandle<()> {
     tokio::spawn(async move {
         let mut reader = BufReader::new(reader);
         let mut buf = Vec::new();
@@ -61,7 +68,7 @@ fn copy_lines(reader: impl AsyncRead + Unpin + Send + 'static, logs: Arc<LogStor
                 }
             }
         }
-    });
+    })
 }
 
 impl ProcessGroup {
@@ -78,9 +85,18 @@ impl ProcessGroup {
         let (program, args) = argv.split_first().ok_or(SpawnError::NoArgs)?;
         let started = spawn::spawn(&spawn::Spec { program, args, env, dir })
             .map_err(|source| SpawnError::Os { program: program.clone(), source })?;
-        copy_lines(started.stdout, logs.clone(), resource.to_string(), source.to_string());
-        copy_lines(started.stderr, logs.clone(), resource.to_string(), source.to_string());
-        Ok(ProcessGroup { pid: started.pid, exit: started.exit })
+        let copies = vec![
+            copy_lines(started.stdout, logs.clone(), resource.to_string(), source.to_string()),
+            copy_lines(started.stderr, logs.clone(), resource.to_string(), source.to_string()),
+        ];
+        Ok(ProcessGroup { pid: started.pid, exit: started.exit, copies })
+    }
+
+    /// Waits, at most `within`, until the output written before the group ended is in the log, so that
+    /// what follows it there (a build's result) comes after it.
+    pub async fn flushed(&mut self, within: Duration) {
+        let copies = futures::future::join_all(std::mem::take(&mut self.copies));
+        let _ = tokio::time::timeout(within, copies).await;
     }
 
     /// Waits for the leader to exit, then kills whatever it left behind in its group.
