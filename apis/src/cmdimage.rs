@@ -5,7 +5,7 @@ use kube::CustomResource;
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
-use crate::ClusterImageNeeds;
+use crate::{ClusterImageNeeds, DisableSource, RestartOnSpec, StartOnSpec};
 
 /// The build command and where its image ends up.
 #[derive(CustomResource, Serialize, Deserialize, Clone, Debug, Default, PartialEq, JsonSchema)]
@@ -54,6 +54,21 @@ pub struct CmdImageSpec {
     /// Whether the cluster needs the image; a push when unset.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub cluster_needs: Option<ClusterImageNeeds>,
+    /// The ImageMap whose status receives each successfully built image. tilt-rs addition: Go Tilt's
+    /// build engine links images to ImageMaps outside the API.
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub image_map: String,
+    /// FileWatches (the `deps`) and UIButtons (the resource's trigger) whose newer events rerun the command.
+    /// tilt-rs addition.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub restart_on: Option<RestartOnSpec>,
+    /// What the first build waits for: `resource_deps` UIResources to be Ready and, with `auto_init=False`,
+    /// a click. tilt-rs addition.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub start_on: Option<StartOnSpec>,
+    /// ConfigMaps that disable the build (`tilt disable`). tilt-rs addition.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub disable_source: Option<DisableSource>,
 }
 
 /// Where a build command leaves its image.

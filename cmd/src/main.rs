@@ -78,7 +78,7 @@ fn main() -> ExitCode {
             Ok(())
         }
         Command::Reaper => {
-            tilt_controllers::cmd::reaper::serve(std::io::stdin().lock());
+            tilt_controllers::process::reaper::serve(std::io::stdin().lock());
             Ok(())
         }
         Command::Up(args) => runtime().and_then(|rt| rt.block_on(up::up(args))),

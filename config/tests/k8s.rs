@@ -360,3 +360,107 @@ k8s_resource('web', trigger_mode=TRIGGER_MODE_MANUAL, auto_init=False, resource_
     assert_eq!(find(&loaded, "KubernetesApply", "web")["spec"]["startOn"], web["startOn"]);
     assert!(find(&loaded, "KubernetesApply", "api")["spec"].get("startOn").is_none());
 }
+
+#[test]
+fn custom_build_yields_a_cmd_image_its_image_map_and_a_file_watch_on_deps() {
+    let p = Project::with_tiltfile(
+        r#"
+k8s_yaml('d.yaml')
+custom_build('gcr.io/proj/app', 'make image TAG=$EXPECTED_REF', deps=['src', 'Makefile'], tag='dev',
+             disable_push=True, live_update=[sync('src', '/app')], match_in_env_vars=True, ignore=['*.tmp'],
+             entrypoint=['/app', '--dev'], command_bat='make.bat', container_args=['-v'], env={'MODE': 'fast'},
+             dir='build', image_deps=['base'])
+custom_build('other', ['./build.sh', '--out', 'ref.txt'], ['src'], skips_local_docker=True,
+             outputs_image_ref_to='ref.txt')
+"#,
+    );
+    p.write(
+        "d.yaml",
+        "apiVersion: apps/v1\nkind: Deployment\nmetadata: {name: app}\nspec: {template: {spec: {containers: [{name: c, image: gcr.io/proj/app}, {name: o, image: other}]}}}\n",
+    );
+    let loaded = p.load();
+    let dir = s(&p.dir());
+    assert_eq!(
+        names(&loaded),
+        vec![
+            "UIResource/app",
+            "ToggleButton/app-disable",
+            "UIButton/app:trigger",
+            "ImageMap/gcr.io_proj_app",
+            "FileWatch/image:gcr.io_proj_app",
+            "CmdImage/app:gcr.io_proj_app",
+            "ImageMap/other",
+            "FileWatch/image:other",
+            "CmdImage/app:other",
+            "KubernetesApply/app",
+        ]
+    );
+    assert_eq!(
+        find(&loaded, "CmdImage", "app:gcr.io_proj_app")["spec"],
+        json!({
+            "ref": "gcr.io/proj/app",
+            "args": ["sh", "-c", "make image TAG=$EXPECTED_REF"],
+            "dir": format!("{dir}/build"),
+            "env": ["MODE=fast"],
+            "imageMaps": ["base"],
+            "outputMode": "local-docker",
+            "outputTag": "dev",
+            "imageMap": "gcr.io_proj_app",
+            "restartOn": {"fileWatches": ["image:gcr.io_proj_app"], "uiButtons": ["app:trigger"]},
+            "disableSource": {"configMap": {"name": "app-disable", "key": "isDisabled"}},
+        })
+    );
+    let other = &find(&loaded, "CmdImage", "app:other")["spec"];
+    assert_eq!(other["args"], json!(["./build.sh", "--out", "ref.txt"]));
+    assert_eq!(other["dir"], json!(dir.clone()));
+    assert_eq!(other["outputMode"], "remote");
+    assert_eq!(other["outputsImageRefTo"], json!(format!("{dir}/ref.txt")));
+    assert!(other.get("outputTag").is_none());
+    let fw = &find(&loaded, "FileWatch", "image:gcr.io_proj_app")["spec"];
+    assert_eq!(fw["watchedPaths"], json!([format!("{dir}/src"), format!("{dir}/Makefile")]));
+    assert_eq!(fw["ignores"][0], json!({"basePath": format!("{dir}/src"), "patterns": ["*.tmp"]}));
+    assert_eq!(fw["ignores"][1], json!({"basePath": format!("{dir}/Makefile"), "patterns": ["*.tmp"]}));
+    assert_eq!(
+        find(&loaded, "ImageMap", "gcr.io_proj_app")["spec"],
+        json!({
+            "selector": "gcr.io/proj/app",
+            "matchInEnvVars": true,
+            "overrideCommand": {"command": ["/app", "--dev"]},
+            "overrideArgs": {"args": ["-v"]},
+        })
+    );
+    let ka = find(&loaded, "KubernetesApply", "app");
+    assert_eq!(ka["spec"]["imageMaps"], json!(["gcr.io_proj_app", "other"]));
+    assert!(loaded.output.iter().any(|l| l.contains("live_update is not supported yet")), "{:?}", loaded.output);
+}
+
+#[test]
+fn custom_build_errors_name_the_builtin_and_line() {
+    for (t, wanted) in [
+        ("custom_build('app', deps=['.'])", "Argument 2 (command) can't be empty"),
+        ("custom_build('app', '', ['.'])", "Argument 2 (command) can't be empty"),
+        ("custom_build('app', 'make')", "Argument 3 (deps) is missing"),
+        ("custom_build(command='make', deps=['.'])", "ref"),
+        ("custom_build(3, 'make', ['.'])", "Argument 1 (ref) must be a string"),
+        ("custom_build('Bad/Name', 'make', ['.'])", "can't parse"),
+        ("custom_build('app', 42, ['.'])", "(command) must be a string or a list of strings"),
+        ("custom_build('app', 'make', 7)", "(deps) must be a string or a list of strings"),
+        ("custom_build('app', 'make', ['.'], env=['A'])", "env must be a dict"),
+        ("custom_build('app', 'make', ['.'], tag='t', outputs_image_ref_to='f')", "Cannot specify both"),
+        ("custom_build('app', 'make', ['.'], disable_push='yes')", "disable_push"),
+        ("custom_build('app', 'make', ['.'], live_update=['x'])", "live_update steps"),
+        ("custom_build('app', 'make', ['.'])\ncustom_build('app', 'true', ['.'])", "already been defined"),
+    ] {
+        let p = Project::with_tiltfile(&format!("x = 1\n{t}\n"));
+        let err = p.load_err();
+        assert!(err.message.contains(wanted), "{t}: {}", err.message);
+        assert!(err.message.contains("Tiltfile:2") || err.message.contains("Tiltfile:3"), "{t}: {}", err.message);
+        if !t.starts_with("custom_build(command") {
+            assert!(
+                err.message.contains("custom_build") || err.message.contains("docker_build"),
+                "{t}: {}",
+                err.message
+            );
+        }
+    }
+}

@@ -7,13 +7,16 @@
 
 pub mod cluster;
 pub mod cmd;
+pub mod cmdimage;
 pub mod dockerimage;
 pub mod filewatch;
+mod image;
 pub mod kubernetesapply;
 pub mod kubernetesdiscovery;
 pub mod logs;
 pub mod podlogstream;
 pub mod portforward;
+pub mod process;
 mod references;
 pub mod runtime;
 pub mod session;
@@ -33,7 +36,7 @@ pub struct Services {
     /// Every resource's log.
     pub logs: Arc<logs::LogStore>,
     /// Kills process groups if tilt dies.
-    pub reaper: Arc<cmd::reaper::Reaper>,
+    pub reaper: Arc<process::reaper::Reaper>,
     /// How Cmd processes are run.
     pub cmd: cmd::CmdConfig,
     /// How FileWatches debounce.
@@ -59,6 +62,13 @@ pub async fn run(client: Client, shutdown: CancellationToken, services: Services
         togglebutton::run(i.clone(), shutdown.clone()),
         cmd::run(i.clone(), shutdown.clone(), services.logs.clone(), services.reaper.clone(), services.cmd.clone()),
         dockerimage::run(i.clone(), shutdown.clone(), services.logs.clone(), services.docker.clone()),
+        cmdimage::run(
+            i.clone(),
+            shutdown.clone(),
+            services.logs.clone(),
+            services.reaper.clone(),
+            cmdimage::CmdImageConfig { docker: services.docker.clone(), default_dir: services.cmd.default_dir.clone() },
+        ),
         kubernetesapply::run(i.clone(), shutdown.clone(), services.cluster.clone(), services.logs.clone()),
         kubernetesdiscovery::run(i.clone(), shutdown.clone(), services.cluster.clone()),
         podlogstream::run(i.clone(), shutdown.clone(), services.cluster.clone(), services.logs.clone()),

@@ -12,9 +12,9 @@ use tilt_apis::{
     Cmd, CmdSpec, CmdStatus, FileWatch, FileWatchSpec, Probe, RestartOnSpec, RestartPolicy, TcpSocketAction,
 };
 use tilt_apiserver::{ApiServer, Config, Registry};
-use tilt_controllers::cmd::reaper::Reaper;
 use tilt_controllers::cmd::{self, CmdConfig};
 use tilt_controllers::logs::LogStore;
+use tilt_controllers::process::reaper::Reaper;
 use tokio_util::sync::CancellationToken;
 
 struct Env {

@@ -5,6 +5,7 @@ mod cli;
 mod common;
 mod conformance;
 mod crds;
+mod custom_build;
 mod js;
 mod kopf;
 mod kube;

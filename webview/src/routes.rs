@@ -20,7 +20,7 @@ use kube::{Client, ResourceExt};
 use serde::Deserialize;
 use serde_json::{Value, json};
 use tilt_apis::{
-    AUTO_FILE_WATCHES_ANNOTATION, Cmd, DockerImage, TRIGGER_MODE_ANNOTATION, Tiltfile, UIButton, UIResource,
+    AUTO_FILE_WATCHES_ANNOTATION, Cmd, CmdImage, DockerImage, TRIGGER_MODE_ANNOTATION, Tiltfile, UIButton, UIResource,
 };
 use tokio_util::sync::CancellationToken;
 
@@ -332,6 +332,14 @@ async fn set_trigger_mode(client: &Client, name: &str, mode: i32) -> Result<(), 
         if let Some(fws) = watches(i.annotations()) {
             let patch = json!({"spec": {"restartOn": {"fileWatches": fws}}});
             images.patch(&tilt_apis::path_name(i.name_any()), &PatchParams::default(), &Patch::Merge(&patch)).await?;
+        }
+    }
+    let cmd_images: Api<CmdImage> = Api::all(client.clone());
+    for i in cmd_images.list(&labelled).await?.into_iter().filter(|i| of_resource(kube::Resource::meta(i))) {
+        if let Some(fws) = watches(i.annotations()) {
+            let patch = json!({"spec": {"restartOn": {"fileWatches": fws}}});
+            let name = tilt_apis::path_name(i.name_any());
+            cmd_images.patch(&name, &PatchParams::default(), &Patch::Merge(&patch)).await?;
         }
     }
     let patch = json!({"metadata": {"annotations": {TRIGGER_MODE_ANNOTATION: mode.to_string()}}});

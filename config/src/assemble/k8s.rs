@@ -8,17 +8,19 @@
 //!
 //! Objects per resource: UIResource and trigger UIButton as for every resource, a KubernetesApply `NAME`
 //! (the YAML, the ImageMaps it uses, port forwards), and for each `docker_build` image it uses an ImageMap
-//! (named after the image, e.g. `gcr.io_foo`), a FileWatch `image:IMAGEMAP` on the build context (both
-//! created once, with the first resource that uses the image) and a DockerImage `NAME:IMAGEMAP`.
+//! (named after the image, e.g. `gcr.io_foo`), a FileWatch `image:IMAGEMAP` on the build context or, for a
+//! `custom_build`, its `deps` (both created once, with the first resource that uses the image) and a
+//! DockerImage (a CmdImage for a `custom_build`) `NAME:IMAGEMAP`.
 
 use std::collections::{HashMap, HashSet};
 
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::LabelSelector;
 use serde_json::Value;
 use tilt_apis::{
-    DockerImageSpec, FileWatchSpec, Forward, IgnoreDef, ImageMapOverrideArgs, ImageMapOverrideCommand, ImageMapSpec,
-    KubernetesApplySpec, KubernetesDiscoveryStrategy, KubernetesDiscoveryTemplateSpec, KubernetesImageLocator,
-    PodLogStreamTemplateSpec, PortForwardTemplateSpec, RestartOnSpec, StartOnSpec,
+    CmdImageOutputMode, CmdImageSpec, DockerImageSpec, FileWatchSpec, Forward, IgnoreDef, ImageMapOverrideArgs,
+    ImageMapOverrideCommand, ImageMapSpec, KubernetesApplySpec, KubernetesDiscoveryStrategy,
+    KubernetesDiscoveryTemplateSpec, KubernetesImageLocator, PodLogStreamTemplateSpec, PortForwardTemplateSpec,
+    RestartOnSpec, StartOnSpec,
 };
 
 use super::{
@@ -26,7 +28,7 @@ use super::{
     UNCATEGORIZED, merge_ignores, object, path_string, resource_head_objects, sanitize_name, trigger_button_name,
     trigger_mode_number,
 };
-use crate::builtins::k8s::{Entity, ImageDecl, ImageRef, K8sState, KindDecl, values_at};
+use crate::builtins::k8s::{CustomBuildDecl, Entity, ImageDecl, ImageRef, K8sState, KindDecl, values_at};
 use crate::state::TriggerMode;
 use crate::yaml;
 
@@ -39,7 +41,7 @@ pub(crate) struct K8sPlan {
     pub resources: Vec<K8sResource>,
     /// Objects of no workload.
     pub uncategorized: Option<K8sResource>,
-    /// `docker_build()` images.
+    /// `docker_build()` and `custom_build()` images.
     pub images: Vec<PlannedImage>,
     /// Messages for the output.
     pub warnings: Vec<String>,
@@ -47,7 +49,7 @@ pub(crate) struct K8sPlan {
     kinds: Vec<KindDecl>,
 }
 
-/// A `docker_build()` image with its API names.
+/// A `docker_build()` or `custom_build()` image with its API names.
 pub(crate) struct PlannedImage {
     decl: ImageDecl,
     reference: ImageRef,
@@ -455,9 +457,15 @@ pub(crate) fn objects(ctx: &Assembly<'_>, plan: &K8sPlan, r: &K8sResource, out: 
         if image.owner.as_deref() == Some(name) {
             image_objects(ctx, image, &meta, out)?;
         }
-        let spec = docker_image_spec(ctx, r, image);
         let image_meta = meta.with_auto_file_watches(&[image_file_watch_name(&image.image_map)]);
-        out.push(object("DockerImage", &sanitize_name(&format!("{name}:{}", image.image_map)), &image_meta, spec)?);
+        let build_name = sanitize_name(&format!("{name}:{}", image.image_map));
+        match &image.decl.custom {
+            Some(custom) => {
+                let spec = cmd_image_spec(ctx, r, image, custom);
+                out.push(object("CmdImage", &build_name, &image_meta, spec)?);
+            }
+            None => out.push(object("DockerImage", &build_name, &image_meta, docker_image_spec(ctx, r, image))?),
+        }
     }
 
     let mut entities: Vec<(usize, &Entity)> = r.entities.iter().enumerate().collect();
@@ -517,13 +525,20 @@ fn image_objects(ctx: &Assembly<'_>, image: &PlannedImage, meta: &Meta, out: &mu
     };
     out.push(object("ImageMap", &image.image_map, meta, spec)?);
 
-    let mut ignores = context_ignores(d);
+    let (watched_paths, mut ignores) = match &d.custom {
+        // `ignore=` patterns apply under each `deps` entry, as in Go Tilt.
+        Some(custom) => (
+            custom.deps.iter().map(|p| path_string(p)).collect(),
+            merge_ignores(custom.deps.iter().map(|dep| (dep.clone(), d.ignores.clone()))),
+        ),
+        None => (vec![path_string(&d.context)], context_ignores(d)),
+    };
     if let Some(dockerfile) = &d.dockerfile_path {
         // The Tiltfile reads the Dockerfile; the image build must not race it on changes.
         ignores.push(IgnoreDef { base_path: path_string(dockerfile), patterns: Vec::new() });
     }
     ignores.extend(ctx.global_ignores.iter().cloned());
-    let spec = FileWatchSpec { watched_paths: vec![path_string(&d.context)], ignores, disable_source: None };
+    let spec = FileWatchSpec { watched_paths, ignores, disable_source: None };
     out.push(object("FileWatch", &image_file_watch_name(&image.image_map), meta, spec)?);
     Ok(())
 }
@@ -601,5 +616,46 @@ fn docker_image_spec(ctx: &Assembly<'_>, r: &K8sResource, image: &PlannedImage) 
         start_on,
         disable_source: Some(super::local::disable_source(&r.name)),
         ..DockerImageSpec::default()
+    }
+}
+
+/// The command build of an image for resource `r`, triggered like [`docker_image_spec`]'s: reruns on `deps`
+/// changes (auto trigger mode) and on the resource's trigger button.
+fn cmd_image_spec(ctx: &Assembly<'_>, r: &K8sResource, image: &PlannedImage, custom: &CustomBuildDecl) -> CmdImageSpec {
+    let auto = r.trigger_mode.unwrap_or(ctx.default_trigger) == TriggerMode::Auto;
+    let output_mode = if custom.skips_local_docker {
+        CmdImageOutputMode::Remote
+    } else if custom.disable_push {
+        CmdImageOutputMode::LocalDocker
+    } else {
+        CmdImageOutputMode::LocalDockerAndRemote
+    };
+    CmdImageSpec {
+        ref_: image.reference.familiar(),
+        args: custom.command.clone(),
+        dir: path_string(&custom.dir),
+        env: custom.env.clone(),
+        image_maps: custom
+            .image_deps
+            .iter()
+            .filter_map(|dep| ImageRef::parse(dep).ok())
+            .map(|dep| sanitize_name(&dep.familiar()))
+            .collect(),
+        output_mode: Some(output_mode),
+        output_tag: custom.tag.clone(),
+        outputs_image_ref_to: custom.outputs_image_ref_to.clone(),
+        image_map: image.image_map.clone(),
+        restart_on: Some(RestartOnSpec {
+            file_watches: if auto && !custom.deps.is_empty() {
+                vec![image_file_watch_name(&image.image_map)]
+            } else {
+                Vec::new()
+            },
+            ui_buttons: vec![trigger_button_name(&r.name)],
+            cmds: Vec::new(),
+        }),
+        start_on: start_on(ctx, r),
+        disable_source: Some(super::local::disable_source(&r.name)),
+        ..CmdImageSpec::default()
     }
 }

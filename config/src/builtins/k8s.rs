@@ -1,5 +1,6 @@
-//! Kubernetes and image built-ins: `k8s_yaml()`, `k8s_resource()`, `port_forward()`, `docker_build()` (with
-//! the live-update step constructors it accepts), `k8s_context()`, `k8s_namespace()`, `default_registry()`.
+//! Kubernetes and image built-ins: `k8s_yaml()`, `k8s_resource()`, `port_forward()`, `docker_build()` and
+//! `custom_build()` (with the live-update step constructors they accept), `k8s_context()`, `k8s_namespace()`,
+//! `default_registry()`.
 //! They record declarations; [`crate::assemble`] groups the YAML into resources afterwards.
 
 use std::path::{Path, PathBuf};
@@ -13,7 +14,7 @@ use tilt_apis::Forward;
 
 use super::local_resource::{links_arg, trigger_mode_arg};
 use super::{
-    command_argv, is_blob, labels_arg, path_arg, sequence_items, string_arg, string_list, string_map,
+    command_argv, env_list, is_blob, labels_arg, path_arg, sequence_items, string_arg, string_list, string_map,
     validate_resource_name,
 };
 use crate::state::{TiltfileState, TriggerMode};
@@ -27,7 +28,7 @@ pub(crate) struct K8sState {
     pub entities: Vec<Entity>,
     /// `k8s_resource()` calls, in order.
     pub resource_options: Vec<K8sResourceOptions>,
-    /// `docker_build()` calls, in order.
+    /// `docker_build()` and `custom_build()` calls, in order.
     pub images: Vec<ImageDecl>,
     /// `k8s_kind()` calls, in order.
     pub kinds: Vec<KindDecl>,
@@ -226,7 +227,7 @@ pub(crate) struct K8sResourceOptions {
     pub position: String,
 }
 
-/// One `docker_build()` call.
+/// One `docker_build()` or `custom_build()` call; a custom build leaves the Docker fields empty.
 #[derive(Clone, Debug, Default)]
 pub(crate) struct ImageDecl {
     /// The image reference as written.
@@ -271,6 +272,31 @@ pub(crate) struct ImageDecl {
     pub match_in_env_vars: bool,
     /// The Tiltfile that declared it (never part of the context).
     pub tiltfile_path: PathBuf,
+    /// Set for a `custom_build()`: the command that builds the image instead of `docker build`.
+    pub custom: Option<CustomBuildDecl>,
+}
+
+/// What a `custom_build()` runs and watches.
+#[derive(Clone, Debug, Default)]
+pub(crate) struct CustomBuildDecl {
+    /// The command's argv (`sh -c SCRIPT` for a string).
+    pub command: Vec<String>,
+    /// Absolute working directory.
+    pub dir: PathBuf,
+    /// `KEY=VALUE` over tilt's environment, sorted.
+    pub env: Vec<String>,
+    /// Absolute paths whose changes rerun the command.
+    pub deps: Vec<PathBuf>,
+    /// Fixed tag the command produces (`tag=`); empty: tilt picks one.
+    pub tag: String,
+    /// Never push the image (`disable_push=`).
+    pub disable_push: bool,
+    /// The command puts the image somewhere other than the local Docker (`skips_local_docker=`).
+    pub skips_local_docker: bool,
+    /// Absolute path of the file the command writes the image reference to; empty when unset.
+    pub outputs_image_ref_to: String,
+    /// References of images this build needs first (`image_deps=`).
+    pub image_deps: Vec<String>,
 }
 
 /// Registers this module's built-ins.
@@ -558,13 +584,100 @@ fn k8s_builtins(builder: &mut GlobalsBuilder) {
             container_args,
             match_in_env_vars,
             tiltfile_path: state.current_file(),
+            custom: None,
         };
-        let mut rec = state.rec();
-        let name = ImageRef::parse(r#ref)?.familiar();
-        if rec.k8s.images.iter().any(|i| ImageRef::parse(&i.ref_).is_ok_and(|r| r.familiar() == name)) {
-            anyhow::bail!("Image for ref {name:?} has already been defined");
+        push_image(state, image)?;
+        Ok(NoneType)
+    }
+
+    /// Builds an image by running `command` (a shell string or an argv list) with `$EXPECTED_REF` set;
+    /// Kubernetes objects that use `ref` get the built image. Reruns when a file in `deps` changes.
+    fn custom_build<'v>(
+        r#ref: Value<'v>,
+        command: Option<Value<'v>>,
+        deps: Option<Value<'v>>,
+        #[starlark(default = "")] tag: &str,
+        #[starlark(default = false)] disable_push: bool,
+        #[starlark(default = false)] skips_local_docker: bool,
+        live_update: Option<Value<'v>>,
+        #[starlark(default = false)] match_in_env_vars: bool,
+        ignore: Option<Value<'v>>,
+        entrypoint: Option<Value<'v>>,
+        command_bat: Option<Value<'v>>,
+        #[starlark(default = "")] outputs_image_ref_to: &str,
+        container_args: Option<Value<'v>>,
+        env: Option<Value<'v>>,
+        dir: Option<Value<'v>>,
+        image_deps: Option<Value<'v>>,
+        eval: &mut Evaluator<'v, '_, '_>,
+    ) -> anyhow::Result<NoneType> {
+        let state = TiltfileState::from_eval(eval)?;
+        let ref_ = string_arg(r#ref, "Argument 1 (ref)")?;
+        if ref_.is_empty() {
+            anyhow::bail!("Argument 1 (ref) must not be empty");
         }
-        rec.k8s.images.push(image);
+        ImageRef::parse(&ref_).map_err(|e| anyhow::anyhow!("Argument 1 (ref): can't parse {ref_:?}: {e}"))?;
+        let _ = command_bat.map(|v| string_arg(v, "command_bat")).transpose()?;
+        let command = command_argv(command, "Argument 2 (command)")?;
+        if command.is_empty() {
+            anyhow::bail!("Argument 2 (command) can't be empty");
+        }
+        let deps = match deps {
+            Some(v) if !v.is_none() => string_list(Some(v), "Argument 3 (deps)")?,
+            _ => anyhow::bail!("Argument 3 (deps) is missing: a list of paths whose changes rebuild the image"),
+        };
+        if !tag.is_empty() && !outputs_image_ref_to.is_empty() {
+            anyhow::bail!("Cannot specify both tag= and outputs_image_ref_to=");
+        }
+        if !tag.is_empty() {
+            ImageRef::parse(&format!("{ref_}:{tag}"))
+                .map_err(|e| anyhow::anyhow!("Argument tag={tag:?} is not a valid image tag: {e}"))?;
+        }
+        let dir = match dir.filter(|v| !v.is_none()) {
+            Some(d) => PathBuf::from(path_arg(state, d, "dir")?),
+            None => state.abs_path("."),
+        };
+        let image_deps = string_list(image_deps, "image_deps")?;
+        for dep in &image_deps {
+            ImageRef::parse(dep).map_err(|e| anyhow::anyhow!("image_deps: can't parse {dep:?}: {e}"))?;
+        }
+        let container_args = match container_args.filter(|v| !v.is_none()) {
+            Some(v) => Some(string_list(Some(v), "container_args")?),
+            None => None,
+        };
+        // Checked and warned about as with docker_build(); not run.
+        if !live_update_arg(live_update)?.is_empty() {
+            state.warn(&format!("custom_build({ref_:?}): live_update is not supported yet; changes rebuild the image"));
+        }
+        let custom = CustomBuildDecl {
+            command,
+            dir,
+            env: env_list(string_map(env, "env")?, "env")?,
+            deps: deps.iter().map(|d| state.abs_path(d)).collect(),
+            tag: tag.to_owned(),
+            disable_push,
+            skips_local_docker,
+            outputs_image_ref_to: if outputs_image_ref_to.is_empty() {
+                String::new()
+            } else {
+                state.abs_path(outputs_image_ref_to).to_string_lossy().into_owned()
+            },
+            image_deps,
+        };
+        let image = ImageDecl {
+            ref_: ref_.clone(),
+            ignores: string_list(ignore, "ignore")?,
+            entrypoint: command_argv(
+                entrypoint.filter(|v| sequence_items(*v).is_none_or(|i| !i.is_empty())),
+                "entrypoint",
+            )?,
+            container_args,
+            match_in_env_vars,
+            tiltfile_path: state.current_file(),
+            custom: Some(custom),
+            ..ImageDecl::default()
+        };
+        push_image(state, image)?;
         Ok(NoneType)
     }
 
@@ -684,6 +797,17 @@ fn pod_selectors_arg(value: Option<Value<'_>>) -> anyhow::Result<Vec<Vec<(String
     };
     let items = sequence_items(value).unwrap_or_else(|| vec![value]);
     items.into_iter().map(|item| string_map(Some(item), "extra_pod_selectors")).collect()
+}
+
+/// Records an image, refusing a second build of the same name.
+fn push_image(state: &TiltfileState, image: ImageDecl) -> anyhow::Result<()> {
+    let mut rec = state.rec();
+    let name = ImageRef::parse(&image.ref_)?.familiar();
+    if rec.k8s.images.iter().any(|i| ImageRef::parse(&i.ref_).is_ok_and(|r| r.familiar() == name)) {
+        anyhow::bail!("Image for ref {name:?} has already been defined");
+    }
+    rec.k8s.images.push(image);
+    Ok(())
 }
 
 /// `live_update=`: a list of steps.

@@ -12,9 +12,6 @@
 //! FileWatch, UIButton, UIResource, ConfigMap or Cmd event reconciles exactly the Cmds that name it.
 
 pub mod probe;
-pub mod process;
-pub mod reaper;
-mod spawn;
 
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
@@ -30,9 +27,9 @@ use tilt_apis::{
 };
 use tokio_util::sync::CancellationToken;
 
-use self::process::ProcessGroup;
-use self::reaper::Reaper;
 use crate::logs::{LogLevel, LogStore};
+use crate::process::reaper::Reaper;
+use crate::process::{self, ProcessGroup};
 use crate::references::{disabled_by, references, resource_of, triggers};
 use crate::runtime::{Gone, Informers, Reconciler, Setup};
 use crate::status::StatusCell;
@@ -199,9 +196,10 @@ fn start(ctl: &CmdController, cmd: &Cmd, status: Arc<StatusCell<Cmd>>) -> Run {
     let task = tokio::spawn(async move {
         let policy = spec.restart_policy.unwrap_or_default();
         let mut backoff = config.restart_backoff;
+        let dir = if spec.dir.is_empty() { config.default_dir.clone() } else { PathBuf::from(&spec.dir) };
         loop {
             let started_at = Timestamp::now();
-            let mut group = match ProcessGroup::spawn(&spec, &config.default_dir, &logs, &resource, &source) {
+            let mut group = match ProcessGroup::spawn(&spec.args, &dir, &spec.env, &logs, &resource, &source) {
                 Ok(g) => g,
                 Err(err) => {
                     logs.append_level(&resource, &source, LogLevel::Error, &err.to_string());

@@ -5,18 +5,14 @@
 //! builds are refused with a clear error rather than built without them.
 
 use std::collections::HashMap;
-use std::time::Duration;
 
-use bollard::Docker;
 use bollard::query_parameters::{BuildImageOptions, BuilderVersion, TagImageOptions};
 use futures::StreamExt;
 use tilt_apis::DockerImageSpec;
 use tokio::sync::mpsc;
 
 use super::context::{self, ContextFilter, ContextSummary};
-
-/// How long one request (a whole build included) may take.
-const REQUEST_TIMEOUT: Duration = Duration::from_secs(3600);
+use crate::image::{connect, content_tag, daemon_message, repository};
 
 /// What a build reports while it runs.
 #[derive(Debug, Clone, PartialEq)]
@@ -38,22 +34,6 @@ pub(crate) struct Built {
     pub reference: String,
 }
 
-/// `name` of `name[:tag][@digest]`; a colon before the last `/` is a registry port.
-pub(crate) fn repository(reference: &str) -> &str {
-    let reference = reference.split('@').next().unwrap_or(reference);
-    let last_slash = reference.rfind('/').map_or(0, |i| i + 1);
-    match reference[last_slash..].rfind(':') {
-        Some(i) => &reference[..last_slash + i],
-        None => reference,
-    }
-}
-
-/// The tag tilt gives an image: `tilt-` and the first 16 hex digits of its ID.
-pub(crate) fn content_tag(image_id: &str) -> Option<String> {
-    let hex = image_id.strip_prefix("sha256:").unwrap_or(image_id);
-    (hex.len() >= 16 && hex.chars().all(|c| c.is_ascii_hexdigit())).then(|| format!("tilt-{}", &hex[..16]))
-}
-
 /// `KEY=VALUE` args; a bare `KEY` takes its value from tilt's environment, like `docker build --build-arg KEY`,
 /// and is left to the Dockerfile's default when unset there.
 pub(crate) fn build_args(args: &[String]) -> HashMap<String, String> {
@@ -63,39 +43,6 @@ pub(crate) fn build_args(args: &[String]) -> HashMap<String, String> {
             None => std::env::var(a).ok().map(|v| (a.clone(), v)),
         })
         .collect()
-}
-
-/// Connects to the daemon at `host` (`unix://…` or a socket path).
-pub(crate) fn connect(host: &str) -> Result<Docker, String> {
-    let path = match host.strip_prefix("unix://") {
-        Some(p) => p,
-        None if host.starts_with('/') => host,
-        None => {
-            return Err(format!(
-                "DOCKER_HOST {host:?} is not supported: tilt-rs talks to the Docker daemon over a unix socket (unix://…)"
-            ));
-        }
-    };
-    Docker::connect_with_unix(path, REQUEST_TIMEOUT.as_secs(), bollard::API_DEFAULT_VERSION)
-        .map_err(|e| unreachable_daemon(host, &e.to_string()))
-}
-
-fn unreachable_daemon(host: &str, why: &str) -> String {
-    let host = if host.starts_with('/') { format!("unix://{host}") } else { host.to_owned() };
-    format!("Cannot connect to the Docker daemon at {host}. Is the docker daemon running? ({why})")
-}
-
-/// The daemon's own message for an error, without bollard's wrapping.
-fn daemon_message(host: &str, err: bollard::errors::Error) -> String {
-    use bollard::errors::Error as E;
-    match err {
-        E::DockerStreamError { error } => error,
-        E::DockerResponseServerError { message, .. } if !message.is_empty() => message,
-        E::HyperResponseError { .. } | E::HyperLegacyError { .. } | E::IOError { .. } | E::SocketNotFoundError(_) => {
-            unreachable_daemon(host, &err.to_string())
-        }
-        other => other.to_string(),
-    }
 }
 
 /// Builds `spec` on the daemon at `host`, reporting progress through `report`; the daemon's message on failure.
@@ -261,35 +208,12 @@ mod tests {
     use super::*;
 
     #[test]
-    fn repository_strips_tag_and_digest_but_not_port() {
-        assert_eq!(repository("app"), "app");
-        assert_eq!(repository("app:v1"), "app");
-        assert_eq!(repository("localhost:5000/app"), "localhost:5000/app");
-        assert_eq!(repository("localhost:5000/app:v2@sha256:ab"), "localhost:5000/app");
-    }
-
-    #[test]
-    fn content_tag_is_the_first_16_hex_digits() {
-        let id = format!("sha256:{}", "0123456789abcdef".repeat(4));
-        assert_eq!(content_tag(&id).unwrap(), "tilt-0123456789abcdef");
-        assert!(content_tag("sha256:xyz").is_none());
-    }
-
-    #[test]
     fn bare_build_args_come_from_the_environment() {
         let args = build_args(&["A=1".into(), "B=x=y".into(), "PATH".into(), "TILT_SURELY_UNSET_VAR_42".into()]);
         assert_eq!(args["A"], "1");
         assert_eq!(args["B"], "x=y");
         assert_eq!(args["PATH"], std::env::var("PATH").unwrap());
         assert!(!args.contains_key("TILT_SURELY_UNSET_VAR_42"));
-    }
-
-    #[test]
-    fn non_unix_hosts_are_refused_clearly() {
-        let err = connect("tcp://127.0.0.1:2375").unwrap_err();
-        assert!(err.contains("unix socket"), "{err}");
-        let err = connect("unix:///nonexistent/docker.sock").unwrap_err();
-        assert!(err.starts_with("Cannot connect to the Docker daemon at unix:///nonexistent/docker.sock"), "{err}");
     }
 
     #[test]

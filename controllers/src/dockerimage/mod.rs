@@ -20,14 +20,12 @@ mod context;
 use std::sync::Arc;
 
 use jiff::Timestamp;
-use kube::api::{Api, Patch, PatchParams};
 use kube::runtime::controller::Action;
 use kube::runtime::reflector::ObjectRef;
 use kube::{Client, ResourceExt};
-use serde_json::json;
 use tilt_apis::{
     Cmd, ConfigMap, DockerImage, DockerImageSpec, DockerImageStageStatus, DockerImageStateBuilding,
-    DockerImageStateCompleted, DockerImageStateWaiting, FileWatch, ImageMap, UIButton, UIResource,
+    DockerImageStateCompleted, DockerImageStateWaiting, FileWatch, UIButton, UIResource,
 };
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
@@ -39,29 +37,7 @@ use crate::runtime::{Gone, Informers, Reconciler, Setup};
 
 /// The field manager of this controller's status writes.
 pub const MANAGER: &str = "tilt-dockerimage-controller";
-/// Where the daemon listens when `DOCKER_HOST` is unset.
-pub const DEFAULT_DOCKER_HOST: &str = "unix:///var/run/docker.sock";
-
-/// How the controller reaches the Docker daemon.
-#[derive(Debug, Clone, PartialEq)]
-pub struct DockerConfig {
-    /// The daemon's address, `unix:///path/to/docker.sock`.
-    pub host: String,
-}
-
-impl DockerConfig {
-    /// `DOCKER_HOST`, or the default socket when it is unset or empty.
-    pub fn from_env() -> DockerConfig {
-        let host = std::env::var("DOCKER_HOST").ok().filter(|h| !h.is_empty());
-        DockerConfig { host: host.unwrap_or_else(|| DEFAULT_DOCKER_HOST.to_owned()) }
-    }
-}
-
-impl Default for DockerConfig {
-    fn default() -> Self {
-        DockerConfig::from_env()
-    }
-}
+pub use crate::image::{DEFAULT_DOCKER_HOST, DockerConfig};
 
 type StatusCell = crate::status::StatusCell<DockerImage>;
 
@@ -189,22 +165,6 @@ async fn set_waiting(status: &StatusCell, reason: String) {
         .await;
 }
 
-/// Writes the built image into the ImageMap's status.
-async fn publish(client: &Client, image_map: &str, reference: &str, started: Timestamp) -> Result<(), kube::Error> {
-    let maps: Api<ImageMap> = Api::all(client.clone());
-    let patch = json!({
-        "apiVersion": tilt_apis::API_VERSION,
-        "kind": "ImageMap",
-        "status": {
-            "image": reference,
-            "imageFromLocal": reference,
-            "imageFromCluster": reference,
-            "buildStartTime": crate::micro(started),
-        },
-    });
-    maps.patch_status(image_map, &PatchParams::apply(MANAGER).force(), &Patch::Apply(&patch)).await.map(|_| ())
-}
-
 /// Spawns one build: status `building`, the build with its output in the log and its steps in
 /// `stageStatuses`, then the ImageMap and status `completed`, then a requeue for a queued rebuild.
 fn start(ctx: &Ctx, di: &DockerImage, reason: &'static str, status: Arc<StatusCell>) -> tokio::task::JoinHandle<()> {
@@ -260,7 +220,7 @@ fn start(ctx: &Ctx, di: &DockerImage, reason: &'static str, status: Arc<StatusCe
         let finished = Timestamp::now();
         let result = match result {
             Ok(built) if !spec.image_map.is_empty() => {
-                match publish(&ctx.client, &spec.image_map, &built.reference, started).await {
+                match crate::image::publish(&ctx.client, MANAGER, &spec.image_map, &built.reference, started).await {
                     Ok(()) => Ok(built),
                     Err(err) => Err(format!(
                         "built {}, but ImageMap {} could not be updated: {err}",

@@ -54,7 +54,7 @@ pub fn describe(res: &UIResource, objects: &Objects<'_>, status: &mut UIResource
 
     let mut specs = Vec::new();
     let target = |id: String, t| UIResourceTargetSpec { id, type_: Some(t), has_live_update: false };
-    specs.extend(objects.images.iter().map(|i| target(format!("image:{}", i.name_any()), UIResourceTargetType::Image)));
+    specs.extend(objects.images.iter().map(|i| target(format!("image:{}", i.name), UIResourceTargetType::Image)));
     if !objects.applies.is_empty() {
         specs.push(target(format!("k8s:{name}"), UIResourceTargetType::Kubernetes));
     }
@@ -93,12 +93,11 @@ pub fn describe(res: &UIResource, objects: &Objects<'_>, status: &mut UIResource
         }
     }
     for image in &objects.images {
-        let span = span_id(&name, &format!("dockerimage/{}", image.name_any()));
-        let s = image.status.clone().unwrap_or_default();
-        if let Some(b) = &s.building {
-            current = Some(UIBuildRunning { start_time: b.started_at.clone(), span_id: span.clone() });
+        let span = span_id(&name, &format!("{}/{}", image.kind.to_lowercase(), image.name));
+        if let Some(started_at) = &image.building {
+            current = Some(UIBuildRunning { start_time: started_at.clone(), span_id: span.clone() });
         }
-        if let Some(c) = s.completed {
+        if let Some(c) = image.completed.clone() {
             let build = UIBuildTerminated {
                 error: c.error,
                 start_time: c.started_at,

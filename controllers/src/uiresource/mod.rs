@@ -3,8 +3,8 @@
 //! conditions that `kubectl wait --for=condition=Ready uiresource/NAME` and `tilt ci` rely on.
 //!
 //! A resource's objects carry the label `tilt.dev/resource=<name>`; the Cmd named `<name>:update` is its
-//! build step and `<name>:serve` its server (the Tiltfile's `local_resource` mapping); its DockerImages and
-//! KubernetesApply make up the update of a Kubernetes resource, and its KubernetesDiscovery's pods the
+//! build step and `<name>:serve` its server (the Tiltfile's `local_resource` mapping); its image builds
+//! (DockerImages and CmdImages) and KubernetesApply make up the update of a Kubernetes resource, and its KubernetesDiscovery's pods the
 //! runtime. The controller reads them from stores filled by its own watches, so a reconcile costs no
 //! request but the status write.
 
@@ -17,7 +17,7 @@ use kube::runtime::controller::Action;
 use kube::runtime::reflector::{ObjectRef, Store};
 use kube::{Client, Resource, ResourceExt};
 use tilt_apis::{
-    CMD_STOPPED_REASON, Cmd, CmdStatus, DisableResourceStatus, DisableSource, DockerImage, KubernetesApply,
+    CMD_STOPPED_REASON, Cmd, CmdImage, CmdStatus, DisableResourceStatus, DisableSource, DockerImage, KubernetesApply,
     KubernetesDiscovery, RuntimeStatus, Tiltfile, UIResource, UIResourceCondition, UIResourceStateWaiting,
     UIResourceStateWaitingOnRef, UIResourceStatus, UpdateStatus,
 };
@@ -117,23 +117,82 @@ pub struct Objects<'a> {
     /// Its Cmds (`<name>:update`, `<name>:serve`).
     pub cmds: Vec<&'a Cmd>,
     /// Its image builds.
-    pub images: Vec<&'a DockerImage>,
+    pub images: Vec<ImageBuild>,
     /// Its deploys.
     pub applies: Vec<&'a KubernetesApply>,
     /// The discoveries of its deployed pods.
     pub discoveries: Vec<&'a KubernetesDiscovery>,
 }
 
+/// An image build of either kind (DockerImage, CmdImage), as much of its status as a resource shows.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct ImageBuild {
+    /// `DockerImage` or `CmdImage`.
+    pub kind: &'static str,
+    /// The object's name.
+    pub name: String,
+    /// When the running build started, if one runs.
+    pub building: Option<Option<MicroTime>>,
+    /// The last finished build.
+    pub completed: Option<CompletedBuild>,
+    /// Why it waits, if it does.
+    pub waiting: Option<String>,
+}
+
+/// A finished image build.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct CompletedBuild {
+    /// Why it failed; empty on success.
+    pub error: String,
+    /// When it started.
+    pub started_at: Option<MicroTime>,
+    /// When it finished.
+    pub finished_at: Option<MicroTime>,
+}
+
+impl From<&DockerImage> for ImageBuild {
+    fn from(image: &DockerImage) -> ImageBuild {
+        let s = image.status.clone().unwrap_or_default();
+        ImageBuild {
+            kind: "DockerImage",
+            name: image.name_any(),
+            building: s.building.map(|b| b.started_at),
+            completed: s.completed.map(|c| CompletedBuild {
+                error: c.error,
+                started_at: c.started_at,
+                finished_at: c.finished_at,
+            }),
+            waiting: s.waiting.map(|w| w.reason),
+        }
+    }
+}
+
+impl From<&CmdImage> for ImageBuild {
+    fn from(image: &CmdImage) -> ImageBuild {
+        let s = image.status.clone().unwrap_or_default();
+        ImageBuild {
+            kind: "CmdImage",
+            name: image.name_any(),
+            building: s.building.map(|b| b.started_at),
+            completed: s.completed.map(|c| CompletedBuild {
+                error: c.error,
+                started_at: c.started_at,
+                finished_at: c.finished_at,
+            }),
+            waiting: s.waiting.map(|w| w.reason),
+        }
+    }
+}
+
 /// An image build's contribution to the update status.
-fn image_status(image: &DockerImage) -> (UpdateStatus, Option<String>) {
-    let s = image.status.clone().unwrap_or_default();
-    match (&s.building, &s.completed, &s.waiting) {
+fn image_status(image: &ImageBuild) -> (UpdateStatus, Option<String>) {
+    match (&image.building, &image.completed, &image.waiting) {
         (Some(_), _, _) => (UpdateStatus::InProgress, None),
         (None, Some(c), _) if !c.error.is_empty() => {
             (UpdateStatus::Error, Some(format!("image build failed: {}", c.error)))
         }
         (None, Some(_), _) => (UpdateStatus::Ok, None),
-        (None, None, Some(w)) => (UpdateStatus::Pending, Some(w.reason.clone())),
+        (None, None, Some(w)) => (UpdateStatus::Pending, Some(w.clone())),
         (None, None, None) => (UpdateStatus::Pending, Some("waiting for the image build".into())),
     }
 }
@@ -210,7 +269,7 @@ pub fn summarize(name: &str, objects: &Objects<'_>, previous: &UIResourceStatus)
     if let Some(c) = update {
         updates.push(update_status(Some(&c.status.clone().unwrap_or_default())));
     }
-    updates.extend(objects.images.iter().map(|i| image_status(i)));
+    updates.extend(objects.images.iter().map(image_status));
     updates.extend(objects.applies.iter().map(|a| apply_status(a)));
     let mut runtimes: Vec<(RuntimeStatus, Option<String>)> = Vec::new();
     if let Some(c) = serve {
@@ -242,9 +301,9 @@ pub fn summarize(name: &str, objects: &Objects<'_>, previous: &UIResourceStatus)
             name: c.name_any(),
         }],
     });
-    let unbuilt: Vec<&DockerImage> =
+    let unbuilt: Vec<&ImageBuild> =
         if objects.applies.iter().any(|a| a.status.as_ref().is_none_or(|s| s.last_apply_time.is_none())) {
-            objects.images.iter().copied().filter(|i| i.status.as_ref().is_none_or(|s| s.completed.is_none())).collect()
+            objects.images.iter().filter(|i| i.completed.is_none()).collect()
         } else {
             Vec::new()
         };
@@ -256,8 +315,8 @@ pub fn summarize(name: &str, objects: &Objects<'_>, previous: &UIResourceStatus)
                 .map(|i| UIResourceStateWaitingOnRef {
                     group: "tilt.dev".into(),
                     api_version: "v1alpha1".into(),
-                    kind: "DockerImage".into(),
-                    name: i.name_any(),
+                    kind: i.kind.into(),
+                    name: i.name.clone(),
                 })
                 .collect(),
         })
@@ -317,6 +376,7 @@ pub fn summarize(name: &str, objects: &Objects<'_>, previous: &UIResourceStatus)
 pub struct Stores {
     cmds: Store<Cmd>,
     images: Store<DockerImage>,
+    cmd_images: Store<CmdImage>,
     applies: Store<KubernetesApply>,
     discoveries: Store<KubernetesDiscovery>,
 }
@@ -353,6 +413,7 @@ async fn reconcile(res: Arc<UIResource>, ctx: &Ctx) -> Result<Action, Error> {
     // Until every store has listed once, a missing object cannot be told from one not yet seen.
     ctx.informers.ready::<Cmd>().await;
     ctx.informers.ready::<DockerImage>().await;
+    ctx.informers.ready::<CmdImage>().await;
     ctx.informers.ready::<KubernetesApply>().await;
     ctx.informers.ready::<KubernetesDiscovery>().await;
     let (cmds, images, applies, discoveries) = (
@@ -363,7 +424,11 @@ async fn reconcile(res: Arc<UIResource>, ctx: &Ctx) -> Result<Action, Error> {
     );
     let objects = Objects {
         cmds: cmds.iter().map(|c| &**c).collect(),
-        images: images.iter().map(|c| &**c).collect(),
+        images: images
+            .iter()
+            .map(|i| ImageBuild::from(&**i))
+            .chain(of_resource(&s.cmd_images, &name).iter().map(|i| ImageBuild::from(&**i)))
+            .collect(),
         applies: applies.iter().map(|c| &**c).collect(),
         discoveries: discoveries.iter().map(|c| &**c).collect(),
     };
@@ -385,6 +450,7 @@ pub async fn run(informers: Arc<Informers>, shutdown: CancellationToken) {
     let stores = Stores {
         cmds: informers.store(),
         images: informers.store(),
+        cmd_images: informers.store(),
         applies: informers.store(),
         discoveries: informers.store(),
     };
@@ -392,6 +458,7 @@ pub async fn run(informers: Arc<Informers>, shutdown: CancellationToken) {
     Setup::new(ctx, &informers)
         .watches::<Cmd, _>(owner_resource)
         .watches::<DockerImage, _>(owner_resource)
+        .watches::<CmdImage, _>(owner_resource)
         .watches::<KubernetesApply, _>(owner_resource)
         .watches::<KubernetesDiscovery, _>(owner_resource)
         .watches::<Tiltfile, _>(|tf| Some(ObjectRef::<UIResource>::new(&tf.name_any())))

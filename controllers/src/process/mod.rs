@@ -1,7 +1,8 @@
-//! One Cmd process: spawned in its own process group with its output in the log store, and stopped
-//! gracefully (SIGTERM to the whole group, a bounded wait, then SIGKILL) before anything replaces it.
+//! Processes tilt runs for users (Cmds, `custom_build` commands): each spawned in its own process group with
+//! its output in the log store, and stopped gracefully (SIGTERM to the whole group, a bounded wait, then
+//! SIGKILL) before anything replaces it; the orphan [`reaper`] kills the groups if tilt dies.
 //!
-//! The leader is started by [`super::spawn`] (no `fork()` of tilt) and awaited by itself, not with
+//! The leader is started by [`spawn`] (no `fork()` of tilt) and awaited by itself, not with
 //! process-wrap's group child, whose `wait` also waits for every other member of the group: a server's
 //! leftover background children would then hide that the server itself exited.
 
@@ -12,23 +13,27 @@ use std::time::Duration;
 
 use nix::sys::signal::{Signal, killpg};
 use nix::unistd::Pid;
-use tilt_apis::CmdSpec;
 use tokio::io::{AsyncBufReadExt, AsyncRead, BufReader};
 
-use super::spawn::{self, Exit};
+use self::spawn::Exit;
 use crate::logs::LogStore;
+
+pub mod reaper;
+mod spawn;
 
 /// A spawned process group.
 pub struct ProcessGroup {
     /// The leader's pid, which is also the group id.
     pub pid: i32,
     exit: Exit,
+    /// The tasks copying stdout and stderr into the log.
+    copies: Vec<tokio::task::JoinHandle<()>>,
 }
 
 /// Why a process could not be started.
 #[derive(Debug, thiserror::Error)]
 pub enum SpawnError {
-    /// `spec.args` is empty.
+    /// The argv is empty.
     #[error("spec.args is empty: nothing to run")]
     NoArgs,
     /// The OS refused (no such file, not executable, bad directory, …).
@@ -42,7 +47,12 @@ pub enum SpawnError {
 }
 
 /// Streams `reader` into `logs` line by line (lossy UTF-8, so binary output cannot stop the copy).
-fn copy_lines(reader: impl AsyncRead + Unpin + Send + 'static, logs: Arc<LogStore>, resource: String, source: String) {
+fn copy_lines(
+    reader: impl AsyncRead + Unpin + Send + 'static,
+    logs: Arc<LogStore>,
+    resource: String,
+    source: String,
+) -> tokio::task::JoinHandle<()> {
     tokio::spawn(async move {
         let mut reader = BufReader::new(reader);
         let mut buf = Vec::new();
@@ -58,26 +68,35 @@ fn copy_lines(reader: impl AsyncRead + Unpin + Send + 'static, logs: Arc<LogStor
                 }
             }
         }
-    });
+    })
 }
 
 impl ProcessGroup {
-    /// Starts `spec.args` in `spec.dir` (else `default_dir`) with `spec.env` over tilt's environment, in a
-    /// new process group, with stdout and stderr going to `logs` under `resource`.
+    /// Starts `argv` in `dir` with `env` (`KEY=VALUE`) over tilt's environment, in a new process group, with
+    /// stdout and stderr going to `logs` under `resource`.
     pub fn spawn(
-        spec: &CmdSpec,
-        default_dir: &Path,
+        argv: &[String],
+        dir: &Path,
+        env: &[String],
         logs: &Arc<LogStore>,
         resource: &str,
         source: &str,
     ) -> Result<ProcessGroup, SpawnError> {
-        let (program, args) = spec.args.split_first().ok_or(SpawnError::NoArgs)?;
-        let dir = if spec.dir.is_empty() { default_dir } else { Path::new(&spec.dir) };
-        let started = spawn::spawn(&spawn::Spec { program, args, env: &spec.env, dir })
+        let (program, args) = argv.split_first().ok_or(SpawnError::NoArgs)?;
+        let started = spawn::spawn(&spawn::Spec { program, args, env, dir })
             .map_err(|source| SpawnError::Os { program: program.clone(), source })?;
-        copy_lines(started.stdout, logs.clone(), resource.to_string(), source.to_string());
-        copy_lines(started.stderr, logs.clone(), resource.to_string(), source.to_string());
-        Ok(ProcessGroup { pid: started.pid, exit: started.exit })
+        let copies = vec![
+            copy_lines(started.stdout, logs.clone(), resource.to_string(), source.to_string()),
+            copy_lines(started.stderr, logs.clone(), resource.to_string(), source.to_string()),
+        ];
+        Ok(ProcessGroup { pid: started.pid, exit: started.exit, copies })
+    }
+
+    /// Waits, at most `within`, until the output written before the group ended is in the log, so that
+    /// what follows it there (a build's result) comes after it.
+    pub async fn flushed(&mut self, within: Duration) {
+        let copies = futures::future::join_all(std::mem::take(&mut self.copies));
+        let _ = tokio::time::timeout(within, copies).await;
     }
 
     /// Waits for the leader to exit, then kills whatever it left behind in its group.
@@ -122,16 +141,15 @@ pub fn exit_code(status: &ExitStatus) -> i32 {
 mod tests {
     use super::*;
 
-    fn spec(args: &[&str]) -> CmdSpec {
-        CmdSpec { args: args.iter().map(|s| s.to_string()).collect(), ..Default::default() }
+    fn argv(args: &[&str]) -> Vec<String> {
+        args.iter().map(|s| s.to_string()).collect()
     }
 
     #[tokio::test]
     async fn output_reaches_the_log_store_and_env_is_set() {
         let logs = Arc::new(LogStore::default());
-        let mut s = spec(&["sh", "-c", "echo out $GREETING; echo err >&2; exit 3"]);
-        s.env = vec!["GREETING=hi".into()];
-        let mut p = ProcessGroup::spawn(&s, Path::new("/"), &logs, "r", "cmd/r").unwrap();
+        let s = argv(&["sh", "-c", "echo out $GREETING; echo err >&2; exit 3"]);
+        let mut p = ProcessGroup::spawn(&s, Path::new("/"), &["GREETING=hi".into()], &logs, "r", "cmd/r").unwrap();
         let status = p.wait().await.unwrap();
         assert_eq!(exit_code(&status), 3);
         tokio::time::sleep(Duration::from_millis(50)).await;
@@ -143,8 +161,8 @@ mod tests {
     #[tokio::test]
     async fn terminate_kills_a_process_that_ignores_sigterm_and_its_children() {
         let logs = Arc::new(LogStore::default());
-        let s = spec(&["sh", "-c", "trap '' TERM; sleep 30 & echo $!; wait"]);
-        let mut p = ProcessGroup::spawn(&s, Path::new("/"), &logs, "r", "cmd/r").unwrap();
+        let s = argv(&["sh", "-c", "trap '' TERM; sleep 30 & echo $!; wait"]);
+        let mut p = ProcessGroup::spawn(&s, Path::new("/"), &[], &logs, "r", "cmd/r").unwrap();
         tokio::time::sleep(Duration::from_millis(200)).await;
         let grandchild: i32 = logs.lines(&[], 0)[0].text.parse().unwrap();
         let start = std::time::Instant::now();
@@ -162,7 +180,9 @@ mod tests {
         let logs = Arc::new(LogStore::default());
         let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
         let err = rt
-            .block_on(async { ProcessGroup::spawn(&spec(&["/no/such/binary"]), Path::new("/"), &logs, "r", "c").err() })
+            .block_on(async {
+                ProcessGroup::spawn(&argv(&["/no/such/binary"]), Path::new("/"), &[], &logs, "r", "c").err()
+            })
             .unwrap();
         assert!(err.to_string().contains("/no/such/binary"), "{err}");
         assert!(err.to_string().contains("No such file"), "{err}");
