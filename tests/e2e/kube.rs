@@ -193,7 +193,9 @@ fn example_project_comes_up_on_the_real_control_plane() {
     });
 }
 
-/// A kwok Stage that turns a Ready pod labelled `tilt-test/crashloop=true` into a crash-looping one.
+/// A kwok Stage that starts a pod labelled `tilt-test/crashloop=true` crash-looping, never Ready. It takes the
+/// pod while Pending, outweighing kwok's own pod-ready stage there (a pod that had been Ready first could let
+/// `tilt ci` pass before the crash).
 const CRASHLOOP_STAGE: &str = r#"
 apiVersion: kwok.x-k8s.io/v1alpha1
 kind: Stage
@@ -212,10 +214,8 @@ spec:
       operator: DoesNotExist
     - key: '.status.phase'
       operator: In
-      values: ['Running']
-    - key: '.status.conditions.[] | select( .type == "Ready" ) | .status'
-      operator: In
-      values: ['True']
+      values: ['Pending']
+  weight: 100000
   next:
     statusTemplate: |
       {{ $now := Now }}
@@ -231,6 +231,7 @@ spec:
       - image: {{ .image | Quote }}
         name: {{ .name | Quote }}
         ready: false
+        started: false
         restartCount: 3
         lastState:
           terminated:
@@ -243,6 +244,8 @@ spec:
             reason: CrashLoopBackOff
             message: back-off 40s restarting failed container
       {{ end }}
+      phase: Running
+      startTime: {{ $now | Quote }}
 "#;
 
 /// Runs `tilt ci` on the project against the real cluster; (success, stdout + stderr).
@@ -272,7 +275,11 @@ fn tilt_ci_on_the_real_control_plane_passes_and_fails_on_a_crash_loop() {
     assert!(ok && out.contains("SUCCESS"), "{out}");
     assert_eq!(ns.kubectl_ok(&["get", "deployment", "hello-web", "-o", "jsonpath={.status.readyReplicas}"]), "1");
 
+    // In a namespace of its own: a rollout over the Ready pod above would keep that pod while the new one
+    // crashes.
     cluster.apply(&ns.name, CRASHLOOP_STAGE);
+    let ns = KubeNamespace::new(cluster, "crash");
+    let (home, project) = real_project(cluster, &ns);
     let deploy = std::fs::read_to_string(project.join("deploy.yaml")).unwrap();
     let crashing = deploy.replacen(
         "      labels:\n        app: hello-web\n",
