@@ -268,10 +268,16 @@ impl Pod {
     }
 }
 
-/// The pod a user looks at first (and a port-forward goes to): running and not being deleted, ready ones
+/// The pod a port-forward goes to: running and not being deleted, ready ones
 /// first, then the newest.
 pub fn best_pod(pods: &[Pod]) -> Option<&Pod> {
     pods.iter()
         .filter(|p| !p.deleting && p.phase == "Running")
         .max_by_key(|p| (p.is_ready(), p.created_at.as_ref().map(|t| t.0)))
+}
+
+/// The pod a resource's status shows, as Go Tilt's does: the most recently created one not being deleted. During a
+/// rollout that is the new pod, so a new pod that crashes is an error even while an older one still serves.
+pub fn newest_pod(pods: &[Pod]) -> Option<&Pod> {
+    pods.iter().filter(|p| !p.deleting).max_by_key(|p| (p.created_at.as_ref().map(|t| t.0), p.name.as_str()))
 }

@@ -275,11 +275,8 @@ fn tilt_ci_on_the_real_control_plane_passes_and_fails_on_a_crash_loop() {
     assert!(ok && out.contains("SUCCESS"), "{out}");
     assert_eq!(ns.kubectl_ok(&["get", "deployment", "hello-web", "-o", "jsonpath={.status.readyReplicas}"]), "1");
 
-    // In a namespace of its own: a rollout over the Ready pod above would keep that pod while the new one
-    // crashes.
+    // A rollout whose new pod crash-loops while the earlier one is still Ready: the resource is the new pod's.
     cluster.apply(&ns.name, CRASHLOOP_STAGE);
-    let ns = KubeNamespace::new(cluster, "crash");
-    let (home, project) = real_project(cluster, &ns);
     let deploy = std::fs::read_to_string(project.join("deploy.yaml")).unwrap();
     let crashing = deploy.replacen(
         "      labels:\n        app: hello-web\n",

@@ -123,7 +123,7 @@ pub fn describe(res: &UIResource, objects: &Objects<'_>, status: &mut UIResource
     status.current_build = current;
 
     status.k8s_resource_info =
-        objects.discoveries.iter().filter_map(|d| tilt_apis::best_pod(&d.status.as_ref()?.pods)).next().map(|pod| {
+        objects.discoveries.iter().filter_map(|d| tilt_apis::newest_pod(&d.status.as_ref()?.pods)).next().map(|pod| {
             UIResourceKubernetes {
                 pod_name: pod.name.clone(),
                 pod_creation_time: pod.created_at.clone(),

@@ -210,14 +210,13 @@ fn apply_status(ka: &KubernetesApply) -> (UpdateStatus, Option<String>) {
     }
 }
 
-/// The deployed pods' contribution to the runtime status: the pod a user would look at first.
+/// The deployed pods' contribution to the runtime status: the newest pod's ([`tilt_apis::newest_pod`]).
 fn pods_status(kd: &KubernetesDiscovery) -> (RuntimeStatus, Option<String>) {
     let s = kd.status.clone().unwrap_or_default();
     if let Some(w) = &s.waiting {
         return (RuntimeStatus::Pending, Some(w.reason.clone()));
     }
-    let live: Vec<&tilt_apis::Pod> = s.pods.iter().filter(|p| !p.deleting).collect();
-    let Some(pod) = tilt_apis::best_pod(&s.pods).or(live.first().copied()) else {
+    let Some(pod) = tilt_apis::newest_pod(&s.pods) else {
         return (RuntimeStatus::Pending, Some("waiting for pods".into()));
     };
     if !pod.errors.is_empty() {
