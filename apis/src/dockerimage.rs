@@ -112,6 +112,11 @@ pub struct DockerImageStatus {
     /// Per-stage results of the most recent build.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub stage_statuses: Vec<DockerImageStageStatus>,
+    /// tilt-rs addition: a hash of what the last successful build was made from (the spec and the context's
+    /// files: names, sizes, modification times). A controller that starts again, on a store that kept this
+    /// object, does not rebuild while it still matches and the engine still has `ref`.
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub input_hash: String,
 }
 
 /// A build that has not started.

@@ -76,7 +76,7 @@ fn real_deployment_pod_becomes_ready() {
 }
 
 /// The real dockerd that `.ci/run` starts (`TILT_TEST_DOCKER_HOST`); `None` (after a note) outside CI.
-fn real_docker() -> Option<String> {
+pub fn real_docker() -> Option<String> {
     match std::env::var("TILT_TEST_DOCKER_HOST") {
         Ok(host) => Some(host),
         Err(_) if std::env::var("CI").is_ok_and(|v| v == "true") => {

@@ -160,3 +160,67 @@ fn rbac_keeps_a_user_to_the_sessions_granted_to_her() {
     let (ok, out) = output(tilt(h, d, &["ci", "--api-context", "alice", "--session", &carol]));
     assert!(!ok && out.contains(&format!("namespace tilt-{carol} does not exist and you may not create it")), "{out}");
 }
+
+/// Restart without waste: a second `tilt ci` on the same session finds the image built and the manifests applied
+/// by the first in the store, and neither rebuilds (the DockerImage's input hash still matches and the engine
+/// has the image) nor re-applies (the KubernetesApply's applied input hash still matches): their status times
+/// stay those of the first run.
+#[test]
+fn a_restart_on_the_same_session_rebuilds_and_reapplies_nothing_unchanged() {
+    let Some(cluster) = scaleout_cluster() else { return };
+    let Some(docker) = crate::kube::real_docker() else { return };
+    crate::crds::install(cluster, &["--namespaced"]);
+    let (home, dir) = project(cluster);
+    let (h, d) = (home.path(), dir.as_path());
+    let id = std::process::id();
+    let (session, ns) = (format!("restart-{id}"), format!("restart-app-{id}"));
+    cluster.kubectl_ok(&["create", "namespace", &ns]);
+    let busybox = ["/bin/busybox", "/usr/bin/busybox"].into_iter().find(|p| Path::new(p).exists()).unwrap();
+    std::fs::copy(busybox, dir.join("busybox")).unwrap();
+    // The whole context goes into the image, so that a new file makes a new image.
+    std::fs::write(dir.join("Dockerfile"), "FROM scratch\nCOPY . /app\nCMD [\"/app/busybox\", \"sleep\", \"3600\"]\n")
+        .unwrap();
+    std::fs::write(
+        dir.join("app.yaml"),
+        format!(
+            "apiVersion: apps/v1\nkind: Deployment\nmetadata:\n  name: app\n  namespace: {ns}\nspec:\n  selector:\n    \
+             matchLabels:\n      app: app\n  template:\n    metadata:\n      labels:\n        app: app\n    spec:\n      \
+             containers:\n      - name: app\n        image: restart-img\n"
+        ),
+    )
+    .unwrap();
+    std::fs::write(
+        dir.join("Tiltfile"),
+        "docker_build('restart-img', '.', ignore=['Tiltfile'])\nk8s_yaml('app.yaml')\n",
+    )
+    .unwrap();
+    let ci = || {
+        let mut c = tilt(h, d, &["ci", "--api-context", "real", "--session", &session, "--timeout", "120s"]);
+        c.env("DOCKER_HOST", &docker);
+        output(c)
+    };
+    let times = || {
+        let image = get(h, d, &session, &["dockerimage", "-o", "jsonpath={.items[0].status.completed.finishedAt}"]);
+        let apply = get(h, d, &session, &["kubernetesapply", "app", "-o", "jsonpath={.status.lastApplyTime}"]);
+        (image, apply)
+    };
+
+    let (ok, out) = ci();
+    assert!(ok && out.contains("SUCCESS"), "{out}");
+    let first = times();
+    assert!(!first.0.is_empty() && !first.1.is_empty(), "{first:?}");
+
+    let (ok, out) = ci();
+    assert!(ok && out.contains("SUCCESS"), "{out}");
+    assert!(out.contains("is up to date"), "the image was not reused:\n{out}");
+    assert!(!out.contains("Building Dockerfile"), "it rebuilt:\n{out}");
+    assert_eq!(times(), first, "the restart rebuilt or re-applied");
+
+    // A change to what the image is built from does rebuild, and the new image is applied.
+    std::fs::write(dir.join("extra.txt"), "new input\n").unwrap();
+    let (ok, out) = ci();
+    assert!(ok && out.contains("Building Dockerfile"), "{out}");
+    let third = times();
+    assert!(third.0 != first.0 && third.1 != first.1, "{first:?} {third:?}");
+    cluster.kubectl_ok(&["delete", "namespace", &ns, "--wait=false"]);
+}

@@ -258,6 +258,50 @@ pub(crate) fn write_tar(
     result
 }
 
+/// A hash of what a build of `spec` is made from: the spec, and every context file the build would send (its
+/// name, kind, size and modification time; a symlink's target). Equal hashes mean an equal build.
+pub(crate) fn fingerprint(spec: &DockerImageSpec, filter: &ContextFilter) -> Result<String, ContextError> {
+    use sha2::Digest;
+    use std::os::unix::fs::MetadataExt;
+    let root = PathBuf::from(&spec.context);
+    if !root.is_absolute() || !root.is_dir() {
+        return Err(ContextError::NotADirectory(spec.context.clone()));
+    }
+    let mut hash = sha2::Sha256::new();
+    hash.update(serde_json::to_vec(spec).unwrap_or_default());
+    let mut walk = walkdir::WalkDir::new(&root).min_depth(1).sort_by_file_name().into_iter();
+    while let Some(entry) = walk.next() {
+        let entry = entry.map_err(|e| {
+            let path = e.path().unwrap_or(&root).to_path_buf();
+            let source = e.into_io_error().unwrap_or_else(|| std::io::Error::other("filesystem loop"));
+            ContextError::Io { path, source }
+        })?;
+        let path = entry.path();
+        if filter.excluded(path) {
+            if entry.file_type().is_dir() && filter.can_prune(path) {
+                walk.skip_current_dir();
+            }
+            continue;
+        }
+        let meta = entry.metadata().map_err(|e| ContextError::Io {
+            path: path.to_path_buf(),
+            source: e.into_io_error().unwrap_or_else(|| std::io::Error::other("metadata")),
+        })?;
+        let rel = path.strip_prefix(&root).unwrap_or(path);
+        let target = std::fs::read_link(path).map(|t| t.to_string_lossy().into_owned()).unwrap_or_default();
+        let line = format!(
+            "{}\0{:o}\0{}\0{}.{}\0{target}\n",
+            rel.display(),
+            meta.mode(),
+            meta.len(),
+            meta.mtime(),
+            meta.mtime_nsec()
+        );
+        hash.update(line.as_bytes());
+    }
+    Ok(hash.finalize().iter().take(16).map(|b| format!("{b:02x}")).collect())
+}
+
 fn io_err(path: &Path) -> impl FnOnce(std::io::Error) -> ContextError + '_ {
     move |source| {
         if source.kind() == std::io::ErrorKind::BrokenPipe {

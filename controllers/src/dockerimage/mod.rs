@@ -113,6 +113,7 @@ async fn reconcile(ctx: &Ctx, di: Arc<DockerImage>, state: &mut Option<Entry>) {
     let lookup = &*ctx.informers;
     let disabled = disabled_by(lookup, di.spec.disable_source.as_ref()).await;
     let (newest, waiting) = triggers(lookup, di.spec.restart_on.as_ref(), di.spec.start_on.as_ref()).await;
+    let fresh = state.is_none();
     let entry = state.get_or_insert_with(|| Entry {
         spec: di.spec.clone(),
         trigger: None,
@@ -126,6 +127,20 @@ async fn reconcile(ctx: &Ctx, di: Arc<DockerImage>, state: &mut Option<Entry>) {
         entry.trigger = None;
         entry.spec = di.spec.clone();
         set_waiting(&entry.status, reason).await;
+        return;
+    }
+
+    if fresh
+        && waiting.is_none()
+        && let Some(reference) = reusable(ctx, &di).await
+    {
+        // The store kept this object and its last build still stands: this process has that build as its own
+        // (a finished task), so only a change or a trigger builds again.
+        entry.built_before = true;
+        entry.trigger = newest;
+        entry.task = Some(tokio::spawn(std::future::ready(())));
+        let message = format!("Image {reference} is up to date: nothing it is built from changed since it was built");
+        ctx.logs.append(&resource_of(&*di), &format!("dockerimage/{name}"), &message);
         return;
     }
 
@@ -153,6 +168,34 @@ async fn reconcile(ctx: &Ctx, di: Arc<DockerImage>, state: &mut Option<Entry>) {
     }
     entry.built_before = true;
     entry.task = Some(start(ctx, &di, reason, entry.status.clone()));
+}
+
+/// The reference of a DockerImage's last build when it still stands: it succeeded, its inputs hash as they do now
+/// ([`context::fingerprint`]), and the engine still has the image. For a controller's first look at an object a
+/// kept store (`tilt up --api-context`) still holds, so that a restart rebuilds nothing unchanged.
+async fn reusable(ctx: &Ctx, di: &DockerImage) -> Option<String> {
+    let status = di.status.as_ref()?;
+    let ok = status.completed.as_ref().is_some_and(|c| c.error.is_empty());
+    if !ok || status.ref_.is_empty() || status.input_hash.is_empty() {
+        return None;
+    }
+    if input_hash(&di.spec).await? != status.input_hash {
+        return None;
+    }
+    let docker = crate::image::connect(&ctx.config.host).ok()?;
+    docker.inspect_image(&status.ref_).await.ok()?;
+    Some(status.ref_.clone())
+}
+
+/// [`context::fingerprint`] of a spec, off the async threads; `None` when the context cannot be read.
+async fn input_hash(spec: &DockerImageSpec) -> Option<String> {
+    let spec = spec.clone();
+    tokio::task::spawn_blocking(move || {
+        let filter = context::ContextFilter::new(&spec.context_ignores).ok()?;
+        context::fingerprint(&spec, &filter).ok()
+    })
+    .await
+    .ok()?
 }
 
 async fn set_waiting(status: &StatusCell, reason: String) {
@@ -187,6 +230,8 @@ fn start(ctx: &Ctx, di: &DockerImage, reason: &'static str, status: Arc<StatusCe
             })
             .await;
         ctx.logs.append(&resource, &source, &format!("Building Dockerfile for {} ({reason})", spec.ref_));
+        // What this build is made from, taken before it reads the context (a later change rebuilds anyway).
+        let inputs = input_hash(&spec).await.unwrap_or_default();
 
         // Steps go to status as they start, through a writer that always sends the latest list; it ends with
         // the build (the closure holding the sender is dropped), inside this task, so cancelling the build
@@ -257,6 +302,7 @@ fn start(ctx: &Ctx, di: &DockerImage, reason: &'static str, status: Arc<StatusCe
                 if let Ok(built) = &result {
                     s.ref_ = built.reference.clone();
                 }
+                s.input_hash = if result.is_ok() { inputs } else { String::new() };
                 s.stage_statuses = stages;
                 s.completed = Some(DockerImageStateCompleted {
                     reason: reason.to_owned(),
