@@ -1,6 +1,6 @@
-//! What the image builders (the DockerImage and CmdImage controllers) share: how the Docker daemon is
-//! reached, the content-based tag tilt gives images, and publishing a built image into its ImageMap, whose
-//! status the KubernetesApply controller injects into the objects it deploys.
+//! What the image builders (the DockerImage and CmdImage controllers) share: when to build ([`next_build`]),
+//! how the Docker daemon is reached, the content-based tag tilt gives images, and publishing a built image into
+//! its ImageMap, whose status the KubernetesApply controller injects into the objects it deploys.
 
 use std::time::Duration;
 
@@ -9,7 +9,64 @@ use jiff::Timestamp;
 use kube::Client;
 use kube::api::{Api, Patch, PatchParams};
 use serde_json::json;
-use tilt_apis::ImageMap;
+use tilt_apis::{FileWatch, ImageMap, RestartOnSpec};
+
+use crate::references::Lookup;
+
+/// What an image controller knows of one object between reconciles, for [`next_build`].
+pub(crate) struct BuildHistory<'a, S> {
+    /// The spec the current or last build was started for (the object's, before any build).
+    pub last_spec: &'a S,
+    /// The newest restartOn/startOn event the current or last build started for.
+    pub last_trigger: Option<Timestamp>,
+    /// Whether a build was started for this object before.
+    pub built_before: bool,
+    /// Whether the last build stands (it finished or runs); false after a cancel or a wait.
+    pub has_build: bool,
+    /// Whether a build runs now.
+    pub building: bool,
+}
+
+/// Whether to (cancel what runs and) start a build now, and why: the first build; a changed spec; a restartOn
+/// event newer than the last build's, or no standing build. `None`: the last build stands, or a newer event
+/// came during a build, whose end requeues the object to build again (an event queues a build rather than
+/// cancelling the running one, as Go Tilt does; a spec change cancels it).
+pub(crate) async fn next_build<S: PartialEq>(
+    lookup: &impl Lookup,
+    history: BuildHistory<'_, S>,
+    spec: &S,
+    restart_on: Option<&RestartOnSpec>,
+    newest: Option<Timestamp>,
+) -> Option<&'static str> {
+    let spec_changed = history.last_spec != spec;
+    let newer = newest.is_some() && newest > history.last_trigger;
+    let reason = if !history.built_before {
+        "Initial Build"
+    } else if spec_changed {
+        "Config Changed"
+    } else if !history.has_build || newer {
+        trigger_reason(lookup, restart_on, newest).await
+    } else {
+        return None;
+    };
+    (spec_changed || !history.building).then_some(reason)
+}
+
+/// Why a build that `newest` triggered runs: a file change when a restartOn FileWatch saw it, else a click.
+async fn trigger_reason(
+    lookup: &impl Lookup,
+    restart_on: Option<&RestartOnSpec>,
+    newest: Option<Timestamp>,
+) -> &'static str {
+    let Some(newest) = newest else { return "Initial Build" };
+    for name in restart_on.iter().flat_map(|r| &r.file_watches) {
+        let fw = lookup.get::<FileWatch>(name).await;
+        if fw.and_then(|f| f.status.clone()?.last_event_time).is_some_and(|t| t.0 == newest) {
+            return "Changed Files";
+        }
+    }
+    "Manual Trigger"
+}
 
 /// How long one request (a whole build included) may take.
 const REQUEST_TIMEOUT: Duration = Duration::from_secs(3600);

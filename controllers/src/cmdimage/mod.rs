@@ -30,10 +30,10 @@ use tilt_apis::{
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
-use crate::image::DockerConfig;
+use crate::image::{BuildHistory, DockerConfig, next_build};
 use crate::logs::{LogLevel, LogStore};
 use crate::process::reaper::Reaper;
-use crate::references::{Lookup, disabled_by, references, resource_of, triggers};
+use crate::references::{disabled_by, references, resource_of, triggers};
 use crate::runtime::{Gone, Informers, Reconciler, Setup};
 
 /// The field manager of this controller's status writes.
@@ -82,18 +82,6 @@ pub struct Ctx {
     requeue: mpsc::UnboundedSender<ObjectRef<CmdImage>>,
 }
 
-/// Why a build that `newest` triggered runs: a file change when a restartOn FileWatch saw it, else a click.
-async fn trigger_reason(lookup: &impl Lookup, spec: &CmdImageSpec, newest: Option<Timestamp>) -> &'static str {
-    let Some(newest) = newest else { return "Initial Build" };
-    for name in spec.restart_on.iter().flat_map(|r| &r.file_watches) {
-        let fw = lookup.get::<FileWatch>(name).await;
-        if fw.and_then(|f| f.status.clone()?.last_event_time).is_some_and(|t| t.0 == newest) {
-            return "Changed Files";
-        }
-    }
-    "Manual Trigger"
-}
-
 impl Reconciler for Ctx {
     type K = CmdImage;
     type State = Entry;
@@ -132,21 +120,16 @@ async fn reconcile(ctx: &Ctx, ci: Arc<CmdImage>, state: &mut Option<Entry>) {
         return;
     }
 
-    let spec_changed = entry.spec != ci.spec;
-    let newer = newest.is_some() && newest > entry.trigger;
-    let reason = if !entry.built_before {
-        "Initial Build"
-    } else if spec_changed {
-        "Config Changed"
-    } else if entry.task.is_none() || newer {
-        trigger_reason(lookup, &ci.spec, newest).await
-    } else {
+    let history = BuildHistory {
+        last_spec: &entry.spec,
+        last_trigger: entry.trigger,
+        built_before: entry.built_before,
+        has_build: entry.task.is_some(),
+        building: entry.building(),
+    };
+    let Some(reason) = next_build(lookup, history, &ci.spec, ci.spec.restart_on.as_ref(), newest).await else {
         return;
     };
-    if !spec_changed && entry.building() {
-        // A newer event during a build: the build's end requeues this object, which then rebuilds.
-        return;
-    }
     entry.cancel().await;
     entry.spec = ci.spec.clone();
     entry.trigger = newest;

@@ -31,8 +31,9 @@ use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
 use self::build::Progress;
+use crate::image::{BuildHistory, next_build};
 use crate::logs::{LogLevel, LogStore};
-use crate::references::{Lookup, disabled_by, references, resource_of, triggers};
+use crate::references::{disabled_by, references, resource_of, triggers};
 use crate::runtime::{Gone, Informers, Reconciler, Setup};
 
 /// The field manager of this controller's status writes.
@@ -77,18 +78,6 @@ pub struct Ctx {
     config: DockerConfig,
     /// Asks for a reconcile when a build ends (a queued rebuild may be due).
     requeue: mpsc::UnboundedSender<ObjectRef<DockerImage>>,
-}
-
-/// Why a build that `newest` triggered runs: a file change when a restartOn FileWatch saw it, else a click.
-async fn trigger_reason(lookup: &impl Lookup, spec: &DockerImageSpec, newest: Option<Timestamp>) -> &'static str {
-    let Some(newest) = newest else { return "Initial Build" };
-    for name in spec.restart_on.iter().flat_map(|r| &r.file_watches) {
-        let fw = lookup.get::<FileWatch>(name).await;
-        if fw.and_then(|f| f.status.clone()?.last_event_time).is_some_and(|t| t.0 == newest) {
-            return "Changed Files";
-        }
-    }
-    "Manual Trigger"
 }
 
 impl Reconciler for Ctx {
@@ -144,21 +133,16 @@ async fn reconcile(ctx: &Ctx, di: Arc<DockerImage>, state: &mut Option<Entry>) {
         return;
     }
 
-    let spec_changed = entry.spec != di.spec;
-    let newer = newest.is_some() && newest > entry.trigger;
-    let reason = if !entry.built_before {
-        "Initial Build"
-    } else if spec_changed {
-        "Config Changed"
-    } else if entry.task.is_none() || newer {
-        trigger_reason(lookup, &di.spec, newest).await
-    } else {
+    let history = BuildHistory {
+        last_spec: &entry.spec,
+        last_trigger: entry.trigger,
+        built_before: entry.built_before,
+        has_build: entry.task.is_some(),
+        building: entry.building(),
+    };
+    let Some(reason) = next_build(lookup, history, &di.spec, di.spec.restart_on.as_ref(), newest).await else {
         return;
     };
-    if !spec_changed && entry.building() {
-        // A newer event during a build: the build's end requeues this object, which then rebuilds.
-        return;
-    }
     entry.cancel().await;
     entry.spec = di.spec.clone();
     entry.trigger = newest;
