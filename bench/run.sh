@@ -14,8 +14,11 @@
 #              of 300, 200,000 log lines at 10,000/s, 50 idle pages' server cost      (web/bench/ui-bench.mjs)
 #   hud        issue 16: the full-screen terminal view in tmux: key → screen latency with 1,000
 #              resources and 100,000 log lines, idle CPU and memory vs --stream         (hud-bench)
+#   sessions   issue 15: 100 `tilt up --api-context` sessions x 20 resources on one real control plane
+#              (tests/kube): all-Ready time, file change → restart p50 vs the embedded store, kube-apiserver
+#              requests per idle session, VmRSS vs the embedded store                 (bench/sessions.py)
 #
-# Without a name (or with `all`) it runs the four in turn; options after it go to each of them, so only
+# Without a name (or with `all`) it runs them all in turn; options after it go to each of them, so only
 # common ones make sense there (--quick, --deadline N). It first installs what the chosen benchmarks
 # compare against when missing and it can, going on without a peer (its column empty, with a note) when
 # it cannot: Debian's etcd-server, entr and inotify-tools (one `apt-get update`, then `apt-get install`),
@@ -32,10 +35,10 @@ set -euo pipefail
 root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 target="${CARGO_TARGET_DIR:-$root/target/bench}"
 
-which_benches=(apiserver filewatch tiltfile memory web hud)
+which_benches=(apiserver filewatch tiltfile memory web hud sessions)
 case "${1:-}" in
   all) shift ;;
-  apiserver|filewatch|tiltfile|memory|web|hud) which_benches=("$1"); shift ;;
+  apiserver|filewatch|tiltfile|memory|web|hud|sessions) which_benches=("$1"); shift ;;
   -h|--help)
     sed -n '2,/^set -euo/p' "${BASH_SOURCE[0]}" | sed '$d' | sed 's/^# \{0,1\}//'
     exit 0 ;;
@@ -89,7 +92,9 @@ fi
 
 # --- build -------------------------------------------------------------------------------------------
 crates=(tilt-bench)
-if wants filewatch || wants tiltfile || wants memory || wants web || wants hud; then crates+=(tilt); fi
+if wants filewatch || wants tiltfile || wants memory || wants web || wants hud || wants sessions; then
+  crates+=(tilt)
+fi
 if wants web && [ ! -d "$root/web/node_modules/playwright-core" ]; then
   echo "bench: npm ci --prefix web (playwright-core; it never downloads a browser)…" >&2
   npm ci --prefix "$root/web" --no-audit --no-fund >&2 || echo "bench: npm ci failed; the web benchmark will fail" >&2
@@ -105,6 +110,8 @@ for b in "${which_benches[@]}"; do
   echo "bench: running $b-bench ${args[*]}" >&2
   if [ "$b" = web ]; then
     run=(env TILT_BIN="$target/release/tilt" node "$root/web/bench/ui-bench.mjs" "${args[@]}")
+  elif [ "$b" = sessions ]; then
+    run=(python3 "$root/bench/sessions.py" --tilt "$target/release/tilt" "${args[@]}")
   else
     run=("$target/release/$b-bench" "${args[@]}")
   fi
