@@ -69,6 +69,8 @@ fn tilt_up_on_a_shared_apiserver_keeps_each_session_to_itself() {
     let mut lines = BufReader::new(up.0.stdout.take().unwrap()).lines();
     let first = lines.next().and_then(Result::ok).unwrap_or_default();
     assert!(first.contains(&format!("session {a}")) && first.contains(&format!("-n tilt-{a}")), "{first}");
+    let second = lines.next().and_then(Result::ok).unwrap_or_default();
+    let web_url = second.strip_prefix("Tilt started on ").unwrap_or_else(|| panic!("{second}")).to_string();
     std::thread::spawn(move || lines.for_each(drop));
     let ready = |name: &str| {
         get(h, d, &a, &["uiresource", name, "-o", "jsonpath={.status.conditions[?(@.type==\"Ready\")].status}"])
@@ -80,6 +82,16 @@ fn tilt_up_on_a_shared_apiserver_keeps_each_session_to_itself() {
     assert!(listed.contains("uiresource.tilt.dev/(Tiltfile)"), "{listed}");
     let stored = cluster.kubectl_ok(&["get", "uiresources", "-n", &format!("tilt-{a}"), "-o", "name"]);
     assert!(stored.contains("uiresource.tilt.dev/srv") && stored.contains("uiresource.tilt.dev/tiltfile-"), "{stored}");
+
+    // The web UI works on this store as on the embedded one: its view and its proxy to the API.
+    let web = crate::web::Web::at(&web_url);
+    let view = web.view();
+    let names: Vec<&str> =
+        view["uiResources"].as_array().unwrap().iter().filter_map(|r| r["metadata"]["name"].as_str()).collect();
+    assert!(names.contains(&"srv") && names.contains(&"job") && names.contains(&"(Tiltfile)"), "{names:?}");
+    let (code, body) = web.get("/proxy/apis/tilt.dev/v1alpha1/uiresources/(Tiltfile)");
+    assert_eq!(code, 200, "{body}");
+    assert_eq!(serde_json::from_str::<serde_json::Value>(&body).unwrap()["metadata"]["name"], "(Tiltfile)");
 
     // The FileWatch restarts the server.
     let pid = || get(h, d, &a, &["cmd", "srv:serve", "-o", "jsonpath={.status.running.pid}"]);

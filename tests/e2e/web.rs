@@ -20,7 +20,7 @@ enum Auth<'a> {
 }
 
 /// The web UI of one `tilt up`.
-struct Web {
+pub struct Web {
     base: String,
     token: String,
 }
@@ -28,8 +28,13 @@ struct Web {
 impl Web {
     /// Loads the page, as a browser would, and keeps the token cookie it sets.
     fn open(up: &TiltUp) -> Web {
+        Web::at(&up.web_url)
+    }
+
+    /// [`Web::open`] for the web UI at `url` (`http://localhost:PORT/`).
+    pub fn at(url: &str) -> Web {
         // localhost may resolve to ::1 first; the server listens on 127.0.0.1.
-        let base = up.web_url.replace("localhost", "127.0.0.1");
+        let base = url.replace("localhost", "127.0.0.1");
         let out = Command::new("curl").args(["-s", "-D", "-", "-o", "/dev/null", &base]).output().unwrap();
         let headers = String::from_utf8_lossy(&out.stdout).to_string();
         let token = headers
@@ -66,7 +71,7 @@ impl Web {
         (code.trim().parse().unwrap_or(0), body.to_string())
     }
 
-    fn get(&self, path: &str) -> (u16, String) {
+    pub fn get(&self, path: &str) -> (u16, String) {
         self.request("GET", path, None, Auth::Cookie(&self.token.clone()), &[])
     }
 
@@ -74,7 +79,7 @@ impl Web {
         self.request("POST", path, Some(body), Auth::Cookie(&self.token.clone()), &[])
     }
 
-    fn view(&self) -> Value {
+    pub fn view(&self) -> Value {
         let (code, body) = self.get("/api/view");
         assert_eq!(code, 200, "{body}");
         serde_json::from_str(&body).unwrap()
