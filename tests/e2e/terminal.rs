@@ -229,3 +229,25 @@ fn a_terminal_that_cannot_draw_gets_a_one_line_error() {
     assert_eq!(err.lines().count(), 1, "{err}");
     assert!(err.contains("--stream"), "{err}");
 }
+
+/// Issue 15: the full-screen view works the same on a session of a shared apiserver (`--api-context`).
+#[test]
+fn the_full_screen_view_works_on_a_shared_apiserver_session() {
+    let Some(cluster) = crate::kube_cluster::scaleout_cluster() else { return };
+    crate::crds::install(cluster, &["--namespaced"]);
+    let home = project();
+    std::fs::copy(&cluster.kubeconfig, home.path().join("kubeconfig")).unwrap();
+    let args = format!("--legacy --api-context real --session hud-{}", std::process::id());
+    let Some(tmux) = Tmux::start(&tilt_up_command(home.path(), &args, "")) else { return };
+    let line = |s: &str, needle: &str| s.lines().find(|l| l.contains(needle)).unwrap_or_default().to_string();
+    // Tilt's names (`(Tiltfile)`), not the ones the apiserver stores.
+    let s = tmux.wait("the resources, ready", |s| {
+        line(s, "(Tiltfile)").contains("OK")
+            && s.contains("Ready")
+            && s.contains("exited with code 2")
+            && s.contains("tick 2")
+    });
+    assert!(line(&s, "broken").contains("Error"), "{s}");
+    tmux.keys(&["q"]);
+    tmux.wait("tilt to exit", |s| s.contains("TILT-EXITED-0"));
+}
